@@ -1,0 +1,111 @@
+"""Types and rules shared by all message contracts.
+
+Compatibility rule (every message carries an integer `schema_version`):
+- Adding an optional field with a default is compatible: the version stays, and readers
+  ignore fields they do not know (parsing uses `extra="ignore"`), so old readers accept new
+  writers and new readers accept old writers.
+- Removing or renaming a field, changing a type, unit or meaning is breaking: the version is
+  incremented, and readers accept exactly the versions listed in their `SUPPORTED_VERSIONS`.
+  Anything else goes to the dead-letter topic with reason `unsupported_schema_version`;
+  it is never guessed at.
+- A deployment upgrades readers (detector, aggregator) to accept the new version before
+  writers start producing it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+CameraId = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="Camera id: 1-64 letters, digits, '.', '_' or '-'; the Kafka key.",
+    ),
+]
+Sequence = Annotated[int, Field(ge=0, description="Per-camera frame sequence number.")]
+UtcTime = Annotated[AwareDatetime, Field(description="A timezone-aware time (UTC on output).")]
+
+
+class Contract(BaseModel):
+    """Base of every message: frozen, unknown fields ignored on read (see the module doc)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class SchemaError(ValueError):
+    """A message that does not fit its contract; `code` becomes the dead-letter reason."""
+
+    def __init__(self, code: DeadLetterReason, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class DeadLetterReason(StrEnum):
+    """Why a message could not be processed (stable codes for dashboards and alerts)."""
+
+    MISSING_HEADER = "missing_header"
+    MALFORMED_HEADER = "malformed_header"
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    UNKNOWN_ENCODING = "unknown_encoding"
+    CORRUPT_IMAGE = "corrupt_image"
+    OVERSIZED_FRAME = "oversized_frame"
+    UNKNOWN_CAMERA = "unknown_camera"
+    INVALID_MESSAGE = "invalid_message"
+    PROCESSING_FAILED = "processing_failed"
+
+
+M = TypeVar("M", bound=Contract)
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def encode(message: Contract) -> bytes:
+    """A contract as compact JSON bytes (Kafka values of results, dead letters, alerts)."""
+    return message.model_dump_json().encode()
+
+
+def decode(model: type[M], payload: bytes, supported_versions: frozenset[int]) -> M:
+    """Parse JSON bytes into `model`, checking the schema version first.
+
+    Raises SchemaError with `unsupported_schema_version` for a version this reader does not
+    support and `invalid_message` for anything else that does not fit the contract.
+    """
+    try:
+        raw = model.__pydantic_validator__.validate_json(payload, allow_partial=False)
+    except ValidationError as error:
+        version = _peek_version(payload)
+        if version is not None and version not in supported_versions:
+            raise SchemaError(
+                DeadLetterReason.UNSUPPORTED_SCHEMA_VERSION,
+                f"schema_version {version} not in supported {sorted(supported_versions)}",
+            ) from error
+        raise SchemaError(
+            DeadLetterReason.INVALID_MESSAGE, f"{model.__name__}: {_summary(error)}"
+        ) from error
+    return raw  # type: ignore[no-any-return]
+
+
+def _peek_version(payload: bytes) -> int | None:
+    import json
+
+    try:
+        value = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    version = value.get("schema_version") if isinstance(value, dict) else None
+    return version if isinstance(version, int) else None
+
+
+def _summary(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in error.errors()[:5]
+    )

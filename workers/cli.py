@@ -1,0 +1,54 @@
+"""`maskwatch`: one command line, a subcommand per service.
+
+Subcommands are imported only when run, so `maskwatch --help` is fast and a service's image
+needs only that service's dependencies.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "stack": ("workers.common.stack:cli", "Bring the local stack (Kafka, Redis, model server) up or down."),
+    "topics": ("workers.common.topics:cli", "Create or describe the Kafka topics."),
+    "schemas": ("schemas.export:cli", "Write the JSON Schema files of the message contracts."),
+    "train": ("serving.cli:train_cli", "Train the Xception mask classifier."),
+    "export": ("serving.cli:export_cli", "Export classifier weights as a TF Serving SavedModel."),
+    "serve": ("serving.server:cli", "Serve SavedModels over the TensorFlow Serving gRPC API."),
+    "evaluate": ("workers.evaluate:cli", "Evaluate the classifier or the whole pipeline."),
+    "producer": ("workers.producer.main:cli", "Read cameras and publish frames to Kafka."),
+    "detector": ("workers.detector.main:cli", "Detect and classify faces in frames from Kafka."),
+    "aggregator": ("workers.aggregator.main:cli", "Fold frame results into Redis per camera."),
+    "api": ("workers.api.main:cli", "HTTP read API and live dashboard over Redis."),
+    "run": ("workers.pipeline:cli", "Run the whole pipeline locally on sample cameras."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in SUBCOMMANDS:
+            return None
+        target, _ = SUBCOMMANDS[cmd_name]
+        module_name, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute or "cli")
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_text) for name, (_, help_text) in sorted(SUBCOMMANDS.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="maskwatch")
+def main() -> None:
+    """maskwatch: per-camera face-mask compliance from city camera streams, in real time."""
