@@ -1,0 +1,72 @@
+"""CLI commands of the model side: `maskwatch train` and `maskwatch export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from workers.common.settings import ServiceSettings, load_settings, settings_options
+
+
+class TrainSettings(ServiceSettings):
+    """Training options (env prefix MASKWATCH_TRAIN_)."""
+
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_TRAIN_", extra="forbid", frozen=True)
+
+    data: Path = Field(Path("../shared/data"), description="Folder with crops/ and crowd/ (the shared layout).")
+    dataset: Path = Field(
+        Path("var/train/dataset.npz"),
+        description="Packed dataset; built from --data when it does not exist.",
+    )
+    out: Path = Field(Path("var/train/run"), description="Run folder: checkpoints, logs, weights.")
+    epochs: int = Field(30, ge=1, le=1000, description="Epochs to train (a resumed run counts on).")
+    batch_size: int = Field(32, ge=1, le=1024, description="Batch size.")
+    input_px: int = Field(128, ge=32, le=512, description="Classifier input side in pixels.")
+    learning_rate: float = Field(1e-4, gt=0, le=1.0, description="Adam learning rate.")
+    decay_per_epoch: float = Field(1e-4, ge=0, le=1.0, description="Inverse-time decay per epoch.")
+    weights: str = Field("imagenet", pattern="^(imagenet|none)$", description="imagenet or none.")
+    kaggle_per_epoch: int = Field(3000, ge=0, description="Kaggle-12k crops drawn per epoch.")
+    crowd_repeat: int = Field(3, ge=1, le=20, description="Times each crowd face appears per epoch.")
+    workers: int = Field(4, ge=1, le=64, description="Augmentation threads.")
+    time_budget_s: float | None = Field(None, gt=0, description="Stop after this many seconds.")
+    seed: int = Field(0, ge=0, description="Random seed.")
+
+
+@click.command("train")
+@settings_options(TrainSettings)
+def train_cli(**options: object) -> None:
+    """Train the Xception mask classifier (resumes when --out holds a run)."""
+    import numpy as np
+
+    from serving.crop import CropConfig
+    from serving.dataset import build
+    from serving.train import TrainConfig, train
+
+    settings = load_settings(TrainSettings, options)
+    if not settings.dataset.exists():
+        click.echo(f"building {settings.dataset} from {settings.data} ...")
+        settings.dataset.parent.mkdir(parents=True, exist_ok=True)
+        arrays = build(settings.data, CropConfig(size_px=settings.input_px))
+        np.savez(settings.dataset, **arrays)  # type: ignore[arg-type]
+    best = train(
+        TrainConfig(
+            dataset=settings.dataset,
+            out_dir=settings.out,
+            epochs=settings.epochs,
+            batch_size=settings.batch_size,
+            input_px=settings.input_px,
+            learning_rate=settings.learning_rate,
+            decay_per_epoch=settings.decay_per_epoch,
+            weights="none" if settings.weights == "none" else "imagenet",
+            kaggle_per_epoch=settings.kaggle_per_epoch,
+            crowd_repeat=settings.crowd_repeat,
+            workers=settings.workers,
+            time_budget_s=settings.time_budget_s,
+            seed=settings.seed,
+        ),
+        log=click.echo,
+    )
+    click.echo(f"best weights: {best}")
