@@ -1,0 +1,176 @@
+"""The aggregator's work on one batch, without Kafka's loop: decode, apply, judge alerts.
+
+`Aggregator.handle` turns consumed records into Redis writes and dead letters and returns
+only once Redis has confirmed the writes, so the caller may then commit the offsets. Alert
+transitions are recorded in Redis first (compare-and-set, so several aggregators never
+announce the same one twice) and only then handed to `alert_sink` (Kafka topic, webhook).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from prometheus_client import Counter, Histogram
+from redis import Redis
+
+from schemas.alert import AlertEvent
+from schemas.common import SchemaError, decode, encode
+from schemas.dead_letter import DeadLetter, payload_head
+from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
+from workers.aggregator.alerts import (
+    AlertRules,
+    RuleState,
+    evaluate_compliance,
+    evaluate_silence,
+    rule_state,
+)
+from workers.aggregator.apply import Applier, ApplyOutcome
+from workers.aggregator.model import WINDOWS, Keys, sum_counters
+from workers.aggregator.settings import AggregatorSettings
+from workers.common.logs import get_logger
+
+log = get_logger("aggregator")
+
+RESULTS = Counter(
+    "maskwatch_aggregator_results_total", "Results consumed by outcome.", ["outcome"]
+)
+ALERTS = Counter("maskwatch_aggregator_alerts_total", "Alert transitions.", ["rule", "state"])
+APPLY_SECONDS = Histogram(
+    "maskwatch_aggregator_apply_seconds",
+    "Time to apply one batch to Redis.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+
+class Record(Protocol):
+    """The parts of a Kafka ConsumerRecord the aggregator reads."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """One batch: what Redis applied, what was dead-lettered, which alerts changed."""
+
+    applied: ApplyOutcome
+    dead_letters: list[DeadLetter]
+    alerts: list[AlertEvent]
+
+
+AlertSink = Callable[[AlertEvent], None]
+
+
+class Aggregator:
+    """Folds decoded results into Redis and evaluates alert rules (see the module doc)."""
+
+    def __init__(self, settings: AggregatorSettings, redis: Redis, alert_sink: AlertSink) -> None:
+        self.keys = Keys(settings.key_prefix)
+        self.rules: AlertRules = settings.alert_rules()
+        self.redis = redis
+        self.applier = Applier(
+            redis, self.keys, settings.seen_ttl_s, settings.camera_ttl_s, settings.alerts_kept
+        )
+        self.alert_sink = alert_sink
+
+    def handle(self, records: Sequence[Record], now: float | None = None) -> BatchOutcome:
+        """Decode and apply a batch; raises (nothing committed) if Redis fails."""
+        now = time.time() if now is None else now
+        results: list[FrameResult] = []
+        dead: list[DeadLetter] = []
+        for record in records:
+            try:
+                results.append(decode(FrameResult, record.value or b"", SUPPORTED_RESULT_VERSIONS))
+            except SchemaError as error:
+                dead.append(_dead_letter(record, error))
+        started = time.perf_counter()
+        outcome = self.applier.apply_batch(results, now)
+        APPLY_SECONDS.observe(time.perf_counter() - started)
+        RESULTS.labels("applied").inc(outcome.applied)
+        RESULTS.labels("duplicate").inc(outcome.duplicates)
+        RESULTS.labels("dead_letter").inc(len(dead))
+        alerts = self.check_compliance(outcome.cameras, now)
+        return BatchOutcome(outcome, dead, alerts)
+
+    def check_compliance(self, cameras: Iterable[str], now: float) -> list[AlertEvent]:
+        """Evaluate low_compliance for cameras whose counts just changed."""
+        cameras = sorted(cameras)
+        if not cameras:
+            return []
+        window = WINDOWS[self.rules.window]
+        pipe = self.redis.pipeline(transaction=False)
+        for camera in cameras:
+            for key in self.keys.window(camera, window, now):
+                pipe.hgetall(key)
+            pipe.hgetall(self.keys.alert_state(camera))
+        replies = pipe.execute()
+        events = []
+        step = window.buckets + 1
+        for i, camera in enumerate(cameras):
+            chunk = replies[i * step : (i + 1) * step]
+            prev = rule_state(chunk[-1], "low_compliance")
+            event = evaluate_compliance(camera, sum_counters(chunk[:-1]), prev, self.rules, now)
+            if event is not None:
+                events.extend(self._record(event, prev, now))
+        return events
+
+    def check_silence(self, now: float | None = None) -> list[AlertEvent]:
+        """Evaluate camera_silent for every registered camera; prune long-gone cameras."""
+        now = time.time() if now is None else now
+        self.applier.prune_registry(now)
+        seen: list[tuple[str, float]] = list(
+            self.redis.zrange(self.keys.registry, 0, -1, withscores=True)  # type: ignore[arg-type]
+        )
+        pipe = self.redis.pipeline(transaction=False)
+        for camera, _ in seen:
+            pipe.hgetall(self.keys.alert_state(camera))
+        states = pipe.execute()
+        events = []
+        for (camera, last_ms), fields in zip(seen, states, strict=True):
+            prev = rule_state(fields, "camera_silent")
+            event = evaluate_silence(camera, last_ms / 1000, prev, self.rules, now)
+            if event is not None:
+                events.extend(self._record(event, prev, now))
+        return events
+
+    def _record(self, event: AlertEvent, prev: RuleState, now: float) -> list[AlertEvent]:
+        new_state = "firing" if event.state == "firing" else "ok"
+        won = self.applier.transition(
+            event.camera_id, event.rule, prev.state, new_state, now, event.value,
+            encode(event).decode(),
+        )
+        if not won:
+            return []
+        ALERTS.labels(event.rule, event.state).inc()
+        log.info("alert", camera_id=event.camera_id, rule=event.rule, state=event.state,
+                 value=event.value, message=event.message)
+        self.alert_sink(event)
+        return [event]
+
+
+def _dead_letter(record: Record, error: SchemaError) -> DeadLetter:
+    key = record.key.decode("utf-8", "replace")[:64] if record.key else None
+    log.warning("dead_letter", reason=error.code.value, partition=record.partition,
+                offset=record.offset, camera_id=key)
+    return DeadLetter(
+        source_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        camera_id=key,
+        stage="aggregator",
+        reason=error.code,
+        message=error.message[:2000],
+        payload_size=len(record.value or b""),
+        payload_head_b64=payload_head(record.value),
+    )

@@ -1,0 +1,93 @@
+"""The aggregator's settings (env prefix MASKWATCH_AGGREGATOR_); Kafka's come from KafkaSettings."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from workers.aggregator.alerts import AlertRules
+from workers.aggregator.model import WINDOWS, WindowName
+from workers.common.settings import ServiceSettings
+
+DAY_S = 86400
+
+
+class AggregatorSettings(ServiceSettings):
+    """Where Redis is, how results are consumed, how long state lives, and the alert rules."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MASKWATCH_AGGREGATOR_", extra="forbid", validate_default=True, frozen=True
+    )
+
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", min_length=8, description="Redis URL (redis://host:port/db)."
+    )
+    key_prefix: str = Field(
+        "mw:", min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Prefix of every Redis key (isolates deployments and tests).",
+    )
+    group_id: str = Field(
+        "maskwatch-aggregator", min_length=1, max_length=128, description="Kafka consumer group."
+    )
+    client_id: str = Field(
+        "aggregator", min_length=1, max_length=128, description="Kafka client id of this process."
+    )
+    max_batch: int = Field(500, ge=1, le=5000, description="Results applied per Redis round trip.")
+    poll_timeout_ms: int = Field(500, ge=10, le=10_000, description="Kafka poll wait (ms).")
+    seen_ttl_s: int = Field(
+        3600, ge=60, le=7 * DAY_S,
+        description="How long a (camera, seq) is remembered as applied (redelivery window, s).",
+    )
+    camera_ttl_s: int = Field(
+        7 * DAY_S, ge=3600, le=90 * DAY_S,
+        description="A camera unseen this long leaves the registry; its summary expires (s).",
+    )
+    alerts_kept: int = Field(
+        500, ge=10, le=100_000, description="Recent alert events kept in Redis."
+    )
+    compliance_below: float = Field(
+        0.8, ge=0.0, le=1.0, description="low_compliance fires below this share of masked faces."
+    )
+    hysteresis: float = Field(
+        0.05, ge=0.0, le=0.5, description="low_compliance resolves at compliance_below + this."
+    )
+    min_faces: int = Field(
+        20, ge=1, le=1_000_000, description="Faces the window needs before compliance is judged."
+    )
+    alert_window: WindowName = Field("15m", description="Window of low_compliance (1m, 15m, 24h).")
+    silent_after_s: float = Field(
+        60.0, ge=1.0, le=DAY_S,
+        description="camera_silent fires after this long without a frame (s)."
+    )
+    cooldown_s: float = Field(
+        300.0, ge=0.0, le=DAY_S,
+        description="A rule fires at most once per camera in this time (s)."
+    )
+    eval_interval_s: float = Field(
+        5.0, ge=0.1, le=300.0, description="How often silence is checked over all cameras (s)."
+    )
+    webhook_url: str | None = Field(
+        None, description="POST alert events here as JSON (optional; retried in background)."
+    )
+    webhook_queue: int = Field(
+        1000, ge=1, le=100_000, description="Alert events queued for the webhook."
+    )
+    webhook_retries: int = Field(5, ge=1, le=20, description="Attempts per webhook POST.")
+    health_port: int = Field(
+        9103, ge=0, le=65535, description="Port of /healthz /readyz /metrics (0: none)."
+    )
+    log_level: str = Field(
+        "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level."
+    )
+    json_logs: bool = Field(True, description="JSON log lines (off: human-readable).")
+
+    def alert_rules(self) -> AlertRules:
+        return AlertRules(
+            compliance_below=self.compliance_below,
+            hysteresis=self.hysteresis,
+            min_faces=self.min_faces,
+            window=self.alert_window,
+            window_s=WINDOWS[self.alert_window].seconds,
+            silent_after_s=self.silent_after_s,
+            cooldown_s=self.cooldown_s,
+        )
