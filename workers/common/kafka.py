@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import TopicAlreadyExistsError
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -22,6 +22,8 @@ from workers.common.settings import ServiceSettings
 log = get_logger("kafka")
 
 MiB = 1024 * 1024
+HEADROOM_BYTES = 64 * 1024
+"""Room for a record's key, headers and batch framing on top of the largest JPEG."""
 
 
 class KafkaSettings(ServiceSettings):
@@ -35,33 +37,36 @@ class KafkaSettings(ServiceSettings):
     dead_letter_topic: str = Field("maskwatch.dead-letters", description="Topic of dead letters.")
     alerts_topic: str = Field("maskwatch.alerts", description="Topic of alert events.")
     frames_partitions: int = Field(12, ge=1, le=1024, description="Partitions of the frames topic.")
-    results_partitions: int = Field(12, ge=1, le=1024, description="Partitions of the results topic.")
+    results_partitions: int = Field(
+        12, ge=1, le=1024, description="Partitions of the results topic."
+    )
     replication_factor: int = Field(1, ge=1, le=5, description="Replicas of every topic.")
     max_frame_bytes: int = Field(
-        4 * MiB, ge=64 * 1024, le=64 * MiB, description="Largest frame message (bytes)."
+        4 * MiB, ge=64 * 1024, le=64 * MiB, description="Largest JPEG frame (bytes)."
     )
+
+
+def frame_message_bytes(settings: KafkaSettings) -> int:
+    """The largest frame record: the frames topic, producers and consumers all use this size."""
+    return settings.max_frame_bytes + HEADROOM_BYTES
 
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """One topic and its settings."""
+    """One topic and its settings (also what `existing_topics` reads back from the broker)."""
 
     name: str
     partitions: int
     retention_ms: int
     max_message_bytes: int
 
-    def new_topic(self, replication_factor: int) -> NewTopic:
-        return NewTopic(
-            name=self.name,
-            num_partitions=self.partitions,
-            replication_factor=replication_factor,
-            topic_configs={
-                "retention.ms": str(self.retention_ms),
-                "max.message.bytes": str(self.max_message_bytes),
-                "cleanup.policy": "delete",
-            },
-        )
+    def configs(self) -> dict[str, str]:
+        """The topic-level configs the broker stores for this topic."""
+        return {
+            "retention.ms": str(self.retention_ms),
+            "max.message.bytes": str(self.max_message_bytes),
+            "cleanup.policy": "delete",
+        }
 
 
 HOUR_MS = 3600 * 1000
@@ -71,7 +76,12 @@ DAY_MS = 24 * HOUR_MS
 def topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
     """All topics: frames are perishable (1 h), results and dead letters are kept for audits."""
     return [
-        TopicSpec(settings.frames_topic, settings.frames_partitions, HOUR_MS, settings.max_frame_bytes),
+        TopicSpec(
+            settings.frames_topic,
+            settings.frames_partitions,
+            HOUR_MS,
+            frame_message_bytes(settings),
+        ),
         TopicSpec(settings.results_topic, settings.results_partitions, 7 * DAY_MS, 1 * MiB),
         TopicSpec(settings.dead_letter_topic, 3, 14 * DAY_MS, 1 * MiB),
         TopicSpec(settings.alerts_topic, 3, 30 * DAY_MS, 1 * MiB),
@@ -89,7 +99,7 @@ def make_producer(settings: KafkaSettings, client_id: str, **overrides: Any) -> 
         "acks": "all",
         "enable_idempotence": True,
         "compression_type": None,
-        "max_request_size": settings.max_frame_bytes + 64 * 1024,
+        "max_request_size": frame_message_bytes(settings),
         "linger_ms": 5,
         "retries": 2**31 - 1,
         "delivery_timeout_ms": 120_000,
@@ -113,8 +123,8 @@ def make_consumer(
         "max_poll_interval_ms": 300_000,
         "session_timeout_ms": 10_000,
         "heartbeat_interval_ms": 3_000,
-        "fetch_max_bytes": max(settings.max_frame_bytes * 4, 52_428_800),
-        "max_partition_fetch_bytes": settings.max_frame_bytes + 64 * 1024,
+        "fetch_max_bytes": max(frame_message_bytes(settings) * 4, 52_428_800),
+        "max_partition_fetch_bytes": frame_message_bytes(settings),
     }
     config.update(overrides)
     consumer = KafkaConsumer(**config)
@@ -123,26 +133,100 @@ def make_consumer(
     return consumer
 
 
-def make_admin(settings: KafkaSettings, client_id: str = "maskwatch-admin") -> KafkaAdminClient:
-    return KafkaAdminClient(**_common(settings, client_id))
+def make_admin(
+    settings: KafkaSettings, client_id: str = "maskwatch-admin", **overrides: Any
+) -> KafkaAdminClient:
+    return KafkaAdminClient(**{**_common(settings, client_id), **overrides})
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    """What the admin API says about the cluster (used by health checks and `stack status`)."""
+
+    cluster_id: str
+    broker_ids: tuple[int, ...]
+    version: tuple[int, ...]
+    """Broker version as the client infers it from the broker's API versions, e.g. (4, 1)."""
+
+
+def broker_info(settings: KafkaSettings, timeout_ms: int = 5_000) -> BrokerInfo:
+    """Ask the cluster for its id, its unfenced brokers and their version (raises if down)."""
+    admin = make_admin(
+        settings, "maskwatch-health", bootstrap_timeout_ms=timeout_ms, request_timeout_ms=timeout_ms
+    )
+    try:
+        cluster = admin.describe_cluster()
+        brokers = tuple(b["broker_id"] for b in cluster["brokers"] if not b.get("is_fenced"))
+        version = admin.get_broker_version_data(brokers[0]).broker_version if brokers else ()
+        return BrokerInfo(str(cluster["cluster_id"]), brokers, tuple(version))
+    finally:
+        admin.close()
+
+
+def existing_topics(settings: KafkaSettings, names: list[str]) -> dict[str, TopicSpec]:
+    """Read back partitions and configs of those of `names` that exist, as TopicSpecs."""
+    admin = make_admin(settings)
+    try:
+        present = [n for n in names if n in set(admin.list_topics())]
+        if not present:
+            return {}
+        partitions = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(present)}
+        resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in present]
+        configs = admin.describe_configs(resources, config_filter="all")["topic"]
+    finally:
+        admin.close()
+
+    def value(topic: str, key: str) -> int:
+        return int(configs[topic][key]["value"])
+
+    return {
+        name: TopicSpec(
+            name, partitions[name], value(name, "retention.ms"), value(name, "max.message.bytes")
+        )
+        for name in present
+    }
 
 
 def create_topics(settings: KafkaSettings) -> dict[str, str]:
-    """Create missing topics (idempotent): returns topic → "created" | "exists"."""
+    """Create missing topics (idempotent): topic → "created" | "exists" | "differs: ...".
+
+    An existing topic is never altered; a difference from its spec is reported so an operator
+    decides (partitions can only grow, and that re-keys cameras onto other partitions).
+    """
+    specs = topic_specs(settings)
+    before = existing_topics(settings, [s.name for s in specs])
     admin = make_admin(settings)
     try:
-        existing = set(admin.list_topics())
         outcome: dict[str, str] = {}
-        for spec in topic_specs(settings):
-            if spec.name in existing:
-                outcome[spec.name] = "exists"
+        for spec in specs:
+            if spec.name in before:
+                found = before[spec.name]
+                outcome[spec.name] = "exists" if found == spec else f"differs: {found}"
                 continue
+            request = {
+                spec.name: {
+                    "num_partitions": spec.partitions,
+                    "replication_factor": settings.replication_factor,
+                    "configs": spec.configs(),
+                }
+            }
             try:
-                admin.create_topics([spec.new_topic(settings.replication_factor)])
+                admin.create_topics(request, wait_for_metadata=True)
                 outcome[spec.name] = "created"
             except TopicAlreadyExistsError:
                 outcome[spec.name] = "exists"
             log.info("topic", topic=spec.name, outcome=outcome[spec.name])
         return outcome
+    finally:
+        admin.close()
+
+
+def delete_topics(settings: KafkaSettings, names: list[str]) -> None:
+    """Delete those of `names` that exist (tests clean up their per-test topics with this)."""
+    admin = make_admin(settings)
+    try:
+        present = [n for n in names if n in set(admin.list_topics())]
+        if present:
+            admin.delete_topics(present)
     finally:
         admin.close()

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Install what the local stack and the tests need, idempotently (quick when all is there):
+#   1. Debian packages: Redis, ffmpeg, Chromium, GStreamer's RTSP server, Java 17 and Maven;
+#   2. the virtualenv .venv with maskwatch and all its service extras (editable);
+#   3. the Apache Kafka broker jars from Maven Central, cached in ~/.cache/maskwatch.
+# Environment: MASKWATCH_PYTHON (interpreter for a new venv; default python3.11 or python3).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+say() { printf 'install: %s\n' "$*"; }
+
+# 1. Debian packages ------------------------------------------------------------------------
+APT_PACKAGES=(
+  redis-server ffmpeg chromium
+  gir1.2-gst-rtsp-server-1.0 python3-gi
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  openjdk-17-jre-headless maven
+)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  say "apt: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  say "apt: all ${#APT_PACKAGES[@]} packages present"
+fi
+# Debian's package may start its own Redis on 6379 (init script); the stack runs its own, so
+# stop that service to keep the port free and `stack down` complete.
+if [ -x /etc/init.d/redis-server ] && /etc/init.d/redis-server status >/dev/null 2>&1; then
+  say "apt: stopping the redis-server system service (the stack starts its own)"
+  /etc/init.d/redis-server stop >/dev/null || true
+fi
+
+# 2. Python virtualenv ----------------------------------------------------------------------
+EXTRAS="producer,detector,serving,aggregator,api,dev"
+STAMP=".venv/.maskwatch-install"
+want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1) $EXTRAS"
+if [ ! -x .venv/bin/python ]; then
+  PY="${MASKWATCH_PYTHON:-$(command -v python3.11 || command -v python3)}"
+  say "venv: creating .venv with $PY ($("$PY" --version))"
+  "$PY" -m venv .venv
+fi
+if [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ] && [ -x .venv/bin/maskwatch ]; then
+  say "venv: up to date"
+else
+  say "venv: pip install -e .[$EXTRAS]"
+  log="$(mktemp)"
+  if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+         .venv/bin/python -m pip install -q -e ".[$EXTRAS]"; } >"$log" 2>&1; then
+    cat "$log"; say "venv: pip install failed"; exit 1
+  fi
+  rm -f "$log"
+  printf '%s' "$want" >"$STAMP"
+fi
+
+# 3. Kafka jars -----------------------------------------------------------------------------
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' deploy/local/pom.xml)"
+LIBS="${XDG_CACHE_HOME:-$HOME/.cache}/maskwatch/kafka-$KAFKA_VERSION/libs"
+if [ -f "$LIBS/.complete" ]; then
+  say "kafka: $KAFKA_VERSION jars cached in $LIBS"
+else
+  say "kafka: fetching Apache Kafka $KAFKA_VERSION jars from Maven Central"
+  tmp="$LIBS.tmp.$$"
+  rm -rf "$tmp"
+  mvn -q -B -f deploy/local/pom.xml dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$tmp"
+  rm -rf "$LIBS"
+  mv "$tmp" "$LIBS"
+  touch "$LIBS/.complete"
+  say "kafka: $(ls "$LIBS"/*.jar | wc -l) jars in $LIBS"
+fi
