@@ -1,0 +1,176 @@
+"""`maskwatch producer`: read this replica's share of the cameras and publish frames to Kafka.
+
+Wiring only: settings and cameras.yaml are validated first (a bad file fails here, before
+any connection), the replica keeps the cameras rendezvous hashing gives it, each camera gets
+a worker thread, and all of them feed one bounded sender. SIGTERM stops the cameras, flushes
+the buffer to Kafka and exits 0.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+import click
+from prometheus_client import CollectorRegistry
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from workers.common.kafka import KafkaSettings, make_producer
+from workers.common.logs import configure_logging, get_logger
+from workers.common.runtime import ServiceRuntime
+from workers.common.settings import ServiceSettings, load_settings, settings_options
+from workers.producer.camera import Backoff, CameraWorker
+from workers.producer.config import CameraConfig, ConfigError, load_cameras
+from workers.producer.metrics import ProducerMetrics
+from workers.producer.sender import FrameSender, FrameTransport, kafka_connector
+from workers.producer.sharding import ShardingError, owned, resolve_replica
+from workers.producer.sources import configure_ffmpeg, make_source
+
+log = get_logger("producer")
+
+#: Room left in a Kafka message for headers and record-batch overhead.
+MESSAGE_OVERHEAD_BYTES = 2048
+
+
+class ProducerSettings(ServiceSettings):
+    """Producer process settings (env prefix MASKWATCH_PRODUCER_; Kafka: MASKWATCH_KAFKA_)."""
+
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_PRODUCER_", extra="forbid", frozen=True)
+
+    config: Path = Field(Path("cameras.yaml"), description="Path of the cameras YAML file.")
+    health_port: int = Field(
+        9101, ge=0, le=65535, description="Port of /healthz, /readyz, /metrics."
+    )
+    replica_count: int = Field(1, ge=1, le=10_000, description="Producer replicas sharing cameras.")
+    replica_index: int | None = Field(
+        None, ge=0, le=9_999, description="This replica (0-based); default: pod-name ordinal."
+    )
+    pod_name: str | None = Field(
+        None, max_length=253, description="Pod name; its -N suffix is the replica index."
+    )
+    buffer_frames: int = Field(
+        64, ge=1, le=10_000, description="Frames buffered for Kafka before the oldest is dropped."
+    )
+    max_in_flight: int = Field(
+        32, ge=1, le=1_000, description="Frames sent to Kafka and not yet acknowledged."
+    )
+    open_timeout_s: float = Field(10.0, ge=0.5, le=120, description="Source connect timeout.")
+    read_timeout_s: float = Field(
+        10.0, ge=0.5, le=120, description="A source silent this long is stalled: reconnect."
+    )
+    backoff_initial_s: float = Field(1.0, ge=0.05, le=60, description="First reconnect delay.")
+    backoff_max_s: float = Field(30.0, ge=1, le=600, description="Longest reconnect delay.")
+    shutdown_timeout_s: float = Field(
+        20.0, ge=1, le=300, description="Time to flush buffered frames on SIGTERM."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+
+
+class Producer:
+    """The cameras of one replica and their shared sender (usable in-process by tests)."""
+
+    def __init__(
+        self,
+        cameras: list[CameraConfig],
+        settings: ProducerSettings,
+        kafka: KafkaSettings,
+        metrics: ProducerMetrics,
+        connect: Callable[[], FrameTransport] | None = None,
+        client_id: str = "maskwatch-producer",
+    ) -> None:
+        self.settings = settings
+        self.stop_event = threading.Event()
+        connect = connect or kafka_connector(
+            partial(make_producer, kafka, client_id), kafka.frames_topic, max_block_ms=5_000
+        )
+        self.sender = FrameSender(connect, metrics, settings.buffer_frames, settings.max_in_flight)
+        backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s)
+        max_bytes = kafka.max_frame_bytes - MESSAGE_OVERHEAD_BYTES
+        self.workers = [
+            CameraWorker(
+                camera,
+                partial(
+                    make_source,
+                    camera,
+                    settings.open_timeout_s,
+                    settings.read_timeout_s,
+                    self.stop_event.wait,
+                ),
+                self.sender.submit,
+                metrics,
+                max_bytes,
+                backoff,
+                self.stop_event,
+            )
+            for camera in cameras
+        ]
+        metrics.cameras.set(len(cameras))
+
+    def start(self) -> None:
+        self.sender.start()
+        for worker in self.workers:
+            worker.thread.start()
+
+    def stop(self) -> dict[str, int]:
+        """Stop the cameras, flush the sender; returns each camera's last sequence number."""
+        deadline = time.monotonic() + self.settings.shutdown_timeout_s
+        self.stop_event.set()
+        for worker in self.workers:
+            worker.thread.join(max(0.0, deadline - time.monotonic()))
+        self.sender.close(max(1.0, deadline - time.monotonic()))
+        return {w.camera.id: w.sequence.last for w in self.workers}
+
+
+def select_cameras(settings: ProducerSettings) -> list[CameraConfig]:
+    """The enabled cameras this replica owns; raises click errors for bad config."""
+    try:
+        cameras = load_cameras(settings.config)
+        index = resolve_replica(settings.replica_index, settings.replica_count, settings.pod_name)
+    except (ConfigError, ShardingError) as error:
+        raise click.ClickException(str(error)) from None
+    enabled = {c.id: c for c in cameras if c.enabled}
+    mine = owned(enabled, index, settings.replica_count)
+    log.info(
+        "cameras_assigned",
+        replica_index=index,
+        replica_count=settings.replica_count,
+        configured=len(cameras),
+        enabled=len(enabled),
+        owned=len(mine),
+    )
+    return [enabled[camera_id] for camera_id in mine]
+
+
+def run(settings: ProducerSettings, kafka: KafkaSettings) -> None:
+    """Run until SIGTERM / SIGINT."""
+    configure_logging(settings.log_level)
+    configure_ffmpeg()
+    cameras = select_cameras(settings)
+    registry = CollectorRegistry()
+    runtime = ServiceRuntime("producer", settings.health_port, registry)
+    runtime.install_signal_handlers()
+    producer = Producer(cameras, settings, kafka, ProducerMetrics(registry))
+    producer.start()
+    try:
+        while not runtime.stopping.wait(1.0):
+            runtime.health.beat()
+            connected = producer.sender.connected.is_set()
+            runtime.health.set_ready(connected, "" if connected else "kafka unavailable")
+    finally:
+        last_seq = producer.stop()
+        log.info("producer_stopped", last_seq=last_seq)
+        runtime.close()
+
+
+@click.command(name="producer")
+@settings_options(ProducerSettings)
+def cli(**values: Any) -> None:
+    """Read cameras (cameras.yaml) and publish JPEG frames to Kafka."""
+    run(load_settings(ProducerSettings, values), KafkaSettings())
