@@ -1,0 +1,55 @@
+"""The API's settings (env prefix MASKWATCH_API_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from workers.common.settings import ServiceSettings
+
+
+class ApiSettings(ServiceSettings):
+    """Where Redis is, where to listen, the optional bearer token and the stream's pace."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MASKWATCH_API_", extra="forbid", validate_default=True, frozen=True
+    )
+
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", min_length=8, description="Redis URL (redis://host:port/db)."
+    )
+    key_prefix: str = Field(
+        "mw:", min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Prefix of the aggregator's Redis keys.",
+    )
+    host: str = Field("0.0.0.0", min_length=1, description="Address to listen on.")
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port (API, dashboard, metrics).")
+    token: SecretStr | None = Field(
+        None, description="Bearer token required by /api/v1 (unset: open). Prefer token_file."
+    )
+    token_file: Path | None = Field(
+        None, description="File holding the bearer token (e.g. a mounted Kubernetes secret)."
+    )
+    stale_after_s: float = Field(
+        60.0, ge=1.0, le=86400.0, description="A camera with no frame for this long is stale (s)."
+    )
+    stream_refresh_s: float = Field(
+        5.0, ge=0.5, le=300.0, description="The event stream resends a full snapshot this often."
+    )
+    stream_coalesce_s: float = Field(
+        0.5, ge=0.05, le=10.0, description="Camera updates are batched this long per stream (s)."
+    )
+    max_streams: int = Field(100, ge=1, le=10_000, description="Concurrent event streams allowed.")
+    max_alerts: int = Field(500, ge=1, le=10_000, description="Most alert events one request gets.")
+    log_level: str = Field(
+        "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level."
+    )
+    json_logs: bool = Field(True, description="JSON log lines (off: human-readable).")
+
+    def bearer_token(self) -> str | None:
+        """The token from `token_file` or `token`; None when the API is open."""
+        if self.token_file is not None:
+            return self.token_file.read_text().strip() or None
+        return self.token.get_secret_value() if self.token else None
