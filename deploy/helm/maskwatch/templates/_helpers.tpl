@@ -1,0 +1,281 @@
+{{/* Names and labels. */}}
+{{- define "maskwatch.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "maskwatch.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels: call with (dict "root" $ "component" "detector"). */}}
+{{- define "maskwatch.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "maskwatch.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "maskwatch.labels" -}}
+{{ include "maskwatch.selectorLabels" . }}
+app.kubernetes.io/part-of: maskwatch
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "maskwatch.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "maskwatch.modelImage" -}}
+{{- $m := .Values.modelServer.image -}}
+{{- printf "%s:%s" $m.repository (default .Chart.AppVersion $m.tag) -}}
+{{- end -}}
+
+{{- define "maskwatch.secretName" -}}
+{{- default (printf "%s-secrets" (include "maskwatch.fullname" .)) .Values.secrets.existingSecret -}}
+{{- end -}}
+
+{{/* Kafka bootstrap: Strimzi's bootstrap Service, or the external servers. */}}
+{{- define "maskwatch.kafkaBootstrap" -}}
+{{- if .Values.kafka.strimzi.enabled -}}
+{{- printf "%s-kafka-bootstrap.%s.svc:9092" .Values.kafka.strimzi.clusterName .Release.Namespace -}}
+{{- else -}}
+{{- required "kafka.bootstrapServers is required when kafka.strimzi.enabled=false" .Values.kafka.bootstrapServers -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "maskwatch.redisUrl" -}}
+{{- if .Values.redis.enabled -}}
+{{- printf "redis://%s-redis.%s.svc:6379/0" (include "maskwatch.fullname" .) .Release.Namespace -}}
+{{- else -}}
+{{- required "redis.url is required when redis.enabled=false" .Values.redis.url -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "maskwatch.modelServerAddress" -}}
+{{- printf "%s-model-server.%s.svc:%d" (include "maskwatch.fullname" .) .Release.Namespace (int .Values.modelServer.grpcPort) -}}
+{{- end -}}
+
+{{/* A value as an environment string: whole numbers without exponents, lists/maps as JSON. */}}
+{{- define "maskwatch.envString" -}}
+{{- if or (kindIs "map" .) (kindIs "slice" .) -}}
+{{- toJson . -}}
+{{- else if and (kindIs "float64" .) (eq (float64 (int64 .)) .) -}}
+{{- int64 . -}}
+{{- else -}}
+{{- toString . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The shared Kafka section as environment variables (a dict as YAML). */}}
+{{- define "maskwatch.kafkaEnv" -}}
+{{- $k := .Values.kafka -}}
+MASKWATCH_KAFKA_BOOTSTRAP_SERVERS: {{ include "maskwatch.kafkaBootstrap" . | quote }}
+MASKWATCH_KAFKA_FRAMES_TOPIC: {{ $k.topics.frames | quote }}
+MASKWATCH_KAFKA_RESULTS_TOPIC: {{ $k.topics.results | quote }}
+MASKWATCH_KAFKA_DEAD_LETTER_TOPIC: {{ $k.topics.deadLetters | quote }}
+MASKWATCH_KAFKA_ALERTS_TOPIC: {{ $k.topics.alerts | quote }}
+MASKWATCH_KAFKA_FRAMES_PARTITIONS: {{ include "maskwatch.envString" $k.framesPartitions | quote }}
+MASKWATCH_KAFKA_RESULTS_PARTITIONS: {{ include "maskwatch.envString" $k.resultsPartitions | quote }}
+MASKWATCH_KAFKA_REPLICATION_FACTOR: {{ include "maskwatch.envString" $k.replicationFactor | quote }}
+MASKWATCH_KAFKA_MAX_FRAME_BYTES: {{ include "maskwatch.envString" $k.maxFrameBytes | quote }}
+{{- range $name, $value := $k.env }}
+{{ $name }}: {{ include "maskwatch.envString" $value | quote }}
+{{- end }}
+{{- end -}}
+
+{{/*
+A container's env list. Call with
+  (dict "root" $ "values" .Values.detector "kafka" true "mapped" (dict NAME value ...))
+Merge order (later wins): kafka section, chart-mapped values, <component>.env; names in
+<component>.secretEnv come from the chart's Secret instead.
+*/}}
+{{- define "maskwatch.env" -}}
+{{- $env := dict -}}
+{{- if .kafka -}}
+{{- $env = include "maskwatch.kafkaEnv" .root | fromYaml -}}
+{{- end -}}
+{{- range $name, $value := (.mapped | default dict) -}}
+{{- $_ := set $env $name (include "maskwatch.envString" $value) -}}
+{{- end -}}
+{{- range $name, $value := (.values.env | default dict) -}}
+{{- $_ := set $env $name (include "maskwatch.envString" $value) -}}
+{{- end -}}
+{{- $secretEnv := .values.secretEnv | default dict -}}
+{{- range $name, $_ := $secretEnv -}}
+{{- $_ := unset $env $name -}}
+{{- end -}}
+{{- range $name := (.fieldRefs | default dict | keys | sortAlpha) -}}
+{{- $_ := unset $env $name }}
+- name: {{ $name }}
+  valueFrom:
+    fieldRef:
+      fieldPath: {{ get $.fieldRefs $name }}
+{{- end -}}
+{{- range $name := keys $env | sortAlpha }}
+- name: {{ $name }}
+  value: {{ get $env $name | quote }}
+{{- end -}}
+{{- range $name := keys $secretEnv | sortAlpha }}
+- name: {{ $name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "maskwatch.secretName" $.root }}
+      key: {{ get $secretEnv $name }}
+      optional: true
+{{- end -}}
+{{- end -}}
+
+{{/* Probes on a service's health port: /healthz (loop turning), /readyz (can do work). */}}
+{{- define "maskwatch.probes" -}}
+livenessProbe:
+  httpGet:
+    path: /healthz
+    port: {{ .port }}
+  initialDelaySeconds: 10
+  periodSeconds: 10
+  timeoutSeconds: 3
+  failureThreshold: 6
+readinessProbe:
+  httpGet:
+    path: /readyz
+    port: {{ .port }}
+  periodSeconds: 5
+  timeoutSeconds: 3
+  failureThreshold: 3
+startupProbe:
+  httpGet:
+    path: /healthz
+    port: {{ .port }}
+  periodSeconds: 5
+  failureThreshold: 60
+{{- end -}}
+
+{{/* Scheduling keys shared by every workload: call with a component's values. */}}
+{{- define "maskwatch.scheduling" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Chart-wide checks that would otherwise make a broken install. */}}
+{{- define "maskwatch.validate" -}}
+{{- $partitions := int .Values.kafka.framesPartitions -}}
+{{- if and .Values.keda.enabled (gt (int .Values.keda.maxReplicaCount) $partitions) -}}
+{{- fail (printf "keda.maxReplicaCount (%d) must not exceed kafka.framesPartitions (%d): extra detectors would sit idle" (int .Values.keda.maxReplicaCount) $partitions) -}}
+{{- end -}}
+{{- if and .Values.keda.enabled (gt (int .Values.keda.minReplicaCount) (int .Values.keda.maxReplicaCount)) -}}
+{{- fail "keda.minReplicaCount must not exceed keda.maxReplicaCount" -}}
+{{- end -}}
+{{- $detectors := int .Values.detector.replicas -}}
+{{- if .Values.detector.canary.enabled -}}
+{{- $detectors = add $detectors (int .Values.detector.canary.replicas) -}}
+{{- end -}}
+{{- if and (not .Values.keda.enabled) (gt $detectors $partitions) -}}
+{{- fail (printf "detector replicas (%d, canary included) must not exceed kafka.framesPartitions (%d)" $detectors $partitions) -}}
+{{- end -}}
+{{- if not (has .Values.producer.kind (list "Deployment" "StatefulSet")) -}}
+{{- fail "producer.kind must be Deployment or StatefulSet" -}}
+{{- end -}}
+{{- if and (eq .Values.producer.kind "Deployment") (gt (int .Values.producer.replicas) 1) -}}
+{{- fail "producer.replicas > 1 needs producer.kind=StatefulSet (each camera must have exactly one producer)" -}}
+{{- end -}}
+{{- if not (has .Values.modelServer.engine (list "tensorflow-serving" "maskwatch")) -}}
+{{- fail "modelServer.engine must be tensorflow-serving or maskwatch" -}}
+{{- end -}}
+{{- $served := list -}}
+{{- range .Values.modelServer.versions -}}
+{{- $served = append $served (int64 .) -}}
+{{- end -}}
+{{- range $label, $version := .Values.modelServer.versionLabels -}}
+{{- if not (has (int64 $version) $served) -}}
+{{- fail (printf "modelServer.versionLabels.%s=%d must name one of modelServer.versions (TF Serving labels only versions it serves)" $label (int64 $version)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The pod template of a Python service (producer, detector, aggregator, api, maskwatch model
+server). Call with (dict "root" $ "component" "detector" "values" .Values.detector
+"port" 9102 "kafka" true "mapped" (dict ...) "fieldRefs" (dict ...)
+"volumes" (list ...) "mounts" (list ...) "extraPorts" (list ...) "initContainers" (list ...)).
+*/}}
+{{- define "maskwatch.servicePod" -}}
+{{- $root := .root -}}
+metadata:
+  labels:
+    {{- include "maskwatch.labels" (dict "root" $root "component" .component) | nindent 4 }}
+  annotations:
+    checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
+    {{- with $root.Values.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  automountServiceAccountToken: false
+  {{- with $root.Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
+  terminationGracePeriodSeconds: 60
+  {{- with .initContainers }}
+  initContainers:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  containers:
+    - name: {{ .component }}
+      image: {{ include "maskwatch.image" $root }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      args:
+        {{- toYaml .values.args | nindent 8 }}
+      env:
+        {{- include "maskwatch.env" . | trim | nindent 8 }}
+      ports:
+        - name: {{ .portName | default "metrics" }}
+          containerPort: {{ .port }}
+          protocol: TCP
+        {{- with .extraPorts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- include "maskwatch.probes" (dict "port" (.portName | default "metrics")) | nindent 6 }}
+      resources:
+        {{- toYaml .values.resources | nindent 8 }}
+      securityContext:
+        {{- toYaml $root.Values.securityContext | nindent 8 }}
+      volumeMounts:
+        - name: tmp
+          mountPath: /tmp
+        {{- with .mounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+  volumes:
+    - name: tmp
+      emptyDir:
+        sizeLimit: 256Mi
+    {{- with .volumes }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- include "maskwatch.scheduling" .values | nindent 2 }}
+{{- end -}}
