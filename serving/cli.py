@@ -70,3 +70,45 @@ def train_cli(**options: object) -> None:
         log=click.echo,
     )
     click.echo(f"best weights: {best}")
+
+
+class ExportSettings(ServiceSettings):
+    """Export options (env prefix MASKWATCH_EXPORT_)."""
+
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_EXPORT_", extra="forbid", frozen=True)
+
+    weights: Path = Field(
+        Path("serving/models/mask_classifier"), description="Compact weights folder to export."
+    )
+    model_base: Path = Field(Path("var/models"), description="TF Serving model base folder.")
+    model_name: str = Field(
+        "mask_classifier", pattern=r"^[A-Za-z0-9_.-]+$", description="Model name (subfolder)."
+    )
+    version: int | None = Field(
+        None, ge=1, le=2**62, description="Version number; default: one above the highest."
+    )
+    input_px: int = Field(128, ge=32, le=512, description="Classifier input side in pixels.")
+    if_missing: bool = Field(
+        False, description="Do nothing when the model already has a version (stack start-up)."
+    )
+
+
+@click.command("export")
+@settings_options(ExportSettings)
+def export_cli(**options: object) -> None:
+    """Export compact classifier weights as a TensorFlow Serving SavedModel version."""
+    from serving.export import export_weights, versions
+
+    settings = load_settings(ExportSettings, options)
+    existing = versions(settings.model_base / settings.model_name)
+    if settings.if_missing and existing:
+        click.echo(f"{settings.model_base / settings.model_name} has versions {existing}; kept")
+        return
+    path = export_weights(
+        settings.weights,
+        settings.model_base,
+        settings.model_name,
+        settings.version,
+        settings.input_px,
+    )
+    click.echo(f"exported {path}")

@@ -1,0 +1,96 @@
+"""Export: TF Serving layout, immutable versions, the serving signature, deploy configs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from serving.cli import export_cli
+from serving.export import INPUT, OUTPUT, SIGNATURE, export_model, next_version, versions
+from serving.server import ServeSettings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_versions_count_up_and_are_immutable(tmp_path: Path, tiny_model: keras.Model) -> None:
+    assert next_version(tmp_path / "m") == 1
+    first = export_model(tiny_model, tmp_path, "m")
+    second = export_model(tiny_model, tmp_path, "m")
+    assert (first.name, second.name) == ("1", "2")
+    assert versions(tmp_path / "m") == [1, 2]
+    with pytest.raises(FileExistsError):
+        export_model(tiny_model, tmp_path, "m", version=2)
+    assert export_model(tiny_model, tmp_path, "m", version=10).name == "10"
+    assert next_version(tmp_path / "m") == 11
+    # Nothing half-written is left where a server could see it.
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["1", "10", "2"]
+
+
+def test_signature_takes_uint8_crops_and_returns_probabilities(
+    tmp_path: Path, tiny_model: keras.Model, tiny: Any
+) -> None:
+    path = export_model(tiny_model, tmp_path, "m")
+    loaded = tf.saved_model.load(str(path))
+    signature = loaded.signatures[SIGNATURE]
+    _, inputs = signature.structured_input_signature
+    assert list(inputs) == [INPUT]
+    assert inputs[INPUT].dtype == tf.uint8
+    assert inputs[INPUT].shape.as_list() == [None, tiny.px, tiny.px, 3]
+    outputs = signature.structured_outputs
+    assert list(outputs) == [OUTPUT]
+    assert outputs[OUTPUT].dtype == tf.float32
+    assert outputs[OUTPUT].shape.as_list() == [None, 2]
+    crops = tiny.crops(5)
+    got = signature(crops=tf.constant(crops))[OUTPUT].numpy()
+    np.testing.assert_allclose(got, tiny.expected(tiny_model, crops), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_export_cli_if_missing_keeps_an_existing_version(
+    tmp_path: Path, tiny_model: keras.Model
+) -> None:
+    export_model(tiny_model, tmp_path, "mask_classifier", 3)
+    result = CliRunner().invoke(
+        export_cli, ["--model-base", str(tmp_path), "--if-missing", "--weights", "/nonexistent"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "kept" in result.output
+    assert versions(tmp_path / "mask_classifier") == [3]
+
+
+def test_export_cli_rejects_a_bad_version(tmp_path: Path) -> None:
+    result = CliRunner().invoke(export_cli, ["--model-base", str(tmp_path), "--version", "0"])
+    assert result.exit_code != 0
+    assert "MASKWATCH_EXPORT_VERSION" in result.output
+
+
+def test_tfserving_model_config_parses_and_names_the_model() -> None:
+    text = (REPO / "deploy/tfserving/models.config").read_text()
+    config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+    (model,) = config.model_config_list.config
+    assert model.name == "mask_classifier"
+    assert model.base_path.endswith("/mask_classifier")
+    assert model.model_platform == "tensorflow"
+    assert model.model_version_policy.latest.num_versions == 1
+
+
+def test_tfserving_batching_matches_the_local_server_defaults() -> None:
+    """Production (TF Serving) and CI (`maskwatch serve`) batch with the same limits."""
+    text = (REPO / "deploy/tfserving/batching_parameters.txt").read_text()
+    values = {
+        k: int(v) for k, v in re.findall(r"^(\w+)\s*\{\s*value:\s*(\w+)\s*\}", text, re.M)
+        if v.isdigit()
+    }
+    defaults = ServeSettings()
+    assert values["max_batch_size"] == defaults.max_batch_size
+    assert values["batch_timeout_micros"] == round(defaults.batch_timeout_ms * 1000)
+    assert values["max_enqueued_batches"] >= 1
