@@ -12,7 +12,7 @@ say() { printf 'install: %s\n' "$*"; }
 
 # 1. Debian packages ------------------------------------------------------------------------
 APT_PACKAGES=(
-  redis-server ffmpeg chromium
+  redis-server ffmpeg chromium chromium-driver
   gir1.2-gst-rtsp-server-1.0 python3-gi
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   openjdk-17-jre-headless maven
