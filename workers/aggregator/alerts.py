@@ -22,6 +22,8 @@ from schemas.alert import AlertEvent
 from workers.aggregator.model import Counters, WindowName
 
 State = Literal["ok", "firing"]
+EPSILON = 1e-9
+"""Float slack so that 85/100 counts as reaching 0.8 + 0.05."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def evaluate_compliance(
             f"{camera}: {pct}% of {window.faces} faces masked over {rules.window}, "
             f"below {limit * 100:.0f}%"
         )
-    elif prev.state == "firing" and ratio >= limit + rules.hysteresis:
+    elif prev.state == "firing" and ratio >= limit + rules.hysteresis - EPSILON:
         state = "resolved"
         message = f"{camera}: compliance back to {pct}% over {rules.window}"
     else:

@@ -21,7 +21,7 @@ class ApiSettings(ServiceSettings):
         "redis://127.0.0.1:6379/0", min_length=8, description="Redis URL (redis://host:port/db)."
     )
     key_prefix: str = Field(
-        "mw:", min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.:-]+$",
+        "mw:", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$",
         description="Prefix of the aggregator's Redis keys.",
     )
     host: str = Field("0.0.0.0", min_length=1, description="Address to listen on.")

@@ -1,0 +1,171 @@
+"""The apply script and alert transitions on the real Redis of the local stack."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from schemas.alert import AlertEvent
+from schemas.common import encode
+from schemas.result import FrameResult
+from workers.aggregator.core import Aggregator
+from workers.aggregator.model import RESOLUTIONS, Keys
+from workers.aggregator.settings import AggregatorSettings
+from workers.aggregator.synthetic import result, stream
+
+pytestmark = pytest.mark.integration
+
+
+class Rec:
+    """A consumed record as the aggregator sees it."""
+
+    def __init__(self, value: bytes, offset: int = 0, key: bytes | None = None) -> None:
+        self.topic, self.partition, self.offset, self.key, self.value = "t", 0, offset, key, value
+
+
+def snapshot(client: redis.Redis, prefix: str) -> dict[str, Any]:
+    """Every key under the prefix with its content (alerts aside: they carry wall times)."""
+    out: dict[str, Any] = {}
+    for key in sorted(client.scan_iter(match=f"{prefix}*", count=1000)):
+        kind = client.type(key)
+        if kind == b"hash":
+            out[key.decode()] = client.hgetall(key)
+        elif kind == b"zset":
+            out[key.decode()] = client.zrange(key, 0, -1, withscores=True)
+        else:
+            out[key.decode()] = (kind, client.dump(key) is not None)
+    return out
+
+
+def aggregator(prefix: str, events: list[AlertEvent], **overrides: Any) -> Aggregator:
+    settings = AggregatorSettings(key_prefix=prefix, **overrides)
+    client = redis.Redis(host="127.0.0.1", port=6379, decode_responses=True)
+    return Aggregator(settings, client, events.append)
+
+
+def expected_totals(results: list[FrameResult]) -> dict[bytes, bytes]:
+    processed = [r for r in results if r.status == "processed"]
+    sums = {
+        "frames": len(results),
+        "skipped": len(results) - len(processed),
+        "faces": sum(r.counts.faces for r in processed),
+        "with_mask": sum(r.counts.with_mask for r in processed),
+        "without_mask": sum(r.counts.without_mask for r in processed),
+    }
+    return {k.encode(): str(v).encode() for k, v in sums.items() if v}
+
+
+def test_replaying_the_same_results_twice_gives_identical_state(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    now = time.time()
+    results = stream(["cam-a", "cam-b", "cam-c"], 80, now - 20)
+    records = [Rec(encode(r), i) for i, r in enumerate(results)]
+    agg = aggregator(redis_prefix, [])
+    rng = random.Random(7)
+    first = [agg.handle(records[i : i + 37], now).applied for i in range(0, len(records), 37)]
+    assert sum(o.applied for o in first) == len(results)
+    before = snapshot(redis_client, redis_prefix)
+
+    shuffled = records[:]
+    rng.shuffle(shuffled)
+    again = [agg.handle(shuffled[i : i + 53], now).applied for i in range(0, len(shuffled), 53)]
+    assert sum(o.applied for o in again) == 0
+    assert sum(o.duplicates for o in again) == len(results)
+    assert snapshot(redis_client, redis_prefix) == before
+
+    keys = Keys(redis_prefix)
+    assert redis_client.hgetall(keys.totals) == expected_totals(results)
+    for camera in ("cam-a", "cam-b", "cam-c"):
+        mine = [r for r in results if r.camera_id == camera]
+        assert redis_client.hgetall(keys.camera_totals(camera)) == expected_totals(mine)
+
+
+def test_skipped_results_count_as_skipped_not_faces(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    now = time.time()
+    agg = aggregator(redis_prefix, [])
+    agg.handle([Rec(encode(result("cam", 1, now, skipped=True))),
+                Rec(encode(result("cam", 2, now, masked=2, unmasked=1)))], now)
+    totals = redis_client.hgetall(Keys(redis_prefix).camera_totals("cam"))
+    assert totals == {b"frames": b"2", b"skipped": b"1", b"faces": b"3", b"with_mask": b"2",
+                      b"without_mask": b"1"}
+
+
+def test_every_per_camera_key_expires(redis_client: redis.Redis, redis_prefix: str) -> None:
+    now = time.time()
+    agg = aggregator(redis_prefix, [], seen_ttl_s=600, camera_ttl_s=7200)
+    agg.handle([Rec(encode(r)) for r in stream(["cam"], 5, now - 1)], now)
+    unbounded = {f"{redis_prefix}cameras", f"{redis_prefix}totals"}  # one key per deployment
+    longest = max(r.seconds + r.retention_s for r in RESOLUTIONS)
+    for key in redis_client.scan_iter(match=f"{redis_prefix}*"):
+        ttl = redis_client.ttl(key)
+        if key.decode() in unbounded:
+            assert ttl == -1
+        else:
+            assert 0 < ttl <= max(longest, 7200), key
+
+
+def test_latest_summary_is_the_newest_capture_whatever_the_order(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    now = time.time()
+    agg = aggregator(redis_prefix, [])
+    newer, older = result("cam", 11, now - 1, masked=1), result("cam", 10, now - 2, unmasked=3)
+    agg.handle([Rec(encode(newer)), Rec(encode(older))], now)
+    latest = redis_client.hget(Keys(redis_prefix).latest("cam"), "json")
+    assert latest is not None and b'"seq":11' in latest
+
+
+def test_invalid_results_become_dead_letters(redis_prefix: str) -> None:
+    agg = aggregator(redis_prefix, [])
+    outcome = agg.handle([Rec(b"{not json", 5, b"cam"), Rec(b'{"schema_version": 9}', 6)])
+    assert [d.reason.value for d in outcome.dead_letters] == [
+        "invalid_message", "unsupported_schema_version"]
+    assert outcome.dead_letters[0].camera_id == "cam" and outcome.dead_letters[0].offset == 5
+    assert outcome.applied.applied == 0
+
+
+def test_low_compliance_alert_fires_once_and_clears(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    now = time.time()
+    events: list[AlertEvent] = []
+    rules = {"min_faces": 10, "alert_window": "1m", "cooldown_s": 0}
+    agg = aggregator(redis_prefix, events, **rules)
+    rival_events: list[AlertEvent] = []
+    rival = aggregator(redis_prefix, rival_events, **rules)  # a second replica
+
+    bad = [Rec(encode(result("cam", s, now - 5, masked=1, unmasked=3))) for s in range(5)]
+    agg.handle(bad, now)
+    assert [(e.rule, e.state) for e in events] == [("low_compliance", "firing")]
+    assert events[0].value == 0.25
+    # the other replica evaluating the same camera does not announce it again
+    assert rival.check_compliance(["cam"], now) == [] and rival_events == []
+
+    good = [Rec(encode(result("cam", s, now - 1, masked=4))) for s in range(5, 30)]
+    agg.handle(good, now)
+    assert [(e.rule, e.state) for e in events] == [
+        ("low_compliance", "firing"), ("low_compliance", "resolved")]
+    stored = [AlertEvent.model_validate_json(x) for x in
+              redis_client.lrange(Keys(redis_prefix).alerts, 0, -1)]
+    assert [e.state for e in stored] == ["resolved", "firing"]  # newest first
+
+
+def test_camera_silent_alert_fires_and_clears(redis_prefix: str) -> None:
+    now = time.time()
+    events: list[AlertEvent] = []
+    agg = aggregator(redis_prefix, events, silent_after_s=30, cooldown_s=0)
+    agg.handle([Rec(encode(result("quiet", 1, now - 40)))], now)
+    agg.check_silence(now)
+    assert [(e.camera_id, e.rule, e.state) for e in events] == [("quiet", "camera_silent", "firing")]
+    agg.check_silence(now + 1)
+    assert len(events) == 1  # still silent: no repeat
+    agg.handle([Rec(encode(result("quiet", 2, now + 2)))], now + 2)
+    agg.check_silence(now + 2)
+    assert [e.state for e in events] == ["firing", "resolved"]
