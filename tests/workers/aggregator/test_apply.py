@@ -163,7 +163,8 @@ def test_camera_silent_alert_fires_and_clears(redis_prefix: str) -> None:
     agg = aggregator(redis_prefix, events, silent_after_s=30, cooldown_s=0)
     agg.handle([Rec(encode(result("quiet", 1, now - 40)))], now)
     agg.check_silence(now)
-    assert [(e.camera_id, e.rule, e.state) for e in events] == [("quiet", "camera_silent", "firing")]
+    assert [(e.camera_id, e.rule, e.state) for e in events] == [
+        ("quiet", "camera_silent", "firing")]
     agg.check_silence(now + 1)
     assert len(events) == 1  # still silent: no repeat
     agg.handle([Rec(encode(result("quiet", 2, now + 2)))], now + 2)

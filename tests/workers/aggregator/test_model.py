@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from workers.aggregator.model import (
@@ -62,7 +64,7 @@ def test_window_starts_slide_at_bucket_boundaries(
     starts = window_starts(now, WINDOWS[window])  # type: ignore[index]
     assert (starts[0], starts[-1], len(starts)) == (first, last, count)
     step = WINDOWS[window].resolution.seconds  # type: ignore[index]
-    assert all(b - a == step for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a == step for a, b in itertools.pairwise(starts))
 
 
 @pytest.mark.parametrize(
