@@ -8,7 +8,7 @@
 #   3. `helm lint` and `helm template` for every value set, piped into `kubeconform -strict`.
 # Strimzi is a Java project (no Go module), so its kinds are skipped on purpose (see README).
 #
-# Usage: deploy/helm/validate.sh [values-file ...]   (default: chart defaults + deploy/helm/values-*.yaml)
+# Usage: deploy/helm/validate.sh [values-file ...]   (default: deploy/helm/values-*.yaml)
 # Env:   MASKWATCH_DEPLOY_CACHE (default ~/.cache/maskwatch-deploy), PYTHON (needs PyYAML).
 set -euo pipefail
 
@@ -70,13 +70,12 @@ if [[ $# -gt 0 ]]; then
     value_sets=("$@")
 else
     shopt -s nullglob
-    value_sets=("" "$here"/values-*.yaml)
+    value_sets=("$here"/values-*.yaml)
 fi
 
 for values in "${value_sets[@]}"; do
-    args=()
-    [[ -n "$values" ]] && args=(-f "$values")
-    step "helm lint + template + kubeconform: ${values:-chart defaults}"
+    args=(-f "$values")
+    step "helm lint + template + kubeconform: $values"
     "$bin/helm" lint --strict --quiet "$chart" "${args[@]}"
     "$bin/helm" template maskwatch "$chart" --namespace maskwatch --kube-version "$KUBE_VERSION" \
         "${args[@]}" |

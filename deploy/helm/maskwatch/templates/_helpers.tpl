@@ -64,8 +64,29 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- end -}}
 {{- end -}}
 
-{{- define "maskwatch.modelServerAddress" -}}
-{{- printf "%s-model-server.%s.svc:%d" (include "maskwatch.fullname" .) .Release.Namespace (int .Values.modelServer.grpcPort) -}}
+{{/* TF Serving models.config: call with (dict "m" .Values.modelServer "versions" [...] "labels" {...}). */}}
+{{- define "maskwatch.modelsConfig" -}}
+model_config_list {
+  config {
+    name: {{ .m.modelName | quote }}
+    base_path: {{ .m.basePath | quote }}
+    model_platform: "tensorflow"
+    model_version_policy {
+      {{- if .versions }}
+      specific {
+        {{- range .versions }}
+        versions: {{ int64 . }}
+        {{- end }}
+      }
+      {{- else }}
+      latest { num_versions: 1 }
+      {{- end }}
+    }
+    {{- range $label, $version := .labels }}
+    version_labels { key: {{ $label | quote }} value: {{ int64 $version }} }
+    {{- end }}
+  }
+}
 {{- end -}}
 
 {{/* A value as an environment string: whole numbers without exponents, lists/maps as JSON. */}}
@@ -97,12 +118,14 @@ MASKWATCH_KAFKA_MAX_FRAME_BYTES: {{ include "maskwatch.envString" $k.maxFrameByt
 {{- end -}}
 
 {{/*
-A container's env list. Call with
-  (dict "root" $ "values" .Values.detector "kafka" true "mapped" (dict NAME value ...))
-Merge order (later wins): kafka section, chart-mapped values, <component>.env; names in
-<component>.secretEnv come from the chart's Secret instead.
+A container's env list. Call with (dict "root" $ "values" .Values.detector "kafka" true
+"mapped" (dict NAME value ...) "fieldRefs" (dict NAME fieldPath ...)).
+Precedence, lowest first: the kafka section, chart-mapped values, the chart's fieldRefs and
+<component>.secretEnv (NAME -> key of the chart's Secret), then <component>.env, which always
+wins: any setting can be forced verbatim.
 */}}
 {{- define "maskwatch.env" -}}
+{{- $user := .values.env | default dict -}}
 {{- $env := dict -}}
 {{- if .kafka -}}
 {{- $env = include "maskwatch.kafkaEnv" .root | fromYaml -}}
@@ -110,31 +133,27 @@ Merge order (later wins): kafka section, chart-mapped values, <component>.env; n
 {{- range $name, $value := (.mapped | default dict) -}}
 {{- $_ := set $env $name (include "maskwatch.envString" $value) -}}
 {{- end -}}
-{{- range $name, $value := (.values.env | default dict) -}}
-{{- $_ := set $env $name (include "maskwatch.envString" $value) -}}
-{{- end -}}
-{{- $secretEnv := .values.secretEnv | default dict -}}
-{{- range $name, $_ := $secretEnv -}}
+{{- $refs := dict -}}
+{{- range $name, $path := (.fieldRefs | default dict) -}}
 {{- $_ := unset $env $name -}}
+{{- $_ := set $refs $name (dict "fieldRef" (dict "fieldPath" $path)) -}}
 {{- end -}}
-{{- range $name := (.fieldRefs | default dict | keys | sortAlpha) -}}
-{{- $_ := unset $env $name }}
-- name: {{ $name }}
-  valueFrom:
-    fieldRef:
-      fieldPath: {{ get $.fieldRefs $name }}
+{{- range $name, $key := (.values.secretEnv | default dict) -}}
+{{- $_ := unset $env $name -}}
+{{- $_ := set $refs $name (dict "secretKeyRef" (dict "name" (include "maskwatch.secretName" $.root) "key" $key "optional" true)) -}}
+{{- end -}}
+{{- range $name, $value := $user -}}
+{{- $_ := unset $refs $name -}}
+{{- $_ := set $env $name (include "maskwatch.envString" $value) -}}
 {{- end -}}
 {{- range $name := keys $env | sortAlpha }}
 - name: {{ $name }}
   value: {{ get $env $name | quote }}
 {{- end -}}
-{{- range $name := keys $secretEnv | sortAlpha }}
+{{- range $name := keys $refs | sortAlpha }}
 - name: {{ $name }}
   valueFrom:
-    secretKeyRef:
-      name: {{ include "maskwatch.secretName" $.root }}
-      key: {{ get $secretEnv $name }}
-      optional: true
+    {{- toYaml (get $refs $name) | nindent 4 }}
 {{- end -}}
 {{- end -}}
 
@@ -195,6 +214,9 @@ affinity:
 {{- if and (not .Values.keda.enabled) (gt $detectors $partitions) -}}
 {{- fail (printf "detector replicas (%d, canary included) must not exceed kafka.framesPartitions (%d)" $detectors $partitions) -}}
 {{- end -}}
+{{- if and .Values.producer.enabled (not .Values.producer.config.cameras) -}}
+{{- fail "producer.config.cameras is empty: list the cameras (see deploy/README.md) or set producer.enabled=false" -}}
+{{- end -}}
 {{- if not (has .Values.producer.kind (list "Deployment" "StatefulSet")) -}}
 {{- fail "producer.kind must be Deployment or StatefulSet" -}}
 {{- end -}}
@@ -204,25 +226,32 @@ affinity:
 {{- if not (has .Values.modelServer.engine (list "tensorflow-serving" "maskwatch")) -}}
 {{- fail "modelServer.engine must be tensorflow-serving or maskwatch" -}}
 {{- end -}}
+{{- $m := .Values.modelServer -}}
+{{- range $variant := list (dict "path" "modelServer" "versions" $m.versions "labels" $m.versionLabels) (dict "path" "modelServer.canary" "versions" $m.canary.versions "labels" $m.canary.versionLabels) -}}
 {{- $served := list -}}
-{{- range .Values.modelServer.versions -}}
+{{- range $variant.versions -}}
 {{- $served = append $served (int64 .) -}}
 {{- end -}}
-{{- range $label, $version := .Values.modelServer.versionLabels -}}
+{{- range $label, $version := $variant.labels -}}
 {{- if not (has (int64 $version) $served) -}}
-{{- fail (printf "modelServer.versionLabels.%s=%d must name one of modelServer.versions (TF Serving labels only versions it serves)" $label (int64 $version)) -}}
+{{- fail (printf "%s.versionLabels.%s=%d must name one of %s.versions (TF Serving labels only versions it serves)" $variant.path $label (int64 $version) $variant.path) -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and $m.canary.enabled (ne $m.engine "tensorflow-serving") -}}
+{{- fail "modelServer.canary needs modelServer.engine=tensorflow-serving" -}}
 {{- end -}}
 {{- end -}}
 
 {{/*
 The pod template of a Python service (producer, detector, aggregator, api, maskwatch model
 server). Call with (dict "root" $ "component" "detector" "values" .Values.detector
-"port" 9102 "kafka" true "mapped" (dict ...) "fieldRefs" (dict ...)
+"port" 9102 "portName" "metrics" "kafka" true "mapped" (dict ...) "fieldRefs" (dict ...)
 "volumes" (list ...) "mounts" (list ...) "extraPorts" (list ...) "initContainers" (list ...)).
 */}}
 {{- define "maskwatch.servicePod" -}}
 {{- $root := .root -}}
+{{- $portName := .portName | default "metrics" -}}
 metadata:
   labels:
     {{- include "maskwatch.labels" (dict "root" $root "component" .component) | nindent 4 }}
@@ -246,20 +275,20 @@ spec:
   {{- end }}
   containers:
     - name: {{ .component }}
-      image: {{ include "maskwatch.image" $root }}
+      image: {{ .image | default (include "maskwatch.image" $root) }}
       imagePullPolicy: {{ $root.Values.image.pullPolicy }}
       args:
         {{- toYaml .values.args | nindent 8 }}
       env:
         {{- include "maskwatch.env" . | trim | nindent 8 }}
       ports:
-        - name: {{ .portName | default "metrics" }}
+        - name: {{ $portName }}
           containerPort: {{ .port }}
           protocol: TCP
         {{- with .extraPorts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
-      {{- include "maskwatch.probes" (dict "port" (.portName | default "metrics")) | nindent 6 }}
+      {{- include "maskwatch.probes" (dict "port" $portName) | nindent 6 }}
       resources:
         {{- toYaml .values.resources | nindent 8 }}
       securityContext:
