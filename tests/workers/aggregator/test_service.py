@@ -1,0 +1,158 @@
+"""The aggregator service on the real Kafka and Redis: end to end, and `kill -9` mid-stream."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from schemas.alert import SUPPORTED_ALERT_VERSIONS, AlertEvent
+from schemas.common import decode, encode
+from schemas.dead_letter import SUPPORTED_DEAD_LETTER_VERSIONS, DeadLetter
+from schemas.result import FrameResult
+from workers.aggregator.main import Service
+from workers.aggregator.model import Keys
+from workers.aggregator.settings import AggregatorSettings
+from workers.aggregator.synthetic import result, stream
+from workers.common.kafka import KafkaSettings, make_consumer, make_producer
+from workers.common.runtime import ServiceRuntime
+
+pytestmark = pytest.mark.integration
+MASKWATCH = Path(sys.executable).parent / "maskwatch"
+
+
+def publish(kafka: KafkaSettings, values: list[bytes], keys: list[bytes | None]) -> None:
+    producer = make_producer(kafka, "test-results")
+    for key, value in zip(keys, values, strict=True):
+        producer.send(kafka.results_topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def read_topic(kafka: KafkaSettings, topic: str, expect: int, timeout_s: float = 20) -> list[bytes]:
+    consumer = make_consumer(kafka, f"reader-{topic}", "test-reader", topic)
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    while len(values) < expect and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=500).values():
+            values.extend(r.value for r in batch)
+    consumer.close()
+    return values
+
+
+def totals(client: redis.Redis, prefix: str, camera: str | None = None) -> dict[str, int]:
+    keys = Keys(prefix)
+    raw = client.hgetall(keys.camera_totals(camera) if camera else keys.totals)
+    return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def expected(results: list[FrameResult]) -> dict[str, int]:
+    processed = [r for r in results if r.status == "processed"]
+    sums = {
+        "frames": len(results),
+        "skipped": len(results) - len(processed),
+        "faces": sum(r.counts.faces for r in processed),
+        "with_mask": sum(r.counts.with_mask for r in processed),
+        "without_mask": sum(r.counts.without_mask for r in processed),
+    }
+    return {k: v for k, v in sums.items() if v}
+
+
+def test_service_applies_results_dead_letters_junk_and_publishes_alerts(
+    kafka_settings: KafkaSettings, redis_client: redis.Redis, redis_prefix: str, unique_name: str
+) -> None:
+    now = time.time()
+    results = [result("cam-1", s, now - 3, masked=1, unmasked=2) for s in range(12)]
+    results += stream(["cam-2"], 30, now - 6)
+    values = [encode(r) for r in results] + [b"not a result"]
+    publish(kafka_settings, values, [r.camera_id.encode() for r in results] + [b"cam-1"])
+
+    settings = AggregatorSettings(
+        key_prefix=redis_prefix, group_id=f"agg-{unique_name}", min_faces=20, alert_window="1m",
+        compliance_below=0.5,
+        health_port=0, eval_interval_s=0.2,
+    )
+    runtime = ServiceRuntime("aggregator-test", None)
+    service = Service(settings, kafka_settings, runtime)
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: totals(redis_client, redis_prefix) == expected(results), 30,
+                 "every result applied")
+        letters = read_topic(kafka_settings, kafka_settings.dead_letter_topic, 1)
+        time.sleep(1.0)  # room for an alert that should not come
+        alerts = read_topic(kafka_settings, kafka_settings.alerts_topic, 1)
+    finally:
+        runtime.stopping.set()
+        thread.join(15)
+    assert not thread.is_alive()
+    dead = [decode(DeadLetter, v, SUPPORTED_DEAD_LETTER_VERSIONS) for v in letters]
+    assert [(d.stage, d.reason.value, d.camera_id) for d in dead] == [
+        ("aggregator", "invalid_message", "cam-1")]
+    events = [decode(AlertEvent, v, SUPPORTED_ALERT_VERSIONS) for v in alerts]
+    assert [(e.camera_id, e.rule, e.state) for e in events] == [
+        ("cam-1", "low_compliance", "firing")]
+
+
+def test_kill_9_mid_stream_loses_nothing_and_double_counts_nothing(
+    kafka_settings: KafkaSettings, redis_client: redis.Redis, redis_prefix: str, unique_name: str
+) -> None:
+    now = time.time()
+    cameras = ["k-1", "k-2", "k-3"]
+    results = stream(cameras, 1500, now - 300, fps=5)
+    # the detector may publish a result twice (it crashed before committing its frame)
+    replayed = results + results[::7]
+    publish(kafka_settings, [encode(r) for r in replayed], [r.camera_id.encode() for r in replayed])
+
+    env = {
+        **os.environ,
+        "MASKWATCH_KAFKA_RESULTS_TOPIC": kafka_settings.results_topic,
+        "MASKWATCH_KAFKA_DEAD_LETTER_TOPIC": kafka_settings.dead_letter_topic,
+        "MASKWATCH_KAFKA_ALERTS_TOPIC": kafka_settings.alerts_topic,
+        "MASKWATCH_AGGREGATOR_KEY_PREFIX": redis_prefix,
+        "MASKWATCH_AGGREGATOR_GROUP_ID": f"agg-{unique_name}",
+        "MASKWATCH_AGGREGATOR_MAX_BATCH": "25",
+        "MASKWATCH_AGGREGATOR_HEALTH_PORT": "0",
+    }
+    command = [str(MASKWATCH), "aggregator"]
+    first = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: totals(redis_client, redis_prefix).get("frames", 0) >= 600, 60,
+                 "the first aggregator to be mid-stream")
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        first.kill()
+    at_kill = totals(redis_client, redis_prefix).get("frames", 0)
+    assert 0 < at_kill < len(results), "the kill must land mid-stream"
+
+    second = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: totals(redis_client, redis_prefix) == expected(results), 90,
+                 "the restarted aggregator to finish")
+        time.sleep(1.0)  # anything still redelivered must not change the counts
+        assert totals(redis_client, redis_prefix) == expected(results)
+        for camera in cameras:
+            mine = [r for r in results if r.camera_id == camera]
+            assert totals(redis_client, redis_prefix, camera) == expected(mine)
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(20) == 0
+    finally:
+        second.kill()
