@@ -49,9 +49,9 @@ def expected(model: keras.Model, crops: npt.NDArray[np.uint8]) -> npt.NDArray[np
 
 
 @contextlib.contextmanager
-def running_server(base: Path, wait_version: int | None = 1, **overrides: Any) -> Iterator[
-    ModelServer
-]:
+def running_server(
+    base: Path, wait_version: int | None = 1, **overrides: Any
+) -> Iterator[ModelServer]:
     """A ModelServer on a free port (no HTTP side), stopped on exit."""
     settings = ServeSettings(
         model_base=base,

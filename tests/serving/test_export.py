@@ -87,7 +87,8 @@ def test_tfserving_batching_matches_the_local_server_defaults() -> None:
     """Production (TF Serving) and CI (`maskwatch serve`) batch with the same limits."""
     text = (REPO / "deploy/tfserving/batching_parameters.txt").read_text()
     values = {
-        k: int(v) for k, v in re.findall(r"^(\w+)\s*\{\s*value:\s*(\w+)\s*\}", text, re.M)
+        k: int(v)
+        for k, v in re.findall(r"^(\w+)\s*\{\s*value:\s*(\w+)\s*\}", text, re.M)
         if v.isdigit()
     }
     defaults = ServeSettings()
