@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -43,7 +44,6 @@ class WebhookNotifier:
         self.timeout_s = timeout_s
         self.backoff_s = backoff_s
         self._queue: queue.Queue[AlertEvent | None] = queue.Queue(maxsize=queue_size)
-        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="alert-webhook", daemon=True)
         self._thread.start()
 
@@ -58,8 +58,8 @@ class WebhookNotifier:
         return True
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Deliver what is queued within `timeout_s`, then stop the thread."""
-        self._stop.set()
+        """Deliver what is queued within `timeout_s`, then stop the thread (a daemon thread,
+        so undelivered events never hold the process up)."""
         try:
             self._queue.put(None, timeout=timeout_s)
         except queue.Full:
@@ -86,7 +86,7 @@ class WebhookNotifier:
                         return
             except (urllib.error.URLError, OSError) as error:
                 log.warning("webhook_failed", attempt=attempt, error=str(error))
-            if self._stop.wait(self.backoff_s * 2 ** (attempt - 1)) and attempt >= 2:
-                break
+            if attempt < self.retries:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
         WEBHOOK_EVENTS.labels("failed").inc()
         log.error("webhook_gave_up", camera_id=event.camera_id, rule=event.rule)
