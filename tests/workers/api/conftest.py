@@ -1,0 +1,90 @@
+"""A real API (uvicorn in a thread) over the stack's Redis, fed by a real Aggregator."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis
+import uvicorn
+
+from schemas.alert import AlertEvent
+from schemas.common import encode
+from schemas.result import FrameResult
+from workers.aggregator.core import Aggregator
+from workers.aggregator.settings import AggregatorSettings
+from workers.api.app import create_app
+from workers.api.settings import ApiSettings
+
+
+class Rec:
+    def __init__(self, value: bytes) -> None:
+        self.topic, self.partition, self.offset, self.key, self.value = "t", 0, 0, None, value
+
+
+@dataclass
+class Feeder:
+    """Applies results to Redis exactly as the aggregator service does."""
+
+    aggregator: Aggregator
+    alerts: list[AlertEvent] = field(default_factory=list)
+
+    def feed(self, results: list[FrameResult], now: float | None = None) -> None:
+        self.aggregator.handle([Rec(encode(r)) for r in results], now)
+
+    def silence_check(self, now: float | None = None) -> None:
+        self.aggregator.check_silence(now)
+
+
+@pytest.fixture
+def feeder(redis_prefix: str) -> Iterator[Feeder]:
+    settings = AggregatorSettings(
+        key_prefix=redis_prefix, min_faces=10, alert_window="1m", cooldown_s=0, silent_after_s=30
+    )
+    client = redis.Redis(host="127.0.0.1", port=6379, decode_responses=True)
+    events: list[AlertEvent] = []
+    yield Feeder(Aggregator(settings, client, events.append), events)
+    client.close()
+
+
+class LiveServer:
+    """uvicorn serving an app on a free loopback port, in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def serve(settings: ApiSettings) -> LiveServer:
+    return LiveServer(create_app(settings))
+
+
+@pytest.fixture
+def api_settings(redis_prefix: str) -> ApiSettings:
+    return ApiSettings(key_prefix=redis_prefix, stale_after_s=30, stream_refresh_s=2,
+                       stream_coalesce_s=0.1)
+
+
+@pytest.fixture
+def live_api(api_settings: ApiSettings) -> Iterator[LiveServer]:
+    server = serve(api_settings)
+    yield server
+    server.stop()
