@@ -47,6 +47,11 @@ def _is_structured(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
+def _jsonable(value: Any) -> Any:
+    """JSON form of a default that json cannot encode itself (models, paths, enums)."""
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else str(value)
+
+
 def settings_options(settings_cls: type[BaseSettings]) -> Callable[[F], F]:
     """Decorator adding one `--field-name` option per settings field to a click command."""
 
@@ -54,7 +59,8 @@ def settings_options(settings_cls: type[BaseSettings]) -> Callable[[F], F]:
         for name, field in reversed(list(settings_cls.model_fields.items())):
             env = _env_name(settings_cls, name)
             default = field.get_default(call_default_factory=True)
-            shown = json.dumps(default, default=str) if _is_structured(field.annotation) else default
+            structured = _is_structured(field.annotation)
+            shown = json.dumps(default, default=_jsonable) if structured else default
             help_text = f"{field.description or ''} [env: {env}; default: {shown}]".strip()
             option = "--" + name.replace("_", "-")
             if _is_flag(field.annotation):

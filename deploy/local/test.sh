@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test command (README, CI): install what is missing, bring the local stack up, run every
+# test (unit and integration) against it, and take the stack down again on exit.
+# A stack that was already fully up before is left running (other work may be using it).
+# Arguments go to pytest; pytest's exit code 5 (no tests collected) counts as a failure.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+
+bash deploy/local/install.sh
+MW=.venv/bin/maskwatch
+
+if "$MW" stack status --quiet; then
+  echo "test: the stack was already up; leaving it up afterwards"
+else
+  trap '"$MW" stack down || true' EXIT
+fi
+"$MW" stack up
+
+set +e
+.venv/bin/python -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "test: pytest collected no tests: that is a failure"
+  rc=1
+fi
+exit "$rc"
