@@ -24,9 +24,10 @@ class TimeSampler:
     """Keeps frames on a fixed time grid of 1/fps seconds; never queues, only skips.
 
     The grid (not "time since the last kept frame") keeps the average rate exact when source
-    frames arrive with jitter; a frame up to 10% of an interval early still counts, so a
-    source running at exactly the target rate is not halved by jitter. After a gap longer
-    than one interval (a reconnect) the grid restarts at the next frame.
+    frames arrive with jitter: a frame up to half an interval early counts for its grid slot,
+    so a source running at exactly the target rate is not thinned by jitter, and a faster
+    source yields exactly one frame per slot. After a gap longer than one interval (a
+    reconnect) the grid restarts at the next frame instead of catching up.
     """
 
     def __init__(self, fps: float) -> None:
@@ -37,7 +38,7 @@ class TimeSampler:
 
     def take(self, t_s: float) -> bool:
         """Whether the frame at monotonic time `t_s` (seconds) is sent."""
-        if self._due is not None and t_s < self._due - 0.1 * self.interval_s:
+        if self._due is not None and t_s < self._due - 0.5 * self.interval_s:
             return False
         late = self._due is None or t_s - self._due >= self.interval_s
         self._due = (t_s if late else self._due) + self.interval_s  # type: ignore[operator]

@@ -165,17 +165,18 @@ class FrameSender:
         if transport is None:
             return
         while True:
+            # Take an in-flight slot BEFORE taking a frame: while Kafka is behind, frames
+            # wait in the buffer, where newer frames can push them out.
+            if not self._acquire_slot():
+                return
             with self._cond:
                 while not self._buffer and not self._closing:
                     self._cond.wait(0.5)
                 if not self._buffer or self._expired():
+                    self._release_slot()
                     return
                 frame = self._buffer.popleft()
                 self._metrics.buffered.set(len(self._buffer))
-            if not self._acquire_slot():
-                with self._cond:
-                    self._buffer.appendleft(frame)
-                return
             self._send(transport, frame)
 
     def _acquire_slot(self) -> bool:
@@ -187,12 +188,15 @@ class FrameSender:
             self._metrics.in_flight.set(self._in_flight)
         return True
 
+    def _release_slot(self) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            self._metrics.in_flight.set(self._in_flight)
+        self._slots.release()
+
     def _send(self, transport: FrameTransport, frame: OutgoingFrame) -> None:
         def done(error: Exception | None) -> None:
-            with self._cond:
-                self._in_flight -= 1
-                self._metrics.in_flight.set(self._in_flight)
-            self._slots.release()
+            self._release_slot()
             if error is None:
                 self._metrics.frames_sent.labels(frame.camera_id).inc()
             else:
