@@ -40,7 +40,8 @@ function sparkline(history) {
   let segment = [];
   const flush = () => {
     if (segment.length === 0) return;
-    const pts = segment.length === 1 ? [segment[0], [segment[0][0] + 2, segment[0][1]]] : segment;
+    const [x0, y0] = segment[0];
+    const pts = segment.length === 1 ? [[Math.max(0, x0 - 3), y0], [x0, y0]] : segment;
     const line = document.createElementNS(SVG, "polyline");
     line.setAttribute("class", "line");
     line.setAttribute("points", pts.map((p) => p.join(",")).join(" "));
@@ -106,6 +107,7 @@ function upsert(cam) {
     tiles.insertBefore(fresh, after || null);
   }
   $("empty").hidden = state.cameras.size > 0;
+  countCameras();
 }
 
 function renderTotals(overview) {
@@ -116,7 +118,13 @@ function renderTotals(overview) {
     item.append(w.window + " ", el("b", grade(w.compliance), pct(w.compliance)), ` of ${w.faces} faces`);
     box.append(item);
   }
-  box.append(el("span", "", `${overview.cameras.length} cameras`));
+  box.append(el("span", "camera-count"));
+  countCameras();
+}
+
+function countCameras() {
+  const count = document.querySelector(".camera-count");
+  if (count) count.textContent = `${state.cameras.size} cameras`;
 }
 
 function addAlert(event, prepend) {

@@ -1,0 +1,123 @@
+"""The live dashboard in headless Debian Chromium (Selenium + chromedriver from apt).
+
+A real API over real Redis, fed by a real Aggregator: tiles appear with the API's numbers,
+stale and alerting cameras are marked, and new data shows up without a page reload. The
+test saves the screenshot the README shows (docs/dashboard.png; MASKWATCH_SCREENSHOT moves it).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from workers.aggregator.synthetic import result
+
+from .conftest import Feeder, LiveServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+SCREENSHOT = Path(
+    os.environ.get("MASKWATCH_SCREENSHOT", Path(__file__).resolve().parents[3] / "docs/dashboard.png")
+)
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    from tests.conftest import missing
+
+    if not (Path(CHROMIUM).exists() and shutil.which(CHROMEDRIVER)):
+        missing("chromium and chromium-driver (apt) are needed for the browser test")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1360,600", "--hide-scrollbars"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def hour_of(camera: str, now: float, level: float, seq0: int = 0) -> list:  # type: ignore[type-arg]
+    """One result every 20 s over the last hour, compliance swinging around `level`."""
+    out = []
+    for i in range(180):
+        t = now - 3600 + 20 * i + 10
+        share = min(1.0, max(0.0, level + 0.12 * math.sin(i / 9)))
+        faces = 4 + i % 4
+        masked = round(faces * share)
+        out.append(result(camera, seq0 + i, t, masked=masked, unmasked=faces - masked))
+    return out
+
+
+def wait_until(driver: object, script: str, timeout_s: float = 15) -> object:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = driver.execute_script(script)  # type: ignore[attr-defined]
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"browser never satisfied: {script}")
+
+
+def test_dashboard_shows_tiles_and_updates_live(
+    live_api: LiveServer, feeder: Feeder, browser: object
+) -> None:
+    now = time.time()
+    feeder.feed(hour_of("lobby", now, 0.93) + hour_of("gate-north", now, 0.55), now)
+    feeder.feed([result("parking", s, now - 300 + s, masked=2, unmasked=1) for s in range(40)],
+                now)
+    feeder.silence_check(now)
+    driver = browser
+    driver.get(live_api.url + "/")  # type: ignore[attr-defined]
+    wait_until(driver, "return document.querySelectorAll('.tile').length === 3")
+    driver.execute_script("window.__sameDocument = true")  # type: ignore[attr-defined]
+
+    tiles = driver.execute_script(  # type: ignore[attr-defined]
+        "return [...document.querySelectorAll('.tile')].map(t => ({id: t.dataset.camera,"
+        " pct: t.querySelector('.compliance').firstChild.textContent,"
+        " cls: t.className, spark: t.querySelectorAll('.spark polyline').length}))"
+    )
+    by_id = {t["id"]: t for t in tiles}
+    api = httpx.get(f"{live_api.url}/api/v1/cameras").json()
+    for cam in api["cameras"]:
+        w15 = next(w for w in cam["windows"] if w["window"] == "15m")
+        shown = by_id[cam["camera_id"]]["pct"]
+        expected = "–" if w15["compliance"] is None else f"{w15['compliance'] * 100:.1f}%"
+        assert shown == expected, cam["camera_id"]
+    assert "stale" in by_id["parking"]["cls"]
+    assert "firing" in by_id["gate-north"]["cls"] and "stale" not in by_id["lobby"]["cls"]
+    assert by_id["lobby"]["spark"] >= 1
+
+    # live: a new camera and new frames for an existing one arrive over the stream
+    before = int(driver.execute_script("return +document.body.dataset.updates"))  # type: ignore[attr-defined]
+    frames_before = driver.execute_script(  # type: ignore[attr-defined]
+        "return document.querySelector('.tile[data-camera=\"lobby\"] .frames b').textContent"
+    )
+    feeder.feed([result("entrance", s, time.time(), masked=3) for s in range(6)])
+    feeder.feed([result("lobby", 1000 + s, time.time(), masked=5) for s in range(5)])
+    wait_until(driver, "return document.querySelector('.tile[data-camera=\"entrance\"]')")
+    wait_until(
+        driver,
+        "return document.querySelector('.tile[data-camera=\"lobby\"] .frames b').textContent"
+        f" !== '{frames_before}'",
+    )
+    assert driver.execute_script("return window.__sameDocument === true")  # type: ignore[attr-defined]
+    assert int(driver.execute_script("return +document.body.dataset.updates")) > before  # type: ignore[attr-defined]
+    assert driver.execute_script("return document.getElementById('conn').textContent") == "live"  # type: ignore[attr-defined]
+    alerts = driver.execute_script("return document.querySelectorAll('#alerts li').length")  # type: ignore[attr-defined]
+    assert alerts >= 2  # gate-north low compliance, parking silent
+
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(SCREENSHOT))  # type: ignore[attr-defined]
+    assert SCREENSHOT.stat().st_size > 10_000
