@@ -55,11 +55,10 @@ def running_server(
     """A ModelServer on a free port (no HTTP side), stopped on exit."""
     settings = ServeSettings(
         model_base=base,
-        model_name=TINY_NAME,
         host="127.0.0.1",
         port=0,
         health_port=None,
-        **{"poll_s": 0.1, "grace_s": 1.0, **overrides},
+        **{"model_name": TINY_NAME, "poll_s": 0.1, "grace_s": 1.0, **overrides},
     )
     server = ModelServer(settings)
     server.start()
