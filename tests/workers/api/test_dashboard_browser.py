@@ -24,9 +24,8 @@ from .conftest import Feeder, LiveServer
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-SCREENSHOT = Path(
-    os.environ.get("MASKWATCH_SCREENSHOT", Path(__file__).resolve().parents[3] / "docs/dashboard.png")
-)
+REPO = Path(__file__).resolve().parents[3]
+SCREENSHOT = Path(os.environ.get("MASKWATCH_SCREENSHOT", REPO / "docs" / "dashboard.png"))
 
 
 @pytest.fixture
