@@ -171,6 +171,10 @@ def _stop(name: str, pidfile: Path, timeout_s: float, group: bool) -> None:
         send(signal.SIGKILL)
         while _alive(pid):
             time.sleep(0.1)
+    # Dead is not gone: wait (briefly) for the parent, usually init, to reap the zombie.
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
     pidfile.unlink(missing_ok=True)
     click.echo(f"{name}: stopped (pid {pid})")
 
@@ -359,13 +363,13 @@ def _maskwatch() -> list[str]:
 
 
 def _command_exists(name: str) -> bool:
-    """Whether `maskwatch <name>` resolves (its module and command are there yet)."""
-    from workers.cli import main
+    """Whether `maskwatch <name>`'s module is there (found without importing TensorFlow)."""
+    from workers.cli import SUBCOMMANDS
 
+    module = SUBCOMMANDS[name][0].partition(":")[0]
     try:
-        with click.Context(main) as ctx:
-            return main.get_command(ctx, name) is not None
-    except (ImportError, AttributeError, TypeError):
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
         return False
 
 
