@@ -85,7 +85,7 @@ class Producer:
         connect: Callable[[], FrameTransport] | None = None,
         client_id: str = "maskwatch-producer",
     ) -> None:
-        self.settings = settings
+        self.settings, self.metrics = settings, metrics
         self.stop_event = threading.Event()
         connect = connect or kafka_connector(
             partial(make_producer, kafka, client_id), kafka.frames_topic, max_block_ms=5_000
@@ -118,14 +118,23 @@ class Producer:
         for worker in self.workers:
             worker.thread.start()
 
-    def stop(self) -> dict[str, int]:
-        """Stop the cameras, flush the sender; returns each camera's last sequence number."""
+    def stop(self) -> dict[str, dict[str, float]]:
+        """Stop the cameras and flush the sender; returns per-camera totals for the log."""
         deadline = time.monotonic() + self.settings.shutdown_timeout_s
         self.stop_event.set()
         for worker in self.workers:
             worker.thread.join(max(0.0, deadline - time.monotonic()))
         self.sender.close(max(1.0, deadline - time.monotonic()))
-        return {w.camera.id: w.sequence.last for w in self.workers}
+        return {w.camera.id: self._totals(w) for w in self.workers}
+
+    def _totals(self, worker: CameraWorker) -> dict[str, float]:
+        camera = worker.camera.id
+        return {
+            "last_seq": worker.sequence.last,
+            "encoded": self.metrics.total("frames_encoded", camera),
+            "sent": self.metrics.total("frames_sent", camera),
+            "dropped": self.metrics.total("frames_dropped", camera),
+        }
 
 
 def select_cameras(settings: ProducerSettings) -> list[CameraConfig]:
@@ -164,8 +173,7 @@ def run(settings: ProducerSettings, kafka: KafkaSettings) -> None:
             connected = producer.sender.connected.is_set()
             runtime.health.set_ready(connected, "" if connected else "kafka unavailable")
     finally:
-        last_seq = producer.stop()
-        log.info("producer_stopped", last_seq=last_seq)
+        log.info("producer_stopped", cameras=producer.stop())
         runtime.close()
 
 

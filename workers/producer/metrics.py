@@ -90,5 +90,15 @@ class ProducerMetrics:
             lambda: time.monotonic() - last_frame_monotonic[0]
         )
 
+    def total(self, counter: str, camera: str) -> float:
+        """A counter's total for one camera, summed over its other labels (for summaries)."""
+        return sum(
+            sample.value
+            for metric in self.registry.collect()
+            if metric.name == f"maskwatch_producer_{counter}"
+            for sample in metric.samples
+            if sample.name.endswith("_total") and sample.labels.get("camera") == camera
+        )
+
     def dropped(self, camera: str, reason: DropReason, n: int = 1) -> None:
         self.frames_dropped.labels(camera, reason.value).inc(n)
