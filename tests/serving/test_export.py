@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from click.testing import CliRunner
-from google.protobuf import text_format
+from google.protobuf import text_format  # type: ignore[import-untyped]
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving.cli import export_cli

@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 import keras
 import numpy as np
+import numpy.typing as npt
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
@@ -38,6 +39,10 @@ def predict_request(
     return request
 
 
+def probabilities_of(response: predict_pb2.PredictResponse) -> npt.NDArray[np.float32]:
+    return from_tensor_proto(response.outputs["probabilities"]).astype(np.float32, copy=False)
+
+
 def rpc_code(call: Any, request: Any) -> grpc.StatusCode:
     with pytest.raises(grpc.RpcError) as caught:
         call(request, timeout=10)
@@ -54,8 +59,8 @@ def test_predict_matches_the_model_in_process(
     assert response.model_spec.name == "tiny"
     assert response.model_spec.version.value == 1
     assert response.model_spec.signature_name == "serving_default"
-    probabilities = from_tensor_proto(response.outputs["probabilities"])
-    assert probabilities.dtype == np.float32
+    assert from_tensor_proto(response.outputs["probabilities"]).dtype == np.float32
+    probabilities = probabilities_of(response)
     np.testing.assert_allclose(probabilities, tiny.expected(tiny_model, crops), atol=1e-6)
 
 
@@ -72,7 +77,7 @@ def test_predict_accepts_typed_values_and_an_explicit_version(
         request, timeout=10
     )
     np.testing.assert_allclose(
-        from_tensor_proto(response.outputs["probabilities"]),
+        probabilities_of(response),
         tiny.expected(tiny_model, crops),
         atol=1e-6,
     )
@@ -184,7 +189,7 @@ def test_batch_larger_than_grpc_default_message_limit(tmp_path: Any, tiny: Any) 
         response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
             predict_request(crops), timeout=30
         )
-        probabilities = from_tensor_proto(response.outputs["probabilities"])
+        probabilities = probabilities_of(response)
     np.testing.assert_allclose(probabilities, tiny.expected(model, crops), atol=1e-6)
 
 
@@ -207,7 +212,7 @@ def test_concurrent_requests_are_batched_and_answered_row_for_row(
             )
         model_calls = calls() - before
     for crops, response in zip(requests, responses, strict=True):
-        got = from_tensor_proto(response.outputs["probabilities"])
+        got = probabilities_of(response)
         np.testing.assert_allclose(got, tiny.expected(tiny_model, crops), atol=1e-6)
     assert 1 <= model_calls < len(requests)
 

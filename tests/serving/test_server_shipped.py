@@ -32,7 +32,9 @@ def known_crops(shared_dir: Path, label: str, size_px: int) -> np.ndarray:
     for path in paths[: PER_CLASS * 2]:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is not None:
-            crops.append(fit_to_square(image, size_px)[..., ::-1])  # BGR → RGB
+            crops.append(
+                fit_to_square(np.asarray(image, np.uint8), size_px)[..., ::-1]
+            )  # BGR → RGB
     assert len(crops) >= PER_CLASS, f"too few readable pictures in {folder}"
     return np.ascontiguousarray(np.stack(crops[:PER_CLASS]))
 
