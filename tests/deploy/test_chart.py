@@ -1,0 +1,162 @@
+"""The chart renders, lints and validates for every example value set, and refuses bad values.
+
+`validate.sh` is what CI runs: helm lint, helm template | kubeconform -strict against the
+Kubernetes schemas and the KEDA / Prometheus Operator CRD schemas (Strimzi kinds skipped on
+purpose, see deploy/README.md).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.conftest import (
+    VALUE_SETS,
+    Render,
+    Validation,
+    component,
+    containers,
+    run_template,
+)
+from workers.producer.config import load_cameras
+
+
+def test_validate_script_passes_for_every_value_set(validation: Validation) -> None:
+    assert validation.returncode == 0, validation.output[-6000:]
+    summaries = re.findall(
+        r"Summary: (\d+) resources? found .* Valid: (\d+), Invalid: (\d+), Errors: (\d+), "
+        r"Skipped: (\d+)",
+        validation.output,
+    )
+    assert len(summaries) == len(VALUE_SETS) >= 3
+    for found, valid, invalid, errors, skipped in summaries:
+        assert int(invalid) == int(errors) == 0
+        assert int(valid) + int(skipped) == int(found) > 20
+
+
+def test_only_strimzi_kinds_are_skipped(render: Render) -> None:
+    skipped = {"Kafka", "KafkaTopic", "KafkaNodePool"}
+    kinds = {m["kind"] for values in VALUE_SETS for m in render(values)}
+    assert {"ScaledObject", "ServiceMonitor"} <= kinds  # validated against their CRD schemas
+    assert kinds & skipped == skipped  # the Strimzi set renders them (and only they are skipped)
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=lambda p: p.name)
+def test_every_workload_is_hardened_and_probed(render: Render, values: Path) -> None:
+    workloads = [m for m in render(values) if m["kind"] in {"Deployment", "StatefulSet", "Job"}]
+    assert workloads
+    for manifest in workloads:
+        pod = manifest["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, manifest["metadata"]["name"]
+        for container in containers(manifest):
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True
+            assert security["allowPrivilegeEscalation"] is False
+            assert security["capabilities"]["drop"] == ["ALL"]
+            assert container["resources"]["requests"], container["name"]
+            assert container["resources"]["limits"]["memory"], container["name"]
+        if manifest["kind"] != "Job":
+            main = pod["containers"][0]
+            assert main.get("livenessProbe") and main.get("readinessProbe"), main["name"]
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=lambda p: p.name)
+def test_python_services_probe_their_health_port(render: Render, values: Path) -> None:
+    ports = {"producer": 9101, "detector": 9102, "detector-canary": 9102, "aggregator": 9103,
+             "api": 8080}
+    seen = set()
+    for manifest in render(values):
+        name = component(manifest) if manifest["kind"] in {"Deployment", "StatefulSet"} else ""
+        if name not in ports:
+            continue
+        seen.add(name)
+        main = manifest["spec"]["template"]["spec"]["containers"][0]
+        by_name = {p["name"]: p["containerPort"] for p in main["ports"]}
+        assert by_name[main["readinessProbe"]["httpGet"]["port"]] == ports[name]
+        assert main["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert main["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert {"producer", "detector", "aggregator", "api"} <= seen
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=lambda p: p.name)
+def test_rendered_camera_config_loads_in_the_producer(
+    render: Render, values: Path, tmp_path: Path
+) -> None:
+    config = next(
+        m for m in render(values) if m["kind"] == "ConfigMap" and "cameras.yaml" in m["data"]
+    )
+    path = tmp_path / "cameras.yaml"
+    path.write_text(config["data"]["cameras.yaml"])
+    assert load_cameras(path)
+
+
+def test_sharded_producers_get_their_ordinal(render: Render) -> None:
+    production = next(p for p in VALUE_SETS if p.name == "values-production.yaml")
+    producer = next(m for m in render(production) if component(m) == "producer"
+                    and m["kind"] == "StatefulSet")
+    env = {e["name"]: e for e in producer["spec"]["template"]["spec"]["containers"][0]["env"]}
+    index = env["MASKWATCH_PRODUCER_REPLICA_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"]
+    assert index == "metadata.labels['apps.kubernetes.io/pod-index']"
+    assert env["MASKWATCH_PRODUCER_REPLICA_COUNT"]["value"] == str(producer["spec"]["replicas"])
+
+
+def test_keda_scales_the_detector_group_on_the_frames_topic(render: Render) -> None:
+    production = next(p for p in VALUE_SETS if p.name == "values-production.yaml")
+    manifests = render(production)
+    scaled = next(m for m in manifests if m["kind"] == "ScaledObject")
+    detector = next(m for m in manifests if m["kind"] == "Deployment"
+                    and component(m) == "detector")
+    env = {e["name"]: e.get("value") for e in detector["spec"]["template"]["spec"]["containers"][0]["env"]}
+    trigger = scaled["spec"]["triggers"][0]
+    assert trigger["type"] == "kafka"
+    assert trigger["metadata"]["consumerGroup"] == env["MASKWATCH_DETECTOR_GROUP_ID"]
+    assert trigger["metadata"]["topic"] == env["MASKWATCH_KAFKA_FRAMES_TOPIC"]
+    assert scaled["spec"]["scaleTargetRef"]["name"] == detector["metadata"]["name"]
+    assert "replicas" not in detector["spec"]  # KEDA owns the count
+    assert scaled["spec"]["maxReplicaCount"] <= int(env["MASKWATCH_KAFKA_FRAMES_PARTITIONS"])
+
+
+def test_canary_detectors_call_the_canary_model_server(render: Render) -> None:
+    production = next(p for p in VALUE_SETS if p.name == "values-production.yaml")
+    manifests = render(production)
+    servers = {m["metadata"]["name"]: m for m in manifests if m["kind"] == "Service"}
+    config = next(m for m in manifests if m["kind"] == "ConfigMap" and "models.config" in m["data"])
+    assert 'version_labels { key: "canary" value: 4 }' in config["data"]["models-canary.config"]
+    assert "versions: 3" in config["data"]["models.config"]
+    for name in ("detector", "detector-canary"):
+        deployment = next(m for m in manifests if m["kind"] == "Deployment" and component(m) == name)
+        env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        host = env["MASKWATCH_DETECTOR_MODEL_SERVER"].split(".")[0]
+        assert host in servers
+        assert servers[host]["metadata"]["labels"]["app.kubernetes.io/component"] == (
+            "model-server-canary" if name == "detector-canary" else "model-server"
+        )
+
+
+REFUSED: list[tuple[dict[str, Any], str]] = [
+    ({"keda": {"enabled": True, "maxReplicaCount": 13}, "kafka": {"framesPartitions": 12}},
+     "must not exceed kafka.framesPartitions"),
+    ({"detector": {"replicas": 20}, "kafka": {"framesPartitions": 12}},
+     "must not exceed kafka.framesPartitions"),
+    ({"producer": {"kind": "Deployment", "replicas": 3}}, "needs producer.kind=StatefulSet"),
+    ({"producer": {"config": {"cameras": []}}}, "producer.config.cameras is empty"),
+    ({"modelServer": {"versions": [1], "versionLabels": {"canary": 2}}},
+     "must name one of modelServer.versions"),
+    ({"redis": {"enabled": False, "url": ""}}, "redis.url is required"),
+]
+
+
+@pytest.mark.parametrize(("values", "message"), REFUSED, ids=[m for _, m in REFUSED])
+def test_chart_refuses_broken_values(
+    helm: Path, values: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    base = next(p for p in VALUE_SETS if p.name == "values-default.yaml")
+    override = tmp_path / "override.yaml"
+    override.write_text(yaml.safe_dump(values))
+    done = run_template(helm, "-f", str(base), "-f", str(override))
+    assert done.returncode != 0
+    assert message in done.stderr
