@@ -25,7 +25,7 @@ import redis
 from schemas.common import encode
 from workers.aggregator.apply import Applier
 from workers.aggregator.core import Aggregator
-from workers.aggregator.model import SEEN_BLOCK, Keys
+from workers.aggregator.model import Keys, epoch_us
 from workers.aggregator.settings import AggregatorSettings
 from workers.aggregator.synthetic import result, stream
 
@@ -126,40 +126,45 @@ def bench_service(client: redis.Redis, n: int, cameras: int, batch: int) -> None
                               kafka.frames_topic])
 
 
-def measure_memory(client: redis.Redis) -> None:
-    """Bytes per key kind for one camera with a result every 10 s over the last 24 h."""
+def measure_memory(client: redis.Redis, fps: int) -> None:
+    """Bytes per key kind of one camera in steady state: `fps` frames per second for the last
+    hour (sequence numbers = capture microseconds, as the producer makes them), so the dedupe
+    guard holds `seen_ttl_s` = 1 h of frames, plus a result every 10 min over the day before,
+    so all 24 hour buckets exist."""
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     now = time.time()
-    results = [result("mem-cam", i, now - 86400 + 10 * i + 5, masked=i % 3, unmasked=(i + 1) % 2)
-               for i in range(8640)]
-    settings = AggregatorSettings(key_prefix=prefix, silent_after_s=1)
+    settings = AggregatorSettings(key_prefix=prefix, silent_after_s=1, seen_ttl_s=3600)
     agg = Aggregator(settings, client, lambda _e: None)
-    for i in range(0, len(results), 500):
-        agg.handle([Rec(encode(r), 0) for r in results[i : i + 500]], now)
+
+    def apply(times: list[float]) -> None:
+        for i in range(0, len(times), 500):
+            chunk = [result("mem-cam", 0, t, masked=int(t) % 3, unmasked=int(t) % 2)
+                     for t in times[i : i + 500]]
+            chunk = [r.model_copy(update={"seq": epoch_us(r.captured_at)}) for r in chunk]
+            agg.handle([Rec(encode(r), 0) for r in chunk], now)
+
+    apply([now - 86400 + 600 * i for i in range(138)])
+    old_seen = list(client.scan_iter(match=f"{prefix}cam:mem-cam:seen:*"))
+    client.delete(*old_seen)  # in steady state these expired long ago
+    apply([now - 3600 + i / fps for i in range(3600 * fps)])
     agg.check_silence(now + 5)
     kinds: dict[str, list[int]] = defaultdict(list)
     for key in client.scan_iter(match=f"{prefix}cam:mem-cam:*", count=5000):
         name = key.decode()
-        kind = name.split(":")[-2] if ":b:" in name else name.split(":")[-1]
+        kind = name.split(":")[-1]
         if ":seen:" in name:
             kind = "seen"
         elif ":b:" in name:
             kind = "bucket " + name.split(":")[-2]
         kinds[kind].append(int(client.memory_usage(key) or 0))
-    print(f"\nmemory of one camera (MEMORY USAGE, Redis "
+    print(f"\nmemory of one camera at {fps} fps (MEMORY USAGE, Redis "
           f"{client.info('server')['redis_version']}):")
-    fixed = 0
     for kind, sizes in sorted(kinds.items()):
-        print(f"  {kind:<12} {len(sizes):>4} keys  {sum(sizes):>8,} B  ({max(sizes):,} B max)")
-        if kind != "seen":
-            fixed += sum(sizes)
-    full_block = max(kinds["seen"])
-    print(f"  windows, latest, totals, alert state: {fixed:,} B per camera")
-    for fps in (1, 5, 10):
-        blocks = -(-fps * 3600 // SEEN_BLOCK)
-        total = fixed + blocks * full_block
-        print(f"  at {fps:>2} fps with seen_ttl_s=3600: + {blocks} dedupe blocks × {full_block} B "
-              f"= {total / 1024:,.0f} KiB per camera")
+        print(f"  {kind:<12} {len(sizes):>4} keys  {sum(sizes):>9,} B  ({max(sizes):,} B max)")
+    total = sum(sum(sizes) for sizes in kinds.values())
+    seen = sum(kinds["seen"])
+    print(f"  total {total / 1024:,.1f} KiB per camera ({(total - seen) / 1024:,.1f} KiB without "
+          f"the dedupe guard; the guard costs {seen / (3600 * fps):.1f} B per frame)")
     cleanup(client, prefix)
 
 
@@ -170,6 +175,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--kafka", action="store_true", help="also through Kafka (the service)")
+    parser.add_argument("--memory-fps", type=int, nargs="*", default=[1, 5, 10],
+                        help="camera frame rates to measure Redis memory at")
     args = parser.parse_args()
     client = redis.Redis.from_url(args.redis_url)
     for batch in (1, 100, 500):
@@ -178,7 +185,8 @@ def main() -> None:
     bench_handle(client, args.results, args.cameras, 500, args.repeats)
     if args.kafka:
         bench_service(client, args.results, args.cameras, 500)
-    measure_memory(client)
+    for fps in args.memory_fps:
+        measure_memory(client, fps)
 
 
 if __name__ == "__main__":

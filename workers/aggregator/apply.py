@@ -4,9 +4,9 @@ Why a script: the dedupe check, every counter, the latest summary and the regist
 change together or not at all. If the aggregator dies between two commands, a redelivered
 result must find either nothing applied (apply it) or everything applied (skip it); a
 script is atomic in Redis, a sequence of commands is not. The dedupe guard is one entry
-per (camera, seq) in a hash per block of 128 sequence numbers (compact listpack encoding),
-kept `seen_ttl_s` after its last write — long enough to cover any redelivery after a crash
-or rebalance.
+per (camera, seq) in a hash per camera and 10 s of capture time (`dedupe_slot`), kept
+`seen_ttl_s` after its last write — long enough to cover any redelivery after a crash or
+rebalance.
 
 A batch of results goes in one pipeline (one round trip); each script stays atomic.
 """
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from redis import Redis
 
 from schemas.result import FrameResult
-from workers.aggregator.model import FrameSummary, Keys, live_buckets
+from workers.aggregator.model import FrameSummary, Keys, dedupe_slot, live_buckets
 
 APPLY_LUA = """
 -- KEYS: 1 seen block, 2 latest, 3 camera totals, 4 registry, 5 totals, 6.. bucket keys
--- ARGV: 1 seq, 2 seen ttl, 3 camera, 4 capture ms, 5 skipped, 6 faces, 7 with_mask,
+-- ARGV: 1 dedupe field, 2 seen ttl, 3 camera, 4 capture ms, 5 skipped, 6 faces, 7 with_mask,
 --       8 without_mask, 9 summary json, 10 camera ttl, 11.. expire-at per bucket key
 if redis.call('HSETNX', KEYS[1], ARGV[1], 1) == 0 then return 0 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -123,8 +123,9 @@ class Applier:
         bucket_keys = [k.bucket(scope, res, start) for res, start, _ in plan for scope in scopes]
         expiries = [expire_at for _, _, expire_at in plan for _ in scopes]
         counts = result.counts
+        block, field = dedupe_slot(result.captured_at, result.seq)
         keys = [
-            k.seen(camera, result.seq),
+            k.seen(camera, block),
             k.latest(camera),
             k.camera_totals(camera),
             k.registry,
@@ -132,7 +133,7 @@ class Applier:
             *bucket_keys,
         ]
         args: list[str | int] = [
-            result.seq,
+            field,
             self.seen_ttl_s,
             camera,
             int(min(captured, now) * 1000),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -146,9 +146,9 @@ class Keys:
         """Hash: `<rule>:state|since|fired_at|value` per alert rule."""
         return f"{self.prefix}cam:{camera}:alert"
 
-    def seen(self, camera: str, seq: int) -> str:
-        """Hash of applied sequence numbers in a block of 128 (the dedupe guard)."""
-        return f"{self.prefix}cam:{camera}:seen:{seq // SEEN_BLOCK}"
+    def seen(self, camera: str, block: int) -> str:
+        """Hash of applied sequence numbers of one dedupe block (see `dedupe_slot`)."""
+        return f"{self.prefix}cam:{camera}:seen:{block}"
 
     def bucket(self, camera: str | None, res: Resolution, start: int) -> str:
         """Hash of COUNTERS for one camera (or all cameras when None) in one time bucket."""
@@ -165,8 +165,27 @@ class Keys:
         return [self.bucket(camera, M1, start) for start in history_starts(now, minutes)]
 
 
-SEEN_BLOCK = 128
-"""Sequence numbers per dedupe hash: small enough for Redis's compact listpack encoding."""
+SEEN_BLOCK_US = 10_000_000
+"""Dedupe blocks span 10 s of capture time: up to ~12 fps fits Redis's compact listpack."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_us(moment: datetime) -> int:
+    """Microseconds since the epoch, exact (the same result always maps to the same block)."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def dedupe_slot(captured_at: datetime, seq: int) -> tuple[int, int]:
+    """(block, field) remembering that (camera, seq) was applied.
+
+    Blocks follow the capture time, not the sequence number, so memory is bounded whatever
+    numbering a producer uses (counters or, as ours, capture microseconds). The field is seq
+    relative to the block's start: unique within the block for any numbering, and a small
+    integer (compact in a listpack) when seq is the capture time in microseconds.
+    """
+    block = epoch_us(captured_at) // SEEN_BLOCK_US
+    return block, seq - block * SEEN_BLOCK_US
 
 
 @dataclass(frozen=True)

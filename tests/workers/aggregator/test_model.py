@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from workers.aggregator.model import (
@@ -15,6 +17,7 @@ from workers.aggregator.model import (
     Keys,
     bucket_expire_at,
     bucket_start,
+    dedupe_slot,
     history_starts,
     live_buckets,
     sum_counters,
@@ -118,9 +121,27 @@ def test_counters_sum_and_compliance() -> None:
     assert Counters(frames=5, skipped=5).compliance is None
 
 
-def test_keys_are_prefixed_and_dedupe_blocks_group_128_sequences() -> None:
+@pytest.mark.parametrize(
+    ("offset_us", "seq", "block", "field"),
+    [
+        # the producer's numbering: seq = capture microseconds → small fields per 10 s block
+        (0, T0 * 10**6, T0 // 10, 0),
+        (9_999_999, T0 * 10**6 + 9_999_999, T0 // 10, 9_999_999),
+        (10_000_000, T0 * 10**6 + 10_000_000, T0 // 10 + 1, 0),
+        # bumped past the clock (two frames in one microsecond): still unique
+        (5, T0 * 10**6 + 6, T0 // 10, 6),
+        # a plain counter: a large negative field, unique within the block all the same
+        (1, 42, T0 // 10, 42 - T0 * 10**6),
+    ],
+)
+def test_dedupe_slot_follows_capture_time(offset_us: int, seq: int, block: int, field: int) -> None:
+    captured = datetime.fromtimestamp(T0, UTC) + timedelta(microseconds=offset_us)
+    assert dedupe_slot(captured, seq) == (block, field)
+
+
+def test_keys_are_prefixed() -> None:
     keys = Keys("p:")
-    assert keys.seen("cam", 0) == keys.seen("cam", 127) != keys.seen("cam", 128)
+    assert keys.seen("cam", 7) == "p:cam:cam:seen:7"
     assert keys.bucket("cam", M1, T0) == f"p:cam:cam:b:m1:{T0}"
     assert keys.bucket(None, M1, T0) == f"p:all:b:m1:{T0}"
     assert all(k.startswith("p:") for k in keys.window("cam", WINDOWS["1m"], T0))
