@@ -179,15 +179,22 @@ class ConfigError(ValueError):
 def load_cameras(path: Path) -> list[CameraConfig]:
     """All cameras of a cameras.yaml (enabled or not); raises ConfigError with readable lines."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot read {path}: {error.strerror}") from error
+    return parse_cameras(text, str(path))
+
+
+def parse_cameras(text: str, origin: str) -> list[CameraConfig]:
+    """Cameras from YAML text; `origin` names it in error messages (a path, an env var)."""
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from error
+        raise ConfigError(f"{origin} is not valid YAML: {error}") from error
     try:
         return CamerasFile.model_validate(data).cameras
     except ValidationError as error:
         lines = [
             f"  {'.'.join(map(str, e['loc'])) or '(file)'}: {e['msg']}" for e in error.errors()
         ]
-        raise ConfigError(f"{path} is invalid:\n" + "\n".join(lines)) from None
+        raise ConfigError(f"{origin} is invalid:\n" + "\n".join(lines)) from None

@@ -25,7 +25,7 @@ from workers.common.logs import configure_logging, get_logger
 from workers.common.runtime import ServiceRuntime
 from workers.common.settings import ServiceSettings, load_settings, settings_options
 from workers.producer.camera import Backoff, CameraWorker
-from workers.producer.config import CameraConfig, ConfigError, load_cameras
+from workers.producer.config import CameraConfig, ConfigError, load_cameras, parse_cameras
 from workers.producer.metrics import ProducerMetrics
 from workers.producer.sender import FrameSender, FrameTransport, kafka_connector
 from workers.producer.sharding import ShardingError, owned, resolve_replica
@@ -43,6 +43,9 @@ class ProducerSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MASKWATCH_PRODUCER_", extra="forbid", frozen=True)
 
     config: Path = Field(Path("cameras.yaml"), description="Path of the cameras YAML file.")
+    cameras_yaml: str | None = Field(
+        None, max_length=1_000_000, description="The cameras YAML itself; overrides --config."
+    )
     health_port: int = Field(
         9101, ge=0, le=65535, description="Port of /healthz, /readyz, /metrics."
     )
@@ -140,7 +143,11 @@ class Producer:
 def select_cameras(settings: ProducerSettings) -> list[CameraConfig]:
     """The enabled cameras this replica owns; raises click errors for bad config."""
     try:
-        cameras = load_cameras(settings.config)
+        cameras = (
+            parse_cameras(settings.cameras_yaml, "MASKWATCH_PRODUCER_CAMERAS_YAML")
+            if settings.cameras_yaml
+            else load_cameras(settings.config)
+        )
         index = resolve_replica(settings.replica_index, settings.replica_count, settings.pod_name)
     except (ConfigError, ShardingError) as error:
         raise click.ClickException(str(error)) from None

@@ -85,6 +85,10 @@ class RtspServer:
             self.kill()
             raise RuntimeError(f"RTSP server did not start: {line!r}")
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def kill(self) -> None:
         """SIGKILL: the camera vanishes without a goodbye, like a power cut."""
         if self._process is not None and self._process.poll() is None:

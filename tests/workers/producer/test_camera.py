@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.workers.producer.fakes import ScriptedSource, new_metrics, value
 from workers.producer.camera import Backoff, CameraWorker
@@ -115,3 +116,19 @@ def test_stop_ends_a_camera_promptly() -> None:
     cam.thread.join(2)
     assert not cam.thread.is_alive() and sent
     assert value(metrics, "camera_connected", camera="cam-1") == 0
+
+
+def test_a_frame_that_cannot_fit_is_rejected_with_a_logged_reason() -> None:
+    metrics, stop = new_metrics(), threading.Event()
+    sent: list[OutgoingFrame] = []
+    camera = CameraConfig(id="cam-1", source="rtsp://camera/stream", fps=60)
+    source = ScriptedSource("fff.", on_grab=tick)
+    tiny_limit = 100  # bytes: no 96-pixel JPEG is that small
+    cam = CameraWorker(camera, lambda: source, sent.append, metrics, tiny_limit, FAST, stop)
+    with capture_logs() as logs:
+        cam.run()
+    assert not sent
+    assert value(metrics, "frames_dropped_total", camera="cam-1", reason="oversized") == 3
+    rejected = [e for e in logs if e["event"] == "frame_rejected"]
+    assert len(rejected) == 1  # logged once, not once per frame
+    assert "exceeds the 100-byte limit" in rejected[0]["reason"]

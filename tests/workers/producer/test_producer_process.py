@@ -28,6 +28,14 @@ def test_bad_config_fails_at_start_with_a_readable_message(tmp_path: Path) -> No
     assert "cameras.0.fps" in result.output and "less than or equal to 60" in result.output
 
 
+def test_cameras_from_the_environment_are_validated_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MASKWATCH_PRODUCER_CAMERAS_YAML", "cameras: [{id: c, source: x, fsp: 2}]")
+    result = CliRunner().invoke(cli, ["--health-port", "0"])
+    assert result.exit_code == 1
+    assert "MASKWATCH_PRODUCER_CAMERAS_YAML is invalid" in result.output
+    assert "cameras.0.fsp: Extra inputs are not permitted" in result.output
+
+
 def test_bad_settings_fail_at_start(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", str(tmp_path), "--replica-count", "0"])
     assert result.exit_code != 0
