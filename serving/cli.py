@@ -88,8 +88,9 @@ class ExportSettings(ServiceSettings):
         None, ge=1, le=2**62, description="Version number; default: one above the highest."
     )
     input_px: int = Field(128, ge=32, le=512, description="Classifier input side in pixels.")
-    if_missing: bool = Field(
-        False, description="Do nothing when the model already has a version (stack start-up)."
+    if_changed: bool = Field(
+        False,
+        description="Export only when the newest version came from other weights (stack start).",
     )
 
 
@@ -97,12 +98,16 @@ class ExportSettings(ServiceSettings):
 @settings_options(ExportSettings)
 def export_cli(**options: object) -> None:
     """Export compact classifier weights as a TensorFlow Serving SavedModel version."""
-    from serving.export import export_weights, versions
+    from serving.export import export_weights, provenance, weights_source
 
     settings = load_settings(ExportSettings, options)
-    existing = versions(settings.model_base / settings.model_name)
-    if settings.if_missing and existing:
-        click.echo(f"{settings.model_base / settings.model_name} has versions {existing}; kept")
+    model_dir = settings.model_base / settings.model_name
+    try:
+        source = weights_source(settings.weights, settings.input_px)
+    except FileNotFoundError as error:
+        raise click.ClickException(str(error)) from None
+    if settings.if_changed and provenance(model_dir) == source:
+        click.echo(f"{model_dir}: newest version already holds these weights; nothing to do")
         return
     path = export_weights(
         settings.weights,

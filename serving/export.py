@@ -12,6 +12,8 @@ is part of the Keras model, so every client sends raw pixels.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import shutil
 from pathlib import Path
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
 SIGNATURE = "serving_default"
 INPUT = "crops"
 OUTPUT = "probabilities"
+PROVENANCE = "assets.extra/maskwatch_export.json"
+"""Inside a version folder: what it was exported from (TF Serving ignores assets.extra)."""
 _VERSION = re.compile(r"^[0-9]+$")
 
 
@@ -48,13 +52,47 @@ def next_version(model_dir: Path) -> int:
     return max(taken, default=0) + 1
 
 
+def provenance(model_dir: Path) -> dict[str, object] | None:
+    """What the newest version was exported from (None: no version, or no record)."""
+    found = versions(model_dir)
+    if not found:
+        return None
+    record = model_dir / str(found[-1]) / PROVENANCE
+    if not record.is_file():
+        return None
+    loaded: dict[str, object] = json.loads(record.read_text())
+    return loaded
+
+
+def weights_source(weights_dir: Path, input_px: int) -> dict[str, object]:
+    """Identity of compact weights: a digest of the manifest and every shard's bytes."""
+    from serving.weights import MANIFEST
+
+    manifest = weights_dir / MANIFEST
+    if not manifest.is_file():
+        raise FileNotFoundError(
+            f"no classifier weights at {weights_dir} ({MANIFEST} missing): "
+            "train with `maskwatch train` or pass --weights"
+        )
+    digest = hashlib.sha256(manifest.read_bytes())
+    for shard in json.loads(manifest.read_text())["shards"]:
+        digest.update((weights_dir / shard).read_bytes())
+    return {"weights_sha256": digest.hexdigest(), "input_px": input_px}
+
+
 def export_model(
-    model: keras.Model, base: Path, model_name: str, version: int | None = None
+    model: keras.Model,
+    base: Path,
+    model_name: str,
+    version: int | None = None,
+    source: dict[str, object] | None = None,
 ) -> Path:
     """Write `model` as `<base>/<model_name>/<version>/`; returns that folder.
 
     `version` defaults to the next free number; an existing version is never overwritten
-    (a running server may have it loaded).
+    (a running server may have it loaded). `source` is recorded in the version's
+    `assets.extra/` (see `provenance`). A TF Serving warm-up request goes there too, so the
+    official server runs one batch before it reports the version available.
     """
     import keras
     import tensorflow as tf
@@ -78,8 +116,29 @@ def export_model(
     staging = model_dir / f".{number}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     archive.write_out(str(staging), verbose=False)
+    extra = staging / "assets.extra"
+    extra.mkdir()
+    _write_warmup(extra / "tf_serving_warmup_requests", model_name, (1, height, width, channels))
+    (staging / PROVENANCE).write_text(json.dumps(source or {}, indent=1, sort_keys=True))
     staging.rename(target)
     return target
+
+
+def _write_warmup(path: Path, model_name: str, shape: tuple[int, ...]) -> None:
+    """One Predict request of black crops, in TF Serving's warm-up file format."""
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from serving.tensors import to_tensor_proto
+
+    log = prediction_log_pb2.PredictionLog()
+    request = log.predict_log.request
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = SIGNATURE
+    request.inputs[INPUT].CopyFrom(to_tensor_proto(np.zeros(shape, np.uint8)))
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(log.SerializeToString())
 
 
 def export_weights(
@@ -93,6 +152,7 @@ def export_weights(
     from serving.model import build_classifier
     from serving.weights import load_compact
 
+    source = weights_source(weights_dir, input_px)
     model = build_classifier(input_px=input_px, weights="none")
     load_compact(model, weights_dir)
-    return export_model(model, base, model_name, version)
+    return export_model(model, base, model_name, version, source)

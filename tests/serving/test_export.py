@@ -12,11 +12,23 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 from google.protobuf import text_format  # type: ignore[import-untyped]
+from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving.cli import export_cli
-from serving.export import INPUT, OUTPUT, SIGNATURE, export_model, next_version, versions
+from serving.export import (
+    INPUT,
+    OUTPUT,
+    SIGNATURE,
+    export_model,
+    next_version,
+    provenance,
+    versions,
+    weights_source,
+)
 from serving.server import ServeSettings
+from serving.tensors import from_tensor_proto
+from serving.weights import save_compact
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,16 +67,46 @@ def test_signature_takes_uint8_crops_and_returns_probabilities(
     np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_export_cli_if_missing_keeps_an_existing_version(
-    tmp_path: Path, tiny_model: keras.Model
+def test_export_cli_if_changed_skips_weights_already_exported(
+    tmp_path: Path, tiny_model: keras.Model, tiny: Any
 ) -> None:
-    export_model(tiny_model, tmp_path, "mask_classifier", 3)
-    result = CliRunner().invoke(
-        export_cli, ["--model-base", str(tmp_path), "--if-missing", "--weights", "/nonexistent"]
-    )
+    weights = tmp_path / "weights"
+    save_compact(tiny_model, weights)
+    source = weights_source(weights, 128)
+    export_model(tiny_model, tmp_path / "base", "mask_classifier", 3, source)
+    assert provenance(tmp_path / "base" / "mask_classifier") == source
+    args = ["--weights", str(weights), "--model-base", str(tmp_path / "base"), "--if-changed"]
+    result = CliRunner().invoke(export_cli, args)
     assert result.exit_code == 0, result.output
-    assert "kept" in result.output
-    assert versions(tmp_path / "mask_classifier") == [3]
+    assert "nothing to do" in result.output
+    assert versions(tmp_path / "base" / "mask_classifier") == [3]
+    # Other weights (or another input size) are another source: --if-changed would export.
+    save_compact(tiny.build(seed=1), tmp_path / "other")
+    assert weights_source(tmp_path / "other", 128) != source
+    assert weights_source(weights, 160) != source
+
+
+def test_export_cli_says_which_weights_are_missing(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        export_cli, ["--weights", str(tmp_path / "none"), "--model-base", str(tmp_path)]
+    )
+    assert result.exit_code != 0
+    assert "no classifier weights at" in result.output
+    assert not (tmp_path / "mask_classifier").exists()
+
+
+def test_version_carries_a_tf_serving_warmup_request(
+    tmp_path: Path, tiny_model: keras.Model, tiny: Any
+) -> None:
+    path = export_model(tiny_model, tmp_path, "m")
+    records = list(tf.data.TFRecordDataset(str(path / "assets.extra/tf_serving_warmup_requests")))
+    assert len(records) == 1
+    log = prediction_log_pb2.PredictionLog.FromString(records[0].numpy())
+    request = log.predict_log.request
+    assert request.model_spec.signature_name == SIGNATURE
+    crops = from_tensor_proto(request.inputs[INPUT])
+    assert crops.dtype == np.dtype(np.uint8)
+    assert crops.shape == (1, tiny.px, tiny.px, 3)
 
 
 def test_export_cli_rejects_a_bad_version(tmp_path: Path) -> None:
