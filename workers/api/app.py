@@ -193,7 +193,7 @@ async def _events(
     try:
         await pubsub.subscribe(store.keys.updates)
         loop = asyncio.get_running_loop()
-        yield {"event": "snapshot", "data": (await store.overview()).model_dump_json()}
+        yield {"event": "snapshot", "data": await store.snapshot_json()}
         next_snapshot = loop.time() + settings.stream_refresh_s
         pending: set[str] = set()
         flush_at: float | None = None
@@ -208,7 +208,7 @@ async def _events(
                     flush_at = loop.time() + settings.stream_coalesce_s
             now = loop.time()
             if now >= next_snapshot:
-                yield {"event": "snapshot", "data": (await store.overview()).model_dump_json()}
+                yield {"event": "snapshot", "data": await store.snapshot_json()}
                 next_snapshot, pending, flush_at = now + settings.stream_refresh_s, set(), None
             elif flush_at is not None and now >= flush_at:
                 seen = dict(await store.registry())

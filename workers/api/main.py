@@ -29,5 +29,6 @@ def cli(**values: Any) -> None:
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        log_config=None,  # uvicorn's records go through our structured logging
         timeout_graceful_shutdown=5,
     )

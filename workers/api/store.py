@@ -5,6 +5,7 @@ Each view is one pipelined round trip. The API only reads; the aggregator owns a
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -28,10 +29,24 @@ READS_PER_CAMERA = 2 + HISTORY_READS + WINDOWS["1m"].buckets + WINDOWS["24h"].bu
 class Store:
     """The API's view of Redis."""
 
-    def __init__(self, redis: Redis, keys: Keys, stale_after_s: float) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, stale_after_s: float, snapshot_max_age_s: float = 1.0
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.stale_after_s = stale_after_s
+        self.snapshot_max_age_s = snapshot_max_age_s
+        self._snapshot: tuple[float, str] | None = None
+        self._snapshot_lock = asyncio.Lock()
+
+    async def snapshot_json(self) -> str:
+        """The overview as JSON, shared by all event streams for `snapshot_max_age_s`, so
+        the cost of snapshots does not grow with the number of open dashboards."""
+        async with self._snapshot_lock:
+            now = time.monotonic()
+            if self._snapshot is None or now - self._snapshot[0] > self.snapshot_max_age_s:
+                self._snapshot = (now, (await self.overview()).model_dump_json())
+            return self._snapshot[1]
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
