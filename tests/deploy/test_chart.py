@@ -25,6 +25,11 @@ from tests.deploy.conftest import (
 from workers.producer.config import load_cameras
 
 
+def _plain_env(manifest: dict[str, Any]) -> dict[str, str | None]:
+    main = manifest["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value") for e in main["env"]}
+
+
 def test_validate_script_passes_for_every_value_set(validation: Validation) -> None:
     assert validation.returncode == 0, validation.output[-6000:]
     summaries = re.findall(
@@ -110,7 +115,7 @@ def test_keda_scales_the_detector_group_on_the_frames_topic(render: Render) -> N
     scaled = next(m for m in manifests if m["kind"] == "ScaledObject")
     detector = next(m for m in manifests if m["kind"] == "Deployment"
                     and component(m) == "detector")
-    env = {e["name"]: e.get("value") for e in detector["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = _plain_env(detector)
     trigger = scaled["spec"]["triggers"][0]
     assert trigger["type"] == "kafka"
     assert trigger["metadata"]["consumerGroup"] == env["MASKWATCH_DETECTOR_GROUP_ID"]
@@ -128,8 +133,10 @@ def test_canary_detectors_call_the_canary_model_server(render: Render) -> None:
     assert 'version_labels { key: "canary" value: 4 }' in config["data"]["models-canary.config"]
     assert "versions: 3" in config["data"]["models.config"]
     for name in ("detector", "detector-canary"):
-        deployment = next(m for m in manifests if m["kind"] == "Deployment" and component(m) == name)
-        env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        deployment = next(
+            m for m in manifests if m["kind"] == "Deployment" and component(m) == name
+        )
+        env = _plain_env(deployment)
         host = env["MASKWATCH_DETECTOR_MODEL_SERVER"].split(".")[0]
         assert host in servers
         assert servers[host]["metadata"]["labels"]["app.kubernetes.io/component"] == (
