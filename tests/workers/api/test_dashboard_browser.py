@@ -13,10 +13,12 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from schemas.result import FrameResult
 from workers.aggregator.synthetic import result
 
 from .conftest import Feeder, LiveServer
@@ -29,7 +31,7 @@ SCREENSHOT = Path(os.environ.get("MASKWATCH_SCREENSHOT", REPO / "docs" / "dashbo
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Any]:
     from tests.conftest import missing
 
     if not (Path(CHROMIUM).exists() and shutil.which(CHROMEDRIVER)):
@@ -47,7 +49,7 @@ def browser() -> Iterator[object]:
     driver.quit()
 
 
-def hour_of(camera: str, now: float, level: float, seq0: int = 0) -> list:  # type: ignore[type-arg]
+def hour_of(camera: str, now: float, level: float, seq0: int = 0) -> list[FrameResult]:
     """One result every 20 s over the last hour, compliance swinging around `level`."""
     out = []
     for i in range(180):
@@ -59,10 +61,10 @@ def hour_of(camera: str, now: float, level: float, seq0: int = 0) -> list:  # ty
     return out
 
 
-def wait_until(driver: object, script: str, timeout_s: float = 15) -> object:
+def wait_until(driver: Any, script: str, timeout_s: float = 15) -> object:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        value = driver.execute_script(script)  # type: ignore[attr-defined]
+        value = driver.execute_script(script)
         if value:
             return value
         time.sleep(0.1)
@@ -70,7 +72,7 @@ def wait_until(driver: object, script: str, timeout_s: float = 15) -> object:
 
 
 def test_dashboard_shows_tiles_and_updates_live(
-    live_api: LiveServer, feeder: Feeder, browser: object
+    live_api: LiveServer, feeder: Feeder, browser: Any
 ) -> None:
     now = time.time()
     feeder.feed(hour_of("lobby", now, 0.93) + hour_of("gate-north", now, 0.55), now)
@@ -78,11 +80,11 @@ def test_dashboard_shows_tiles_and_updates_live(
                 now)
     feeder.silence_check(now)
     driver = browser
-    driver.get(live_api.url + "/")  # type: ignore[attr-defined]
+    driver.get(live_api.url + "/")
     wait_until(driver, "return document.querySelectorAll('.tile').length === 3")
-    driver.execute_script("window.__sameDocument = true")  # type: ignore[attr-defined]
+    driver.execute_script("window.__sameDocument = true")
 
-    tiles = driver.execute_script(  # type: ignore[attr-defined]
+    tiles = driver.execute_script(
         "return [...document.querySelectorAll('.tile')].map(t => ({id: t.dataset.camera,"
         " pct: t.querySelector('.compliance').firstChild.textContent,"
         " cls: t.className, spark: t.querySelectorAll('.spark polyline').length}))"
@@ -99,8 +101,8 @@ def test_dashboard_shows_tiles_and_updates_live(
     assert by_id["lobby"]["spark"] >= 1
 
     # live: a new camera and new frames for an existing one arrive over the stream
-    before = int(driver.execute_script("return +document.body.dataset.updates"))  # type: ignore[attr-defined]
-    frames_before = driver.execute_script(  # type: ignore[attr-defined]
+    before = int(driver.execute_script("return +document.body.dataset.updates"))
+    frames_before = driver.execute_script(
         "return document.querySelector('.tile[data-camera=\"lobby\"] .frames b').textContent"
     )
     feeder.feed([result("entrance", s, time.time(), masked=3) for s in range(6)])
@@ -111,12 +113,12 @@ def test_dashboard_shows_tiles_and_updates_live(
         "return document.querySelector('.tile[data-camera=\"lobby\"] .frames b').textContent"
         f" !== '{frames_before}'",
     )
-    assert driver.execute_script("return window.__sameDocument === true")  # type: ignore[attr-defined]
-    assert int(driver.execute_script("return +document.body.dataset.updates")) > before  # type: ignore[attr-defined]
-    assert driver.execute_script("return document.getElementById('conn').textContent") == "live"  # type: ignore[attr-defined]
-    alerts = driver.execute_script("return document.querySelectorAll('#alerts li').length")  # type: ignore[attr-defined]
+    assert driver.execute_script("return window.__sameDocument === true")
+    assert int(driver.execute_script("return +document.body.dataset.updates")) > before
+    assert driver.execute_script("return document.getElementById('conn').textContent") == "live"
+    alerts = driver.execute_script("return document.querySelectorAll('#alerts li').length")
     assert alerts >= 2  # gate-north low compliance, parking silent
 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    assert driver.save_screenshot(str(SCREENSHOT))  # type: ignore[attr-defined]
+    assert driver.save_screenshot(str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 10_000
