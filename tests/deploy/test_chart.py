@@ -25,9 +25,10 @@ from tests.deploy.conftest import (
 from workers.producer.config import load_cameras
 
 
-def _plain_env(manifest: dict[str, Any]) -> dict[str, str | None]:
+def _plain_env(manifest: dict[str, Any]) -> dict[str, str]:
+    """Name -> value of the main container's literal env entries (valueFrom ones left out)."""
     main = manifest["spec"]["template"]["spec"]["containers"][0]
-    return {e["name"]: e.get("value") for e in main["env"]}
+    return {e["name"]: str(e["value"]) for e in main["env"] if "value" in e}
 
 
 def test_validate_script_passes_for_every_value_set(validation: Validation) -> None:
