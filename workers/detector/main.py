@@ -95,6 +95,8 @@ class Worker:
             for partition, records in polled.items():
                 for record in records:
                     self._take(partition, record)
+                    if self.batcher.due(time.perf_counter()):  # the wait bound holds mid-poll
+                        self._classify(self.batcher.take())
             if self.batcher.due(time.perf_counter()):
                 self._classify(self.batcher.take())
             self._flush_and_commit()
