@@ -67,8 +67,12 @@ else
   say "kafka: fetching Apache Kafka $KAFKA_VERSION jars from Maven Central"
   tmp="$LIBS.tmp.$$"
   rm -rf "$tmp"
-  mvn -q -B -f deploy/local/pom.xml dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$tmp"
+  log="$(mktemp)"
+  if ! mvn -B -f deploy/local/pom.xml dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$tmp" >"$log" 2>&1; then
+    cat "$log"; say "kafka: mvn dependency:copy-dependencies failed"; exit 1
+  fi
+  rm -f "$log"
   rm -rf "$LIBS"
   mv "$tmp" "$LIBS"
   touch "$LIBS/.complete"
