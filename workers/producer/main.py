@@ -91,7 +91,10 @@ class Producer:
         self.settings, self.metrics = settings, metrics
         self.stop_event = threading.Event()
         connect = connect or kafka_connector(
-            partial(make_producer, kafka, client_id), kafka.frames_topic, max_block_ms=5_000
+            partial(make_producer, kafka, client_id),
+            kafka.frames_topic,
+            max_block_ms=5_000,  # a send never blocks the sender thread longer than this
+            bootstrap_timeout_ms=5_000,  # Kafka down at start: retry (and stop) promptly
         )
         self.sender = FrameSender(connect, metrics, settings.buffer_frames, settings.max_in_flight)
         backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s)

@@ -11,12 +11,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from schemas.frame import parse_frame_headers
-from tests.workers.producer.conftest import read_frames
+from tests.workers.producer.conftest import RunProducer, free_port, read_frames, wait_until
 from workers.common.kafka import KafkaSettings
+from workers.producer.config import CameraConfig
 from workers.producer.main import cli
 
 
@@ -95,3 +98,18 @@ def test_sigterm_flushes_every_frame_and_restart_continues_sequences(
         new = seqs_2[len(seqs_1) :]
         assert len(new) == second[camera]["sent"] > 0
         assert min(new) > max(seqs_1)
+
+
+def test_kafka_unreachable_drops_the_oldest_frames_and_memory_stays_bounded(
+    tmp_path: Path, run_producer: RunProducer
+) -> None:
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"img{i}.jpg"), np.full((120, 160, 3), 40 * i, np.uint8))
+    nowhere = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}", frames_topic="t")
+    camera = CameraConfig(id="cam-1", source=f"folder:{tmp_path}", fps=20)
+    producer, metrics = run_producer([camera], nowhere, buffer_frames=5)
+    wait_until(lambda: metrics.total("frames_dropped", "cam-1") >= 10, 20, "frames dropped")
+    assert not producer.sender.connected.is_set()  # /readyz says not ready
+    assert metrics.registry.get_sample_value("maskwatch_producer_buffered_frames") == 5
+    assert metrics.total("frames_encoded", "cam-1") - metrics.total("frames_dropped", "cam-1") <= 5
+    assert metrics.total("frames_sent", "cam-1") == 0
