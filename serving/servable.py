@@ -181,7 +181,8 @@ class ModelWatcher:
         self._current: Servable | None = None
         self._status: dict[int, VersionStatus] = {}
         self._failed: dict[int, float] = {}
-        """Version → folder mtime when it failed: retried only after the folder changes."""
+        """Version → newest mtime in its folder when it failed: retried once a file changes
+        (a version copied in file by file may be loaded before the copy is complete)."""
 
     @property
     def current(self) -> Servable | None:
@@ -201,7 +202,8 @@ class ModelWatcher:
         current = self.current
         if current is not None and current.version == newest:
             return
-        mtime = (self._dir / str(newest)).stat().st_mtime
+        folder = self._dir / str(newest)
+        mtime = max(p.stat().st_mtime for p in [folder, *folder.rglob("*")])
         if self._failed.get(newest) == mtime:
             return
         self._set_status(newest, VersionStatus(State.LOADING))

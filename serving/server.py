@@ -10,6 +10,7 @@ loaded yet or the batch queue is full (clients retry those with backoff).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -246,6 +247,7 @@ class ModelServer:
         self.settings = settings
         self.watcher = ModelWatcher(settings.model_base, settings.model_name, settings.batching)
         self._health_flag = health_flag
+        self._stopping = threading.Event()
         self._health = health.HealthServicer(experimental_non_blocking=True)
         limit = settings.max_message_mb * 1024 * 1024
         self._server = grpc.server(
@@ -264,7 +266,6 @@ class ModelServer:
         if self.port == 0:
             raise OSError(f"cannot bind {settings.host}:{settings.port}")
         self._watch_thread = futures.ThreadPoolExecutor(1, thread_name_prefix="watcher")
-        self._stopping = False
 
     def start(self) -> None:
         """Serve gRPC now; poll for versions every `poll_s` in a background thread."""
@@ -278,16 +279,14 @@ class ModelServer:
         self._watch_thread.submit(self._watch)
 
     def _watch(self) -> None:
-        while not self._stopping:
+        while not self._stopping.is_set():
             try:
                 self.watcher.poll()
             except Exception:  # keep watching: a transient FS error is not fatal
                 log.exception("poll_failed")
             current = self.watcher.current
             self._set_serving(current is not None, "" if current else "no version loaded yet")
-            deadline = time.monotonic() + self.settings.poll_s
-            while not self._stopping and time.monotonic() < deadline:
-                time.sleep(min(0.05, self.settings.poll_s))
+            self._stopping.wait(self.settings.poll_s)
 
     def _set_serving(self, serving: bool, reason: str) -> None:
         status = (
@@ -297,18 +296,18 @@ class ModelServer:
         )
         for service in ("", PREDICTION_SERVICE):
             self._health.set(service, status)
-        if self._health_flag is not None:
+        if self._health_flag is not None and not self._stopping.is_set():
             self._health_flag.beat()
             self._health_flag.set_ready(serving, reason)
 
     def stop(self, grace_s: float | None = None) -> None:
         """NOT_SERVING, finish in-flight calls within the grace period, unload."""
+        self._stopping.set()  # no more version loads, and readiness stays off
         self._health.enter_graceful_shutdown()
         if self._health_flag is not None:
             self._health_flag.set_ready(False, "stopping")
         grace = self.settings.grace_s if grace_s is None else grace_s
         self._server.stop(grace).wait()
-        self._stopping = True
         self._watch_thread.shutdown(wait=True)
         self.watcher.close()
         log.info("stopped")
