@@ -156,3 +156,64 @@ def test_kill_9_mid_stream_loses_nothing_and_double_counts_nothing(
         assert second.wait(20) == 0
     finally:
         second.kill()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_redis(port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    wait_for(lambda: _pings(client), 10, f"redis-server on {port}")
+    return process
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+def test_a_redis_outage_holds_the_batch_until_redis_is_back(
+    kafka_settings: KafkaSettings, unique_name: str
+) -> None:
+    port = free_port()
+    server = start_redis(port)
+    client = redis.Redis(port=port)
+    settings = AggregatorSettings(redis_url=f"redis://127.0.0.1:{port}/0", key_prefix="o:",
+                                  group_id=f"agg-{unique_name}", health_port=0)
+    runtime = ServiceRuntime("aggregator-outage", None)
+    service = Service(settings, kafka_settings, runtime)
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    now = time.time()
+    try:
+        before = [result("o-1", s, now - 5, masked=1) for s in range(20)]
+        publish(kafka_settings, [encode(r) for r in before], [b"o-1"] * 20)
+        wait_for(lambda: totals(client, "o:") == expected(before), 30, "the first results")
+
+        server.terminate()
+        server.wait(10)
+        during = [result("o-1", s, now - 4, unmasked=1) for s in range(20, 50)]
+        publish(kafka_settings, [encode(r) for r in during], [b"o-1"] * 30)
+        wait_for(lambda: not runtime.health.ready[0], 30, "the service to report not ready")
+
+        server = start_redis(port)  # an empty Redis: only what was held back can appear
+        wait_for(lambda: totals(client, "o:") == expected(during), 30, "the held-back batch")
+        assert runtime.health.ready[0]
+    finally:
+        runtime.stopping.set()
+        thread.join(15)
+        server.terminate()
+        server.wait(10)
