@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 MASKWATCH = Path(sys.executable).parent / "maskwatch"
 
 
-def publish(kafka: KafkaSettings, values: list[bytes], keys: list[bytes | None]) -> None:
+def publish(kafka: KafkaSettings, values: list[bytes], keys: Sequence[bytes | None]) -> None:
     producer = make_producer(kafka, "test-results")
     for key, value in zip(keys, values, strict=True):
         producer.send(kafka.results_topic, key=key, value=value)
@@ -60,7 +60,7 @@ def read_topic(kafka: KafkaSettings, topic: str, expect: int, timeout_s: float =
 def totals(client: redis.Redis, prefix: str, camera: str | None = None) -> dict[str, int]:
     keys = Keys(prefix)
     raw = client.hgetall(keys.camera_totals(camera) if camera else keys.totals)
-    return {k.decode(): int(v) for k, v in raw.items()}
+    return {k if isinstance(k, str) else k.decode(): int(v) for k, v in raw.items()}
 
 
 def expected(results: list[FrameResult]) -> dict[str, int]:
