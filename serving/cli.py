@@ -72,13 +72,17 @@ def train_cli(**options: object) -> None:
     click.echo(f"best weights: {best}")
 
 
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "models" / "mask_classifier"
+"""The committed classifier, found from the package so any working directory works."""
+
+
 class ExportSettings(ServiceSettings):
     """Export options (env prefix MASKWATCH_EXPORT_)."""
 
     model_config = SettingsConfigDict(env_prefix="MASKWATCH_EXPORT_", extra="forbid", frozen=True)
 
     weights: Path = Field(
-        Path("serving/models/mask_classifier"), description="Compact weights folder to export."
+        SHIPPED_WEIGHTS, description="Compact weights folder to export (default: the shipped)."
     )
     model_base: Path = Field(Path("var/models"), description="TF Serving model base folder.")
     model_name: str = Field(
