@@ -208,9 +208,10 @@ async def _events(
                     flush_at = loop.time() + settings.stream_coalesce_s
             now = loop.time()
             if now >= next_snapshot:
+                # shared and up to a second old: pending camera updates still follow it
                 yield {"event": "snapshot", "data": await store.snapshot_json()}
-                next_snapshot, pending, flush_at = now + settings.stream_refresh_s, set(), None
-            elif flush_at is not None and now >= flush_at:
+                next_snapshot = now + settings.stream_refresh_s
+            if flush_at is not None and now >= flush_at:
                 seen = dict(await store.registry())
                 changed = [(c, seen[c]) for c in sorted(pending) if c in seen]
                 for status in await store.statuses(changed):
