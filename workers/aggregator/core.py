@@ -77,7 +77,7 @@ class Aggregator:
 
     def __init__(self, settings: AggregatorSettings, redis: Redis, alert_sink: AlertSink) -> None:
         self.keys = Keys(settings.key_prefix)
-        self.rules: AlertRules = settings.alert_rules()
+        self.settings = settings
         self.redis = redis
         self.applier = Applier(
             redis, self.keys, settings.seen_ttl_s, settings.camera_ttl_s, settings.alerts_kept
@@ -103,24 +103,25 @@ class Aggregator:
         alerts = self.check_compliance(outcome.cameras, now)
         return BatchOutcome(outcome, dead, alerts)
 
+    def rules(self, camera: str) -> AlertRules:
+        return self.settings.alert_rules(camera)
+
     def check_compliance(self, cameras: Iterable[str], now: float) -> list[AlertEvent]:
         """Evaluate low_compliance for cameras whose counts just changed."""
-        cameras = sorted(cameras)
-        if not cameras:
+        plans = [(camera, self.rules(camera)) for camera in sorted(cameras)]
+        if not plans:
             return []
-        window = WINDOWS[self.rules.window]
         pipe = self.redis.pipeline(transaction=False)
-        for camera in cameras:
-            for key in self.keys.window(camera, window, now):
+        for camera, rules in plans:
+            for key in self.keys.window(camera, WINDOWS[rules.window], now):
                 pipe.hgetall(key)
             pipe.hgetall(self.keys.alert_state(camera))
-        replies = pipe.execute()
+        replies = iter(pipe.execute())
         events = []
-        step = window.buckets + 1
-        for i, camera in enumerate(cameras):
-            chunk = replies[i * step : (i + 1) * step]
-            prev = rule_state(chunk[-1], "low_compliance")
-            event = evaluate_compliance(camera, sum_counters(chunk[:-1]), prev, self.rules, now)
+        for camera, rules in plans:
+            buckets = [next(replies) for _ in range(WINDOWS[rules.window].buckets)]
+            prev = rule_state(next(replies), "low_compliance")
+            event = evaluate_compliance(camera, sum_counters(buckets), prev, rules, now)
             if event is not None:
                 events.extend(self._record(event, prev, now))
         return events
@@ -139,7 +140,8 @@ class Aggregator:
         events = []
         for (camera, last_ms), fields in zip(seen, states, strict=True):
             prev = rule_state(fields, "camera_silent")
-            event = evaluate_silence(camera, last_ms / 1000, prev, self.rules, now)
+            rules = self.rules(camera)
+            event = evaluate_silence(camera, last_ms / 1000, prev, rules, now)
             if event is not None:
                 events.extend(self._record(event, prev, now))
         return events

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 
 from workers.aggregator.alerts import AlertRules
@@ -10,6 +10,19 @@ from workers.aggregator.model import WINDOWS, WindowName
 from workers.common.settings import ServiceSettings
 
 DAY_S = 86400
+
+
+class RuleOverride(BaseModel):
+    """Alert thresholds of one camera that differ from the defaults (unset: the default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    compliance_below: float | None = Field(None, ge=0.0, le=1.0)
+    hysteresis: float | None = Field(None, ge=0.0, le=0.5)
+    min_faces: int | None = Field(None, ge=1, le=1_000_000)
+    alert_window: WindowName | None = None
+    silent_after_s: float | None = Field(None, ge=1.0, le=DAY_S)
+    cooldown_s: float | None = Field(None, ge=0.0, le=DAY_S)
 
 
 class AggregatorSettings(ServiceSettings):
@@ -66,6 +79,10 @@ class AggregatorSettings(ServiceSettings):
     eval_interval_s: float = Field(
         5.0, ge=0.1, le=300.0, description="How often silence is checked over all cameras (s)."
     )
+    camera_rules: dict[str, RuleOverride] = Field(
+        default_factory=dict,
+        description='Per-camera alert thresholds as JSON, e.g. {"gate-1": {"min_faces": 50}}.',
+    )
     webhook_url: str | None = Field(
         None, description="POST alert events here as JSON (optional; retried in background)."
     )
@@ -81,13 +98,19 @@ class AggregatorSettings(ServiceSettings):
     )
     json_logs: bool = Field(True, description="JSON log lines (off: human-readable).")
 
-    def alert_rules(self) -> AlertRules:
+    def alert_rules(self, camera: str | None = None) -> AlertRules:
+        """The rules of `camera`: its overrides (camera_rules) over the defaults."""
+        given = self.camera_rules.get(camera or "", RuleOverride()).model_dump(exclude_none=True)
+        merged = {
+            name: given.get(name, getattr(self, name))
+            for name in RuleOverride.model_fields
+        }
         return AlertRules(
-            compliance_below=self.compliance_below,
-            hysteresis=self.hysteresis,
-            min_faces=self.min_faces,
-            window=self.alert_window,
-            window_s=WINDOWS[self.alert_window].seconds,
-            silent_after_s=self.silent_after_s,
-            cooldown_s=self.cooldown_s,
+            compliance_below=merged["compliance_below"],
+            hysteresis=merged["hysteresis"],
+            min_faces=merged["min_faces"],
+            window=merged["alert_window"],
+            window_s=WINDOWS[merged["alert_window"]].seconds,
+            silent_after_s=merged["silent_after_s"],
+            cooldown_s=merged["cooldown_s"],
         )

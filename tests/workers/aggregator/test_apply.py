@@ -170,3 +170,14 @@ def test_camera_silent_alert_fires_and_clears(redis_prefix: str) -> None:
     agg.handle([Rec(encode(result("quiet", 2, now + 2)))], now + 2)
     agg.check_silence(now + 2)
     assert [e.state for e in events] == ["firing", "resolved"]
+
+
+def test_per_camera_rules_override_the_defaults(redis_prefix: str) -> None:
+    now = time.time()
+    events: list[AlertEvent] = []
+    overrides = {"strict": {"compliance_below": 0.95}, "lenient": {"min_faces": 1000}}
+    agg = aggregator(redis_prefix, events, min_faces=10, alert_window="1m", camera_rules=overrides)
+    for camera in ("strict", "lenient", "default"):
+        agg.handle([Rec(encode(result(camera, s, now - 1, masked=9, unmasked=1)))
+                    for s in range(3)], now)
+    assert [(e.camera_id, e.threshold) for e in events] == [("strict", 0.95)]
