@@ -31,6 +31,9 @@ class TrainSettings(ServiceSettings):
     kaggle_per_epoch: int = Field(3000, ge=0, description="Kaggle-12k crops drawn per epoch.")
     crowd_repeat: int = Field(3, ge=1, le=20, description="Times each crowd face appears per epoch.")
     workers: int = Field(4, ge=1, le=64, description="Augmentation threads.")
+    ema_momentum: float | None = Field(
+        None, gt=0, lt=1, description="Average the weights with this momentum (e.g. 0.998)."
+    )
     time_budget_s: float | None = Field(None, gt=0, description="Stop after this many seconds.")
     seed: int = Field(0, ge=0, description="Random seed.")
 
@@ -64,6 +67,7 @@ def train_cli(**options: object) -> None:
             kaggle_per_epoch=settings.kaggle_per_epoch,
             crowd_repeat=settings.crowd_repeat,
             workers=settings.workers,
+            ema_momentum=settings.ema_momentum,
             time_budget_s=settings.time_budget_s,
             seed=settings.seed,
         ),

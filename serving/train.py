@@ -47,6 +47,9 @@ class TrainConfig:
     """Repeat crowd faces without a mask until both crowd classes weigh the same."""
     seed: int = 0
     workers: int = 4
+    ema_momentum: float | None = None
+    """Keep an exponential moving average of the weights (validated and saved instead of the
+    raw weights): from-scratch training is noisy from epoch to epoch, the average is not."""
     time_budget_s: float | None = None
     """Stop after the epoch during which this many seconds of training have passed."""
     init_weights: Path | None = None
@@ -185,17 +188,27 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Path:
         config.learning_rate, decay_steps=len(batches), decay_rate=config.decay_per_epoch
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
+        optimizer=keras.optimizers.Adam(
+            schedule,
+            use_ema=config.ema_momentum is not None,
+            ema_momentum=config.ema_momentum or 0.99,
+        ),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
     (config.out_dir / "config.json").write_text(json.dumps(settings, indent=1, default=str))
     started = time.monotonic()
-    callbacks = [
-        ValidationF1(images[val_mask], labels[val_mask], sources[val_mask], config.out_dir, log),
-        keras.callbacks.BackupAndRestore(str(config.out_dir / "backup")),
+    # Order matters at epoch end: the backup keeps the raw weights, then the averaged weights
+    # are swapped in for validation and for the saved weight files.
+    callbacks: list[keras.callbacks.Callback] = [
+        keras.callbacks.BackupAndRestore(str(config.out_dir / "backup"))
     ]
+    if config.ema_momentum is not None:
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks.append(
+        ValidationF1(images[val_mask], labels[val_mask], sources[val_mask], config.out_dir, log)
+    )
     if config.time_budget_s:
         callbacks.append(TimeBudget(config.time_budget_s))
     model.fit(
