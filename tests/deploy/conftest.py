@@ -6,7 +6,9 @@ proxy on first use, then reuses its cache) and hands its result and the helm bin
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -92,3 +94,22 @@ def containers(manifest: Manifest) -> list[dict[str, Any]]:
 
 def component(manifest: Manifest) -> str:
     return str(manifest["metadata"]["labels"]["app.kubernetes.io/component"])
+
+
+OWN_PACKAGES = ("workers", "serving", "schemas")
+
+
+def import_all_modules() -> None:
+    """Import every module of workers.* and serving.* (settings classes, metrics register).
+
+    A module that needs an optional extra which is not installed is passed over; any other
+    import error fails the caller.
+    """
+    for package_name in ("workers", "serving"):
+        package = importlib.import_module(package_name)
+        for info in pkgutil.walk_packages(package.__path__, f"{package_name}."):
+            try:
+                importlib.import_module(info.name)
+            except ModuleNotFoundError as error:
+                if (error.name or "").split(".")[0] in OWN_PACKAGES:
+                    raise

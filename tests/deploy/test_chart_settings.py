@@ -10,14 +10,19 @@ field of the right service, and that the rendered values pass the services' own 
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.deploy.conftest import VALUE_SETS, Manifest, Render, component, containers
+from tests.deploy.conftest import (
+    VALUE_SETS,
+    Manifest,
+    Render,
+    component,
+    containers,
+    import_all_modules,
+)
 from workers.common.settings import ServiceSettings
 
 # env prefix -> (values key of its `env` map, components whose containers read it)
@@ -36,23 +41,11 @@ NOT_DEPLOYED = {
     "MASKWATCH_TRAIN_": "offline training",
     "MASKWATCH_EXPORT_": "offline export; its SavedModel goes into the model image",
 }
-OWN_PACKAGES = ("workers", "serving", "schemas")
 # Render every optional workload so each component's container exists.
 ALL_ON: dict[str, Any] = {
     "detector": {"canary": {"enabled": True, "replicas": 1}},
     "modelServer": {"engine": "maskwatch", "canary": {"enabled": False}},
 }
-
-
-def _import_all() -> None:
-    for package_name in ("workers", "serving"):
-        package = importlib.import_module(package_name)
-        for info in pkgutil.walk_packages(package.__path__, f"{package_name}."):
-            try:
-                importlib.import_module(info.name)
-            except ModuleNotFoundError as error:  # an optional extra that is not installed
-                if (error.name or "").split(".")[0] in OWN_PACKAGES:
-                    raise
 
 
 def _subclasses(cls: type[ServiceSettings]) -> set[type[ServiceSettings]]:
@@ -63,7 +56,7 @@ def _subclasses(cls: type[ServiceSettings]) -> set[type[ServiceSettings]]:
 
 
 def _discover() -> dict[str, type[ServiceSettings]]:
-    _import_all()
+    import_all_modules()
     by_prefix: dict[str, type[ServiceSettings]] = {}
     for cls in _subclasses(ServiceSettings):
         prefix = str(cls.model_config.get("env_prefix") or "").upper()

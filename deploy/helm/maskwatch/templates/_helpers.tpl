@@ -275,7 +275,7 @@ spec:
   {{- end }}
   containers:
     - name: {{ .component }}
-      image: {{ .image | default (include "maskwatch.image" $root) }}
+      image: {{ include "maskwatch.image" $root }}
       imagePullPolicy: {{ $root.Values.image.pullPolicy }}
       args:
         {{- toYaml .values.args | nindent 8 }}
