@@ -68,7 +68,9 @@ class Metrics:
 def create_app(settings: ApiSettings) -> FastAPI:
     """Build the API (see the module doc)."""
     redis = Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5)
-    store = Store(redis, Keys(settings.key_prefix), settings.stale_after_s)
+    store = Store(
+        redis, Keys(settings.key_prefix), settings.stale_after_s, settings.compliance_target
+    )
     metrics = Metrics()
     token = settings.bearer_token()
     streams = asyncio.Semaphore(settings.max_streams)

@@ -85,6 +85,7 @@ class Overview(Model):
 
     at: datetime = Field(description="Server time of this view.")
     stale_after_s: float
+    target: float = Field(ge=0.0, le=1.0, description="Compliance target (dashboard line).")
     cameras: list[CameraStatus]
     windows: list[WindowStats] = Field(description="Windows across all cameras.")
     lifetime: Stats = Field(description="Everything applied since Redis was empty.")

@@ -35,6 +35,10 @@ class ApiSettings(ServiceSettings):
     stale_after_s: float = Field(
         60.0, ge=1.0, le=86400.0, description="A camera with no frame for this long is stale (s)."
     )
+    compliance_target: float = Field(
+        0.8, ge=0.0, le=1.0,
+        description="Compliance the dashboard draws as the target line (match the alert rule).",
+    )
     stream_refresh_s: float = Field(
         5.0, ge=0.5, le=300.0, description="The event stream resends a full snapshot this often."
     )

@@ -30,8 +30,14 @@ class Store:
     """The API's view of Redis."""
 
     def __init__(
-        self, redis: Redis, keys: Keys, stale_after_s: float, snapshot_max_age_s: float = 1.0
+        self,
+        redis: Redis,
+        keys: Keys,
+        stale_after_s: float,
+        target: float = 0.8,
+        snapshot_max_age_s: float = 1.0,
     ) -> None:
+        self.target = target
         self.redis = redis
         self.keys = keys
         self.stale_after_s = stale_after_s
@@ -109,6 +115,7 @@ class Store:
         return Overview(
             at=datetime.fromtimestamp(now, UTC),
             stale_after_s=self.stale_after_s,
+            target=self.target,
             cameras=cameras,
             windows=windows,
             lifetime=Stats.of(counters_of(r[-1])),

@@ -2,7 +2,7 @@
 // The stream is read with fetch() (not EventSource) so a bearer token can go in a header.
 "use strict";
 
-const state = { cameras: new Map(), staleAfter: 60, clockOffsetMs: 0, updates: 0 };
+const state = { cameras: new Map(), staleAfter: 60, target: 0.8, clockOffsetMs: 0, updates: 0 };
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -14,7 +14,10 @@ function el(tag, cls, text) {
 }
 
 function pct(ratio) { return ratio === null || ratio === undefined ? "–" : (ratio * 100).toFixed(1) + "%"; }
-function grade(ratio) { return ratio === null ? "none" : ratio >= 0.9 ? "good" : ratio >= 0.8 ? "warn" : "bad"; }
+function grade(ratio) {
+  if (ratio === null || ratio === undefined) return "none";
+  return ratio >= Math.min(1, state.target + 0.1) ? "good" : ratio >= state.target ? "warn" : "bad";
+}
 function ago(seconds) {
   if (seconds < 60) return Math.round(seconds) + " s ago";
   if (seconds < 3600) return Math.round(seconds / 60) + " min ago";
@@ -35,7 +38,7 @@ function sparkline(history) {
   const limit = document.createElementNS(SVG, "line");
   limit.setAttribute("class", "limit");
   limit.setAttribute("x1", "0"); limit.setAttribute("x2", String(w));
-  limit.setAttribute("y1", String(y(0.8))); limit.setAttribute("y2", String(y(0.8)));
+  limit.setAttribute("y1", String(y(state.target))); limit.setAttribute("y2", String(y(state.target)));
   svg.appendChild(limit);
   let segment = [];
   const flush = () => {
@@ -54,7 +57,7 @@ function sparkline(history) {
   });
   flush();
   const title = document.createElementNS(SVG, "title");
-  title.textContent = "Compliance per minute, last hour (dashed: 80 %)";
+  title.textContent = `Compliance per minute, last hour (dashed: target ${Math.round(state.target * 100)} %)`;
   svg.appendChild(title);
   return svg;
 }
@@ -147,6 +150,7 @@ function onEvent(type, data) {
   const body = JSON.parse(data);
   if (type === "snapshot") {
     state.staleAfter = body.stale_after_s;
+    state.target = body.target;
     state.clockOffsetMs = Date.parse(body.at) - Date.now();
     const ids = new Set(body.cameras.map((c) => c.camera_id));
     for (const id of [...state.cameras.keys()]) {
