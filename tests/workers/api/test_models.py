@@ -14,7 +14,7 @@ def bucket(faces: int, masked: int) -> dict[str, str]:
 
 def test_windows_come_from_the_right_buckets_and_staleness_from_last_seen() -> None:
     history = [bucket(10, 10)] * 45 + [bucket(4, 1)] * 15  # only the last 15 are the 15 min
-    short = [{}] * 5 + [bucket(2, 2)]
+    short: list[dict[str, str]] = [{}] * 5 + [bucket(2, 2)]
     day = [bucket(100, 50)] * 24
     status = camera_status(
         "cam", (NOW - 45) * 1000, None, {"camera_silent:state": "firing"}, history, short, day,
