@@ -496,7 +496,13 @@ def down(wipe: bool, **values: Any) -> None:
         if wipe:
             for sub in ("kafka", "redis", "serve"):
                 shutil.rmtree(home / sub, ignore_errors=True)
-    ports = (settings.kafka_port, settings.controller_port, settings.redis_port, settings.grpc_port)
+    ports = (
+        settings.kafka_port,
+        settings.controller_port,
+        settings.redis_port,
+        settings.grpc_port,
+        settings.serve_health_port,
+    )
     left = [p for p in ports if _port_open(p)]
     if left:
         raise click.ClickException(f"still answering on {left}: processes this stack did not start")

@@ -76,13 +76,16 @@ def test_a_second_stack_comes_up_and_leaves_nothing_behind(tmp_path: Path) -> No
     """A full `up` / `status` / `up` / `down` on free ports, beside the stack the tests use."""
     if not (kafka_libs(StackSettings()) / ".complete").exists():
         pytest.fail("Kafka jars missing: run `bash deploy/local/install.sh`")
-    ports = {"kafka": _free_port(), "controller": _free_port(), "redis": _free_port()}
+    names = ("kafka", "controller", "redis", "grpc", "serve_health")
+    ports = {name: _free_port() for name in names}
     env = {
         **os.environ,
         "MASKWATCH_STACK_STATE_DIR": str(tmp_path / "stack"),
         "MASKWATCH_STACK_KAFKA_PORT": str(ports["kafka"]),
         "MASKWATCH_STACK_CONTROLLER_PORT": str(ports["controller"]),
         "MASKWATCH_STACK_REDIS_PORT": str(ports["redis"]),
+        "MASKWATCH_STACK_GRPC_PORT": str(ports["grpc"]),
+        "MASKWATCH_STACK_SERVE_HEALTH_PORT": str(ports["serve_health"]),
         "MASKWATCH_STACK_KAFKA_HEAP_MB": "256",
         "MASKWATCH_STACK_MODEL_SERVER": "false",
     }
