@@ -59,12 +59,14 @@ TRANSITION_LUA = """
 -- Compare-and-set of one camera's alert rule, so that of several aggregators evaluating
 -- the same camera only one records (and then publishes) the transition.
 -- KEYS: 1 alert state hash, 2 alerts list, 3 updates channel
--- ARGV: 1 rule, 2 expected state, 3 new state, 4 now, 5 value, 6 event json, 7 list cap
+-- ARGV: 1 rule, 2 expected state, 3 new state, 4 now, 5 value, 6 event json, 7 list cap,
+--       8 camera ttl
 local current = redis.call('HGET', KEYS[1], ARGV[1] .. ':state') or 'ok'
 if current ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1] .. ':state', ARGV[3], ARGV[1] .. ':since', ARGV[4],
   ARGV[1] .. ':value', ARGV[5])
 if ARGV[3] == 'firing' then redis.call('HSET', KEYS[1], ARGV[1] .. ':fired_at', ARGV[4]) end
+redis.call('EXPIRE', KEYS[1], ARGV[8])
 redis.call('LPUSH', KEYS[2], ARGV[6])
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[7]) - 1)
 redis.call('PUBLISH', KEYS[3], '{"alert":' .. ARGV[6] .. '}')
@@ -156,7 +158,7 @@ class Applier:
         done = self._transition(
             keys=[k.alert_state(camera), k.alerts, k.updates],
             args=[rule, expected, new, now, "" if value is None else value, event_json,
-                  self.alerts_cap],
+                  self.alerts_cap, self.camera_ttl_s],
         )
         return bool(done)
 

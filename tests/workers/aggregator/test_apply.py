@@ -99,8 +99,11 @@ def test_skipped_results_count_as_skipped_not_faces(
 
 def test_every_per_camera_key_expires(redis_client: redis.Redis, redis_prefix: str) -> None:
     now = time.time()
-    agg = aggregator(redis_prefix, [], seen_ttl_s=600, camera_ttl_s=7200)
+    events: list[AlertEvent] = []
+    agg = aggregator(redis_prefix, events, seen_ttl_s=600, camera_ttl_s=7200, silent_after_s=1)
     agg.handle([Rec(encode(r)) for r in stream(["cam"], 5, now - 1)], now)
+    agg.check_silence(now + 10)
+    assert events  # the alert state key exists too
     unbounded = {f"{redis_prefix}cameras", f"{redis_prefix}totals"}  # one key per deployment
     longest = max(r.seconds + r.retention_s for r in RESOLUTIONS)
     for key in redis_client.scan_iter(match=f"{redis_prefix}*"):
