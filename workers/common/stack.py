@@ -427,7 +427,16 @@ def serve_up(settings: StackSettings) -> None:
     pid = _read_pid(pidfile)
     if pid is None:
         pid = _spawn(
-            [*_maskwatch(), "serve", "--model-base", str(settings.model_base)],
+            [
+                *_maskwatch(),
+                "serve",
+                "--model-base",
+                str(settings.model_base),
+                "--port",
+                str(settings.grpc_port),
+                "--health-port",
+                str(settings.serve_health_port),
+            ],
             log,
             pidfile,
             REPO_ROOT,
