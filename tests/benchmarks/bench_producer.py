@@ -122,6 +122,7 @@ def step(n: int, source: str, video: Path, kafka: KafkaSettings, seconds: float,
         f"producer CPU {cores:4.2f} cores ({100 * cores / n:4.1f}% of a core per camera), "
         f"encode {1000 * encode_s / max(encode_n, 1):4.1f} ms/frame"
         + (f", RTSP server CPU {srv_cores:4.2f} cores" if server else "")
+        + f", load avg {os.getloadavg()[0]:.1f}"
         + f"  -> {'sustained' if ok else 'NOT sustained'}",
         flush=True,
     )

@@ -60,8 +60,7 @@ def test_rtsp_and_folder_cameras_while_missing_sources_retry(
         CameraConfig(id="ghost-folder", source=f"folder:{tmp_path / 'missing'}", fps=2),
     ]
     producer, metrics = run_producer(cameras, kafka_settings)
-    sent = metrics.frames_sent.labels("rtsp-cam")
-    wait_until(lambda: sent._value.get() >= 16, 30, "16 RTSP frames in Kafka")
+    wait_until(lambda: metrics.total("frames_sent", "rtsp-cam") >= 16, 30, "16 RTSP frames")
     producer.stop()
 
     frames = by_camera(read_frames(kafka_settings, kafka_settings.frames_topic))
@@ -80,13 +79,16 @@ def test_rtsp_server_killed_and_restarted_producer_recovers(
 ) -> None:
     camera = CameraConfig(id="flaky-cam", source=rtsp_server.url, fps=2)
     producer, metrics = run_producer([camera], kafka_settings)
-    sent = metrics.frames_sent.labels("flaky-cam")
-    wait_until(lambda: sent._value.get() >= 4, 30, "frames before the outage")
+
+    def sent() -> float:
+        return metrics.total("frames_sent", "flaky-cam")
+
+    wait_until(lambda: sent() >= 4, 30, "frames before the outage")
     rtsp_server.kill()
     wait_until(lambda: metrics.total("reconnects", "flaky-cam") >= 2, 20, "failed reconnects")
-    before_restart = sent._value.get()
+    before_restart = sent()
     rtsp_server.start()  # same port, same path: the camera comes back
-    wait_until(lambda: sent._value.get() >= before_restart + 4, 40, "frames after the restart")
+    wait_until(lambda: sent() >= before_restart + 4, 40, "frames after the restart")
     producer.stop()
 
     frames = by_camera(read_frames(kafka_settings, kafka_settings.frames_topic))["flaky-cam"]
