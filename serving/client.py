@@ -86,6 +86,20 @@ class ClientConfig:
     backoff_max_s: float = 2.0
     max_message_mb: int = 64
 
+    def __post_init__(self) -> None:
+        positive = {
+            "deadline_s": self.deadline_s,
+            "max_in_flight": self.max_in_flight,
+            "max_batch": self.max_batch,
+            "max_attempts": self.max_attempts,
+            "num_classes": self.num_classes,
+            "backoff_initial_s": self.backoff_initial_s,
+            "max_message_mb": self.max_message_mb,
+        }
+        bad = [name for name, value in positive.items() if not value > 0]
+        if bad or self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError(f"ClientConfig: {bad or 'backoff_max_s'} out of range: {self}")
+
 
 RETRYABLE = frozenset(
     {

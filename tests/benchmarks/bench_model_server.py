@@ -8,7 +8,7 @@ each batch size measures, in one run on one machine:
   server xC    C concurrent callers (the server's batching merges their requests).
 The ratio column is server/in-process. Not a test: it prints figures, asserts nothing.
 
-    .venv/bin/python tests/benchmarks/bench_model_server.py --seconds 10
+    .venv/bin/python tests/benchmarks/bench_model_server.py --rounds 5 --seconds 2
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ def free_port() -> int:
         return port
 
 
-def measure(call: Callable[[], None], seconds: float, callers: int) -> tuple[int, float, float]:
-    """(calls, elapsed s, median call s) of `callers` threads calling for `seconds`."""
+def measure(call: Callable[[], None], seconds: float, callers: int) -> tuple[float, list[float]]:
+    """(elapsed s, every call's duration) of `callers` threads calling for `seconds`."""
     stop = time.monotonic() + seconds
     durations: list[float] = []
     lock = threading.Lock()
@@ -57,7 +57,7 @@ def measure(call: Callable[[], None], seconds: float, callers: int) -> tuple[int
         thread.start()
     for thread in threads:
         thread.join()
-    return len(durations), time.perf_counter() - began, statistics.median(durations)
+    return time.perf_counter() - began, durations
 
 
 def main() -> None:
@@ -65,7 +65,10 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=REPO / "serving/models/mask_classifier")
     parser.add_argument("--input-px", type=int, default=128)
     parser.add_argument("--batches", default="1,8,32")
-    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    parser.add_argument("--seconds", type=float, default=2.0, help="per slice")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="slices per figure, interleaved across the modes"
+    )
     parser.add_argument("--callers", type=int, default=4, help="concurrent server callers")
     args = parser.parse_args()
 
@@ -111,7 +114,8 @@ def main() -> None:
         rng = np.random.default_rng(0)
         print(
             f"weights: {'shipped' if shipped else 'random'}; input {args.input_px} px; "
-            f"{args.seconds:g} s per figure; server batching defaults (max 32, 2 ms); "
+            f"{args.rounds} x {args.seconds:g} s per figure, modes interleaved; "
+            "server batching defaults (max 32, 2 ms); "
             f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
         )
         header = (
@@ -131,14 +135,20 @@ def main() -> None:
             def through_server(crops: np.ndarray = crops) -> None:
                 client.classify(crops)
 
-            local = measure(in_process, args.seconds, 1)
-            remote = measure(through_server, args.seconds, 1)
-            many = measure(through_server, args.seconds, args.callers)
-            rate = [calls * batch / elapsed for calls, elapsed, _ in (local, remote, many)]
+            modes = [(in_process, 1), (through_server, 1), (through_server, args.callers)]
+            elapsed = [0.0] * len(modes)
+            durations: list[list[float]] = [[] for _ in modes]
+            for round_ in range(args.rounds):  # interleaved: every mode sees the same load
+                for i in sorted(range(len(modes)), key=lambda m: (m + round_) % len(modes)):
+                    spent, calls = measure(modes[i][0], args.seconds, modes[i][1])
+                    elapsed[i] += spent
+                    durations[i] += calls
+            rate = [len(d) * batch / e for d, e in zip(durations, elapsed, strict=True)]
             print(
                 f"{batch:>5} {rate[0]:>12.1f} {rate[1]:>12.1f} {rate[1] / rate[0]:>6.2f} "
                 f"{rate[2]:>12.1f} {rate[2] / rate[0]:>6.2f}   "
-                f"{local[2] * 1000:.1f} / {remote[2] * 1000:.1f}",
+                f"{statistics.median(durations[0]) * 1000:.1f} / "
+                f"{statistics.median(durations[1]) * 1000:.1f}",
                 flush=True,
             )
         client.close()

@@ -44,6 +44,13 @@ def test_classify_matches_the_model_and_reports_the_version(
     assert empty.shape == (0, 2)
 
 
+def test_config_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_in_flight"):
+        ClientConfig(max_in_flight=0)
+    with pytest.raises(ValueError, match="backoff_max_s"):
+        ClientConfig(backoff_initial_s=1.0, backoff_max_s=0.5)
+
+
 def test_bad_input_is_refused_before_any_call(server: ModelServer, tiny: Any) -> None:
     with client_for(server.port) as client, pytest.raises(ValueError, match="uint8"):
         client.classify(tiny.crops(2).astype(np.float32))
