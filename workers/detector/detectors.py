@@ -79,7 +79,7 @@ class DetectorConfig(BaseModel):
         None, description="Detector weights file (ONNX for mobilenet, .h5 for resnet50)."
     )
     score_threshold: float = Field(
-        0.5, ge=0.0, le=1.0, description="Minimum face confidence kept."
+        0.78, ge=0.0, le=1.0, description="Minimum face confidence kept."
     )
     nms_threshold: float = Field(
         0.4, gt=0.0, le=1.0, description="IoU above which NMS drops a box."

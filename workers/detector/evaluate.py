@@ -196,8 +196,9 @@ def cli(
         worker_id="evaluate", classifier_name=model_name, crop=CropConfig(),
         max_age_s=86400.0, max_frame_bytes=64 * 1024 * 1024,
     ))
-    classifier = GrpcClassifier(ClientConfig(target=model_server, model_name=model_name)) \
-        if classify else None
+    # An evaluation may share a CPU model server with other work: wait, don't fail.
+    client = ClientConfig(target=model_server, model_name=model_name, deadline_s=120, max_batch=16)
+    classifier = GrpcClassifier(client) if classify else None
     started = time.perf_counter()
     results = run_photos(core, classifier, photos)
     elapsed = time.perf_counter() - started

@@ -39,7 +39,7 @@ class DetectorSettings(ServiceSettings):
     classify_timeout_s: float = Field(10.0, gt=0, le=120, description="Deadline per classify call.")
     detector: BackendName = Field("retinaface-mobilenet", description="Face detector backend.")
     model_path: Path | None = Field(None, description="Detector weights file (default: resolved).")
-    score_threshold: float = Field(0.5, ge=0, le=1, description="Minimum face confidence.")
+    score_threshold: float = Field(0.78, ge=0, le=1, description="Minimum face confidence.")
     nms_threshold: float = Field(0.4, gt=0, le=1, description="NMS IoU threshold.")
     upscale_to_px: int = Field(1200, ge=64, le=8192, description="Upscale shorter frames to this.")
     max_upscale: float = Field(3.0, ge=1, le=8, description="Largest detection upscaling factor.")
