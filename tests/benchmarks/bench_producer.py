@@ -73,6 +73,17 @@ def encode_totals(metrics: ProducerMetrics, ids: list[str]) -> tuple[float, floa
     )
 
 
+def drop_reasons(metrics: ProducerMetrics) -> dict[str, int]:
+    """Frames dropped since the start, by reason, over all cameras."""
+    counts: dict[str, int] = {}
+    for metric in metrics.registry.collect():
+        for sample in metric.samples:
+            if sample.name == "maskwatch_producer_frames_dropped_total":
+                reason = sample.labels["reason"]
+                counts[reason] = counts.get(reason, 0) + int(sample.value)
+    return counts
+
+
 def step(n: int, source: str, video: Path, kafka: KafkaSettings, seconds: float, fps: int) -> bool:
     server = RtspServer(video) if source == "rtsp" else None
     if server:
@@ -111,6 +122,7 @@ def step(n: int, source: str, video: Path, kafka: KafkaSettings, seconds: float,
     read_fps = [(b - a) / wall for a, b in zip(read0, totals("frames_read"), strict=True)]
     sent_fps = [(b - a) / wall for a, b in zip(sent0, totals("frames_sent"), strict=True)]
     dropped = sum(totals("frames_dropped")) - sum(drop0)
+    reasons = drop_reasons(metrics)
     encode_s, encode_n = (b - a for a, b in zip(encode0, encode_totals(metrics, ids), strict=True))
     producer.stop()
     if server:
@@ -118,7 +130,7 @@ def step(n: int, source: str, video: Path, kafka: KafkaSettings, seconds: float,
     ok = min(read_fps) >= 0.95 * fps and min(sent_fps) >= 0.95 * TARGET_FPS and dropped == 0
     print(
         f"{n:>3} cameras: read {min(read_fps):5.1f}-{max(read_fps):5.1f} fps/cam, "
-        f"sent {min(sent_fps):4.2f}-{max(sent_fps):4.2f} fps/cam, dropped {dropped:.0f}, "
+        f"sent {min(sent_fps):4.2f}-{max(sent_fps):4.2f} fps/cam, dropped {dropped:.0f} {reasons}, "
         f"producer CPU {cores:4.2f} cores ({100 * cores / n:4.1f}% of a core per camera), "
         f"encode {1000 * encode_s / max(encode_n, 1):4.1f} ms/frame"
         + (f", RTSP server CPU {srv_cores:4.2f} cores" if server else "")

@@ -143,8 +143,8 @@ class Producer:
         }
 
 
-def select_cameras(settings: ProducerSettings) -> list[CameraConfig]:
-    """The enabled cameras this replica owns; raises click errors for bad config."""
+def select_cameras(settings: ProducerSettings) -> tuple[int, list[CameraConfig]]:
+    """This replica's index and the enabled cameras it owns; click errors for bad config."""
     try:
         cameras = (
             parse_cameras(settings.cameras_yaml, "MASKWATCH_PRODUCER_CAMERAS_YAML")
@@ -164,18 +164,20 @@ def select_cameras(settings: ProducerSettings) -> list[CameraConfig]:
         enabled=len(enabled),
         owned=len(mine),
     )
-    return [enabled[camera_id] for camera_id in mine]
+    return index, [enabled[camera_id] for camera_id in mine]
 
 
 def run(settings: ProducerSettings, kafka: KafkaSettings) -> None:
     """Run until SIGTERM / SIGINT."""
     configure_logging(settings.log_level)
     configure_ffmpeg()
-    cameras = select_cameras(settings)
+    index, cameras = select_cameras(settings)
     registry = CollectorRegistry()
     runtime = ServiceRuntime("producer", settings.health_port, registry)
     runtime.install_signal_handlers()
-    producer = Producer(cameras, settings, kafka, ProducerMetrics(registry))
+    producer = Producer(
+        cameras, settings, kafka, ProducerMetrics(registry), client_id=f"maskwatch-producer-{index}"
+    )
     producer.start()
     try:
         while not runtime.stopping.wait(1.0):
