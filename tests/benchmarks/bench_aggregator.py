@@ -149,14 +149,13 @@ def measure_memory(client: redis.Redis, fps: int) -> None:
     apply([now - 3600 + i / fps for i in range(3600 * fps)])
     agg.check_silence(now + 5)
     kinds: dict[str, list[int]] = defaultdict(list)
-    for key in client.scan_iter(match=f"{prefix}cam:mem-cam:*", count=5000):
-        name = key.decode()
+    for name in client.scan_iter(match=f"{prefix}cam:mem-cam:*", count=5000):
         kind = name.split(":")[-1]
         if ":seen:" in name:
             kind = "seen"
         elif ":b:" in name:
             kind = "bucket " + name.split(":")[-2]
-        kinds[kind].append(int(client.memory_usage(key) or 0))
+        kinds[kind].append(int(client.memory_usage(name) or 0))
     print(f"\nmemory of one camera at {fps} fps (MEMORY USAGE, Redis "
           f"{client.info('server')['redis_version']}):")
     for kind, sizes in sorted(kinds.items()):
@@ -178,7 +177,7 @@ def main() -> None:
     parser.add_argument("--memory-fps", type=int, nargs="*", default=[1, 5, 10],
                         help="camera frame rates to measure Redis memory at")
     args = parser.parse_args()
-    client = redis.Redis.from_url(args.redis_url)
+    client = redis.Redis.from_url(args.redis_url, decode_responses=True)
     for batch in (1, 100, 500):
         n = args.results if batch > 1 else min(args.results, 3000)
         bench_apply(client, n, args.cameras, batch, args.repeats)

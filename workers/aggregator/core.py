@@ -76,6 +76,8 @@ class Aggregator:
     """Folds decoded results into Redis and evaluates alert rules (see the module doc)."""
 
     def __init__(self, settings: AggregatorSettings, redis: Redis, alert_sink: AlertSink) -> None:
+        if not redis.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError("the aggregator reads Redis replies as text: use decode_responses")
         self.keys = Keys(settings.key_prefix)
         self.settings = settings
         self.redis = redis
