@@ -78,6 +78,14 @@ class Signature:
         tensors = [*self.inputs.values(), *self.outputs.values()]
         return all(len(shape) >= 1 and shape[0] == -1 for _, shape in tensors)
 
+    @property
+    def fixed_row_shapes(self) -> bool:
+        """Every output's non-batch dimensions are known (and its dtype is numeric)."""
+        return all(
+            dtype in DTYPES and min(shape[1:], default=1) >= 0
+            for dtype, shape in self.outputs.values()
+        )
+
     def validate(self, inputs: Arrays) -> None:
         """Raise INVALID_ARGUMENT unless `inputs` match names, dtypes and shapes exactly."""
         if set(inputs) != set(self.inputs):
@@ -131,15 +139,28 @@ class Servable:
 
     def run(self, key: str, inputs: Arrays) -> Arrays:
         """Call signature `key` in-process (no batching)."""
-        outputs = self._functions[key](**{k: tf.constant(v) for k, v in inputs.items()})
+        try:
+            outputs = self._functions[key](**{k: tf.constant(v) for k, v in inputs.items()})
+        except tf.errors.InvalidArgumentError as error:
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, error.message) from None
         return {k: np.asarray(v.numpy()) for k, v in outputs.items()}
 
     def predict(
         self, key: str, inputs: Arrays, is_active: Callable[[], bool], timeout_s: float
     ) -> Arrays:
-        """Run through the batcher when the signature allows it; may raise BatcherClosedError."""
-        if not self.signatures[key].batchable:
+        """Run through the batcher when the signature allows it; may raise BatcherClosedError.
+
+        An empty batch is answered without the model: some kernels (oneDNN batch norm in
+        Xception) fail on zero rows, and the answer is known from the signature.
+        """
+        signature = self.signatures[key]
+        if not signature.batchable:
             return self.run(key, inputs)
+        if all(len(v) == 0 for v in inputs.values()) and signature.fixed_row_shapes:
+            return {
+                name: np.zeros((0, *shape[1:]), DTYPES[dtype])
+                for name, (dtype, shape) in signature.outputs.items()
+            }
         return self._batcher.submit(key, inputs, is_active).result(timeout=timeout_s)
 
     def close(self) -> None:

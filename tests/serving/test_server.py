@@ -83,6 +83,13 @@ def test_predict_accepts_typed_values_and_an_explicit_version(
     )
 
 
+def test_an_empty_batch_gets_an_empty_answer(channel: grpc.Channel, tiny: Any) -> None:
+    crops = np.zeros((0, tiny.px, tiny.px, 3), np.uint8)
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    probabilities = probabilities_of(stub.Predict(predict_request(crops), timeout=10))
+    assert probabilities.shape == (0, 2)
+
+
 @pytest.mark.parametrize(
     ("case", "code"),
     [
