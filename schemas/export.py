@@ -28,7 +28,9 @@ JSON_DIR = Path(__file__).parent / "json"
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """The JSON Schema of every contract, by file stem."""
-    return {name: model.model_json_schema(mode="serialization") for name, model in CONTRACTS.items()}
+    return {
+        name: model.model_json_schema(mode="serialization") for name, model in CONTRACTS.items()
+    }
 
 
 def render(schema: dict[str, Any]) -> str:
@@ -36,8 +38,13 @@ def render(schema: dict[str, Any]) -> str:
 
 
 @click.command("schemas")
-@click.option("--out", type=click.Path(path_type=Path), default=JSON_DIR, show_default=True,
-              help="Folder to write the schema files to [env: none; a build-time command].")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=JSON_DIR,
+    show_default=True,
+    help="Folder to write the schema files to [env: none; a build-time command].",
+)
 def cli(out: Path) -> None:
     """Write the JSON Schema files of the message contracts."""
     out.mkdir(parents=True, exist_ok=True)

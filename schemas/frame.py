@@ -142,5 +142,7 @@ def camera_id_from_headers(headers: Seq[tuple[str, bytes | None]] | None) -> str
 def _int(values: dict[str, str], name: str) -> int:
     text = values[name]
     if not text.isascii() or not text.lstrip("-").isdigit():
-        raise SchemaError(DeadLetterReason.MALFORMED_HEADER, f"header {name}={text!r} is not an integer")
+        raise SchemaError(
+            DeadLetterReason.MALFORMED_HEADER, f"header {name}={text!r} is not an integer"
+        )
     return int(text)

@@ -8,6 +8,7 @@ import click
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from serving.model import SHIPPED_WEIGHTS
 from workers.common.settings import ServiceSettings, load_settings, settings_options
 
 
@@ -16,7 +17,9 @@ class TrainSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="MASKWATCH_TRAIN_", extra="forbid", frozen=True)
 
-    data: Path = Field(Path("../shared/data"), description="Folder with crops/ and crowd/ (the shared layout).")
+    data: Path = Field(
+        Path("../shared/data"), description="Folder with crops/ and crowd/ (the shared layout)."
+    )
     dataset: Path = Field(
         Path("var/train/dataset.npz"),
         description="Packed dataset; built from --data when it does not exist.",
@@ -29,7 +32,9 @@ class TrainSettings(ServiceSettings):
     decay_per_epoch: float = Field(1e-4, ge=0, le=1.0, description="Inverse-time decay per epoch.")
     weights: str = Field("imagenet", pattern="^(imagenet|none)$", description="imagenet or none.")
     kaggle_per_epoch: int = Field(3000, ge=0, description="Kaggle-12k crops drawn per epoch.")
-    crowd_repeat: int = Field(3, ge=1, le=20, description="Times each crowd face appears per epoch.")
+    crowd_repeat: int = Field(
+        3, ge=1, le=20, description="Times each crowd face appears per epoch."
+    )
     workers: int = Field(4, ge=1, le=64, description="Augmentation threads.")
     ema_momentum: float | None = Field(
         None, gt=0, lt=1, description="Average the weights with this momentum (e.g. 0.998)."
@@ -76,7 +81,6 @@ def train_cli(**options: object) -> None:
     click.echo(f"best weights: {best}")
 
 
-SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "models" / "mask_classifier"
 """The committed classifier, found from the package so any working directory works."""
 
 

@@ -172,9 +172,9 @@ def build(shared_data: Path, config: CropConfig) -> dict[str, npt.NDArray[np.gen
     }
 
 
-def select(arrays: dict[str, npt.NDArray[np.generic]], keep: npt.NDArray[np.bool_]) -> dict[
-    str, npt.NDArray[np.generic]
-]:
+def select(
+    arrays: dict[str, npt.NDArray[np.generic]], keep: npt.NDArray[np.bool_]
+) -> dict[str, npt.NDArray[np.generic]]:
     """A subset of a packed dataset (re-packing the JPEG bytes of the kept samples)."""
     offsets = arrays["offsets"]
     idx = np.flatnonzero(keep)

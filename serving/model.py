@@ -10,11 +10,14 @@ a GPU machine without TensorFlow.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import keras
 
 Weights = Literal["imagenet", "none"]
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "models" / "mask_classifier"
+"""The trained classifier that ships with the package (compact float16 shards)."""
 
 
 def build_classifier(input_px: int = 128, weights: Weights = "imagenet") -> keras.Model:
@@ -33,5 +36,7 @@ def build_classifier(input_px: int = 128, weights: Weights = "imagenet") -> kera
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dense(1024, activation="relu", name="fc")(x)
     x = keras.layers.Dropout(0.5, name="dropout")(x)
-    probabilities = keras.layers.Dense(2, activation="softmax", name="probabilities", dtype="float32")(x)
+    probabilities = keras.layers.Dense(
+        2, activation="softmax", name="probabilities", dtype="float32"
+    )(x)
     return keras.Model(crops, probabilities, name="mask_classifier")

@@ -102,9 +102,7 @@ class AugmentedBatches(keras.utils.PyDataset):  # type: ignore[misc]
     def __len__(self) -> int:
         return len(self.plan) // self.config.batch_size
 
-    def __getitem__(
-        self, index: int
-    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32]]:
+    def __getitem__(self, index: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32]]:
         rng = np.random.default_rng((self.config.seed, self.epoch, index))
         chosen = self.plan[index * self.config.batch_size : (index + 1) * self.config.batch_size]
         batch = np.stack([augment(self.images[i], rng, self.config.augment) for i in chosen])
@@ -174,9 +172,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Path:
     arrays = load(config.dataset)
     images = decode_all(arrays)
     if images.shape[1] != config.input_px:
-        images = np.stack(
-            [cv2.resize(im, (config.input_px, config.input_px)) for im in images]
-        )
+        images = np.stack([cv2.resize(im, (config.input_px, config.input_px)) for im in images])
     labels, sources, split = arrays["label"], arrays["source"], arrays["split"]
     train_mask = split == SPLITS.index("train")
     val_mask = split == SPLITS.index("val")

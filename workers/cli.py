@@ -11,7 +11,10 @@ import importlib
 import click
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "stack": ("workers.common.stack:cli", "Bring the local stack (Kafka, Redis, model server) up or down."),
+    "stack": (
+        "workers.common.stack:cli",
+        "Bring the local stack (Kafka, Redis, model server) up or down.",
+    ),
     "topics": ("workers.common.topics:cli", "Create or describe the Kafka topics."),
     "schemas": ("schemas.export:cli", "Write the JSON Schema files of the message contracts."),
     "train": ("serving.cli:train_cli", "Train the Xception mask classifier."),
