@@ -151,7 +151,7 @@ class Frames:
 
     def send(self, camera: str, seq: int, photo: Path, partition: int | None = None,
              headers: list[tuple[str, bytes]] | None = None, value: bytes | None = None) -> None:
-        height, width = cv2.imread(str(photo)).shape[:2]
+        height, width = np.asarray(cv2.imread(str(photo))).shape[:2]
         meta = FrameMeta(camera_id=camera, seq=seq, captured_at=datetime.now(UTC),
                          width=width, height=height)
         self.producer.send(
