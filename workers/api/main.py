@@ -15,15 +15,10 @@ from workers.common.settings import load_settings, settings_options
 log = get_logger("api")
 
 
-@click.command("api")
-@settings_options(ApiSettings)
-def cli(**values: Any) -> None:
-    """HTTP read API, event stream and live dashboard over the aggregator's Redis state."""
-    settings = load_settings(ApiSettings, values)
-    configure_logging(settings.log_level, settings.json_logs)
-    log.info("starting", host=settings.host, port=settings.port, key_prefix=settings.key_prefix,
-             auth=settings.bearer_token() is not None)
-    uvicorn.run(
+def make_server(settings: ApiSettings) -> uvicorn.Server:
+    """The API as a uvicorn server; `.run()` blocks (signals handled only in the main thread),
+    so a pipeline runner can also start it in a thread and stop it with `should_exit`."""
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -32,3 +27,15 @@ def cli(**values: Any) -> None:
         log_config=None,  # uvicorn's records go through our structured logging
         timeout_graceful_shutdown=5,
     )
+    return uvicorn.Server(config)
+
+
+@click.command("api")
+@settings_options(ApiSettings)
+def cli(**values: Any) -> None:
+    """HTTP read API, event stream and live dashboard over the aggregator's Redis state."""
+    settings = load_settings(ApiSettings, values)
+    configure_logging(settings.log_level, settings.json_logs)
+    log.info("starting", host=settings.host, port=settings.port, key_prefix=settings.key_prefix,
+             auth=settings.bearer_token() is not None)
+    make_server(settings).run()
