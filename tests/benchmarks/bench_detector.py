@@ -71,7 +71,8 @@ def serial_baseline(photos: list[Path], config: DetectorConfig, weights: Path) -
         stages["classify_ms"].append((t3 - t2) * 1000)
     elapsed = time.perf_counter() - started
     totals = [sum(parts) for parts in zip(*stages.values(), strict=True)]
-    out = {k: statistics.median(v) for k, v in stages.items()} | {"total_ms": statistics.median(totals)}
+    out = {k: statistics.median(v) for k, v in stages.items()}
+    out["total_ms"] = statistics.median(totals)
     out |= {"fps": len(photos) / elapsed, "faces_per_frame": faces / len(photos)}
     return out
 
