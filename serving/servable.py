@@ -171,7 +171,7 @@ class Servable:
         """One call per fully-shaped signature, so the first real request is not slow."""
         for key, signature in self.signatures.items():
             shapes = {n: (d, (1, *s[1:])) for n, (d, s) in signature.inputs.items()}
-            if signature.batchable and all(min(s) > 0 for _, s in shapes.values()):
+            if signature.batchable and all(d in DTYPES and min(s) > 0 for d, s in shapes.values()):
                 self.run(key, {n: np.zeros(s, DTYPES[d]) for n, (d, s) in shapes.items()})
 
 
