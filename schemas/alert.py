@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field
 
 from schemas.common import CameraId, Contract, UtcTime
 
-ALERT_SCHEMA_VERSION = 1
+ALERT_SCHEMA_VERSION: Final = 1
 SUPPORTED_ALERT_VERSIONS = frozenset({1})
 
 

@@ -7,13 +7,13 @@ enough to tell a truncated JPEG from a text message.
 from __future__ import annotations
 
 import base64
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field
 
 from schemas.common import Contract, DeadLetterReason, UtcTime, utc_now
 
-DEAD_LETTER_SCHEMA_VERSION = 1
+DEAD_LETTER_SCHEMA_VERSION: Final = 1
 SUPPORTED_DEAD_LETTER_VERSIONS = frozenset({1})
 PAYLOAD_HEAD_BYTES = 32
 

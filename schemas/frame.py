@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence as Seq
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field, ValidationError
 
@@ -22,7 +22,7 @@ from schemas.common import (
     UtcTime,
 )
 
-FRAME_SCHEMA_VERSION = 1
+FRAME_SCHEMA_VERSION: Final = 1
 SUPPORTED_FRAME_VERSIONS = frozenset({1})
 ENCODINGS = ("jpeg",)
 

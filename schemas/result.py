@@ -8,13 +8,13 @@ ranges checked on construction.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Final, Literal, Self
 
 from pydantic import Field, model_validator
 
 from schemas.common import CameraId, Contract, Sequence, UtcTime
 
-RESULT_SCHEMA_VERSION = 1
+RESULT_SCHEMA_VERSION: Final = 1
 SUPPORTED_RESULT_VERSIONS = frozenset({1})
 
 Label = Literal["with_mask", "without_mask"]

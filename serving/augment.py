@@ -8,6 +8,7 @@ resolutions: after it, resolution no longer tells the classes apart.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -36,7 +37,7 @@ def augment(
 ) -> npt.NDArray[np.uint8]:
     """One randomly augmented copy of an S×S×3 uint8 crop (the input is not modified)."""
     size = image.shape[0]
-    out = image
+    out: Any = image  # OpenCV's stubs widen dtypes; the result is cast back to uint8
     if rng.random() < 0.5:
         out = out[:, ::-1]
     angle = rng.uniform(-config.max_rotate_deg, config.max_rotate_deg)

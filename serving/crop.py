@@ -99,7 +99,11 @@ def crop_faces(
         raise ValueError(f"boxes_xyxy must be N×4, got shape {boxes_xyxy.shape}")
     if len(boxes_xyxy) == 0:
         return np.zeros((0, config.size_px, config.size_px, 3), dtype=np.uint8)
-    return np.stack([crop_face(image, tuple(map(float, box)), config) for box in boxes_xyxy])
+    crops = []
+    for box in boxes_xyxy:
+        x1, y1, x2, y2 = (float(v) for v in box)
+        crops.append(crop_face(image, (x1, y1, x2, y2), config))
+    return np.stack(crops)
 
 
 def fit_to_square(image: ImageBGR, size_px: int) -> ImageBGR:
@@ -112,4 +116,5 @@ def fit_to_square(image: ImageBGR, size_px: int) -> ImageBGR:
         image, top, side - height - top, left, side - width - left, cv2.BORDER_REPLICATE
     )
     interpolation = cv2.INTER_CUBIC if side < size_px else cv2.INTER_AREA
-    return cv2.resize(padded, (size_px, size_px), interpolation=interpolation)
+    resized = cv2.resize(padded, (size_px, size_px), interpolation=interpolation)
+    return np.asarray(resized, dtype=np.uint8)

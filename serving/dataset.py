@@ -70,7 +70,9 @@ def iter_class_folder(root: Path, source: str, size_px: int) -> Iterator[Sample]
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
                 continue
-            yield Sample(fit_to_square(image, size_px), label, source, str(path))
+            yield Sample(
+                fit_to_square(np.asarray(image, np.uint8), size_px), label, source, str(path)
+            )
 
 
 def iter_voc_faces(root: Path, config: CropConfig) -> Iterator[Sample]:
@@ -83,7 +85,7 @@ def iter_voc_faces(root: Path, config: CropConfig) -> Iterator[Sample]:
         for name, xyxy in read_voc(xml_path):
             if name not in VOC_LABELS:
                 raise ValueError(f"{xml_path}: unknown class {name!r}")
-            crop = crop_face(image, xyxy, config)
+            crop = crop_face(np.asarray(image, np.uint8), xyxy, config)
             yield Sample(crop, VOC_LABELS[name], "crowd", str(image_path))
 
 
@@ -194,7 +196,10 @@ def decode_all(arrays: dict[str, npt.NDArray[np.generic]]) -> npt.NDArray[np.uin
     size = int(arrays["size_px"])
     out = np.empty((len(offsets) - 1, size, size, 3), dtype=np.uint8)
     for i in range(len(out)):
-        out[i] = cv2.imdecode(np.asarray(jpeg[offsets[i] : offsets[i + 1]]), cv2.IMREAD_COLOR)
+        image = cv2.imdecode(np.asarray(jpeg[offsets[i] : offsets[i + 1]]), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"sample {i} of the packed dataset is not a decodable JPEG")
+        out[i] = image
     return out
 
 

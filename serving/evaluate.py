@@ -118,7 +118,7 @@ def evaluate(settings: EvaluateClassifierSettings) -> dict[str, Any]:
     result: dict[str, Any] = {"weights": str(weights), "split": settings.split, "sets": {}}
     for set_name, sources in SETS.items():
         mask = np.isin(chosen["source"], [SOURCES.index(s) for s in sources])
-        truth = chosen["label"][mask]
+        truth = np.asarray(chosen["label"][mask], dtype=np.int8)
         result["sets"][set_name] = report_for(truth, probabilities[mask])
         plot_pr(
             settings.out / f"pr_{set_name}.png",
@@ -147,7 +147,8 @@ def cli(**options: object) -> None:
         for name, scores in report["per_class"].items():
             click.echo(
                 f"  {name:<13} P {scores['precision']:.4f}  R {scores['recall']:.4f}  "
-                f"F1 {scores['f1']:.4f}  AP {scores['average_precision']:.4f}  n {scores['support']}"
+                f"F1 {scores['f1']:.4f}  AP {scores['average_precision']:.4f}  "
+                f"n {scores['support']}"
             )
         click.echo(f"  confusion (rows truth, cols predicted): {report['confusion_matrix']}")
     click.echo(f"report: {settings.out / 'report.json'}")

@@ -40,7 +40,7 @@ def save_compact(model: keras.Model, directory: Path, max_shard_mb: float = 15.0
     written = []
     for number, shard in enumerate(shards):
         path = directory / f"weights-{number:02d}.npz"
-        np.savez_compressed(path, **shard)
+        np.savez_compressed(path, **shard)  # type: ignore[arg-type]
         written.append(path)
     manifest = {"variables": order, "shards": [p.name for p in written]}
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=1))
