@@ -208,7 +208,7 @@ def test_concurrent_requests_are_batched_and_answered_row_for_row(
 
     requests = [tiny.crops(1 + i % 3, seed=100 + i) for i in range(16)]
     with (
-        tiny.serve(tiny_base, batch_timeout_ms=200.0, max_batch_size=64) as server,
+        tiny.serve(tiny_base, batch_timeout_ms=500.0, max_batch_size=64) as server,
         grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel,
     ):
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
