@@ -181,6 +181,17 @@ class Core:
             payload_head_b64=payload_head(message.value),
         )
 
+    def failed(self, message: FrameMessage, error: str, attempts: int) -> DeadLetter:
+        """The dead letter of a frame whose processing kept failing (`processing_failed`),
+        naming its camera and sequence when the headers tell them."""
+        try:
+            meta: FrameMeta | None = parse_frame_headers(message.headers)
+        except SchemaError:
+            meta = None
+        return self.dead_letter(
+            message, DeadLetterReason.PROCESSING_FAILED, error, meta, attempts
+        )
+
     def _result(
         self,
         meta: FrameMeta,

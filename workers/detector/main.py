@@ -23,7 +23,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from schemas.common import Contract, DeadLetterReason, encode, utc_now
+from schemas.common import Contract, encode, utc_now
 from schemas.dead_letter import DeadLetter
 from schemas.result import FrameResult
 from serving.client import RETRYABLE, Classifier, ClassifierError, ClientConfig, GrpcClassifier
@@ -151,10 +151,7 @@ class Worker:
                 error = failure
                 log.warning("prepare_failed", partition=message.partition,
                             offset=message.offset, attempt=attempt, error=repr(failure))
-        return self.core.dead_letter(
-            message, DeadLetterReason.PROCESSING_FAILED, repr(error),
-            attempts=self.settings.max_attempts,
-        )
+        return self.core.failed(message, repr(error), self.settings.max_attempts)
 
     def _classify(self, frames: list[PendingFrame]) -> None:
         """Classify the frames' crops in bounded calls and publish their results; a batch
@@ -195,10 +192,7 @@ class Worker:
                 result = self.core.finish(frame, answer[0], answer[1], utc_now())
                 self._publish(frame.message, result)
             return
-        letter = self.core.dead_letter(
-            frame.message, DeadLetterReason.PROCESSING_FAILED, f"classifier: {error!r}",
-            frame.meta, attempts,
-        )
+        letter = self.core.failed(frame.message, f"classifier: {error!r}", attempts)
         self._publish(frame.message, letter)
 
     def _call_classifier(

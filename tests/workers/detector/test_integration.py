@@ -63,6 +63,12 @@ def http_status(port: int, path: str) -> int:
         return 0
 
 
+def metrics_text(worker: Worker) -> str:
+    url = f"http://127.0.0.1:{worker.health_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
 class Worker:
     """A `maskwatch detector` process with its own health port and log file."""
 
@@ -250,6 +256,13 @@ def test_every_frame_answered_and_bad_ones_dead_lettered(
     )
     assert all(d.stage == "detector" and d.source_topic == kafka_settings.frames_topic
                for d in dead)
+    wait_until(lambda: 'frames_total{outcome="processed"} 4.0' in metrics_text(worker),
+               "processed frames counted", 30)
+    text = metrics_text(worker)
+    assert 'maskwatch_detector_frames_total{outcome="dead_lettered"} 4.0' in text
+    assert 'maskwatch_detector_dead_letters_total{reason="corrupt_image"} 1.0' in text
+    assert "maskwatch_detector_detect_ms_count 4.0" in text
+    assert "maskwatch_detector_batch_crops_count" in text
     assert worker.stop() == 0, worker.tail()
     assert committed_everything(kafka_settings, f"detector-{unique_name}")
     frames.close()

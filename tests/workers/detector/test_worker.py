@@ -1,0 +1,153 @@
+"""The run loop's retry rules on real Kafka with an in-process worker, a fake detector and
+the client's in-memory FakeClassifier (failures a real model server cannot be made to give
+on cue): persistent failures end as dead letters after the bounded attempts, the partition
+moves on and its offsets are committed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from schemas.common import decode
+from schemas.dead_letter import SUPPORTED_DEAD_LETTER_VERSIONS, DeadLetter
+from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
+from serving.client import ClassifierError, FakeClassifier
+from serving.crop import CropConfig, ImageBGR
+from workers.common.kafka import KafkaSettings, make_consumer, make_producer
+from workers.common.runtime import Health
+from workers.detector.core import Core, CoreConfig
+from workers.detector.detectors import Detections
+from workers.detector.main import Worker, is_unavailable
+from workers.detector.settings import DetectorSettings
+
+from .conftest import jpeg
+
+pytestmark = pytest.mark.integration
+
+WIDE, NARROW = 96, 64
+"""Frame widths: the fake detector fails on every WIDE frame."""
+
+
+class PickyDetector:
+    """One face per frame; raises on frames WIDE pixels wide (a frame it cannot handle)."""
+
+    name, version = "picky", "1"
+
+    def detect(self, image: ImageBGR) -> Detections:
+        if image.shape[1] == WIDE:
+            raise RuntimeError("cannot handle this frame")
+        return Detections(np.array([[4, 4, 30, 30]], np.float32), np.array([0.9], np.float32))
+
+
+@dataclass
+class Running:
+    worker: Worker
+    classifier: FakeClassifier
+    kafka: KafkaSettings
+
+
+@pytest.fixture
+def running(kafka_settings: KafkaSettings, unique_name: str,
+            request: pytest.FixtureRequest) -> Iterator[Running]:
+    classifier = FakeClassifier(fail_with=getattr(request, "param", None))
+    settings = DetectorSettings(group_id=unique_name, worker_id="w1", max_attempts=3,
+                                max_batch_wait_ms=0, backoff_initial_s=0.1)
+    core = Core(PickyDetector(), CoreConfig(
+        worker_id="w1", classifier_name="mask_classifier", crop=CropConfig(size_px=16),
+        max_age_s=3600, max_frame_bytes=1_000_000,
+    ))
+    consumer = make_consumer(kafka_settings, unique_name, "w1", kafka_settings.frames_topic)
+    producer = make_producer(kafka_settings, "w1")
+    stopping = threading.Event()
+    worker = Worker(settings, kafka_settings, consumer, producer, core, classifier, Health(),
+                    stopping)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    yield Running(worker, classifier, kafka_settings)
+    stopping.set()
+    thread.join(timeout=30)
+    producer.close(timeout=10)
+    consumer.close(autocommit=False)
+
+
+def send_frames(kafka: KafkaSettings, widths: list[int]) -> None:
+    from datetime import UTC, datetime
+
+    from schemas.frame import FrameMeta, frame_headers
+
+    producer = make_producer(kafka, "test-frames")
+    for seq, width in enumerate(widths):
+        image = np.full((48, width, 3), 200, np.uint8)
+        meta = FrameMeta(camera_id="cam-a", seq=seq, captured_at=datetime.now(UTC),
+                         width=width, height=48)
+        producer.send(kafka.frames_topic, key=b"cam-a", partition=0, value=jpeg(image),
+                      headers=frame_headers(meta))
+    producer.flush()
+    producer.close()
+
+
+def read_all(kafka: KafkaSettings, topic: str, want: int, timeout_s: float = 60) -> list[bytes]:
+    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers.split(","),
+                             enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer.assign([TopicPartition(topic, p) for p in range(3)])
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    while len(values) < want and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500).values():
+            values += [r.value for r in records]
+    consumer.close()
+    return values
+
+
+def test_frame_failing_detection_is_dead_lettered_and_the_partition_moves_on(
+    running: Running,
+) -> None:
+    send_frames(running.kafka, [NARROW, WIDE, NARROW])
+    results = [decode(FrameResult, v, SUPPORTED_RESULT_VERSIONS)
+               for v in read_all(running.kafka, running.kafka.results_topic, 2)]
+    letters = [decode(DeadLetter, v, SUPPORTED_DEAD_LETTER_VERSIONS)
+               for v in read_all(running.kafka, running.kafka.dead_letter_topic, 1)]
+    assert sorted(r.seq for r in results) == [0, 2]
+    assert [(d.seq, d.reason.value, d.attempts) for d in letters] == [(1, "processing_failed", 3)]
+    assert "cannot handle this frame" in letters[0].message
+
+
+@pytest.mark.parametrize(
+    "running", [ClassifierError(grpc.StatusCode.INVALID_ARGUMENT, "bad crops")], indirect=True
+)
+def test_persistent_classifier_failure_dead_letters_each_frame_after_bounded_attempts(
+    running: Running,
+) -> None:
+    send_frames(running.kafka, [NARROW, NARROW])
+    letters = [decode(DeadLetter, v, SUPPORTED_DEAD_LETTER_VERSIONS)
+               for v in read_all(running.kafka, running.kafka.dead_letter_topic, 2)]
+    assert sorted((d.seq, d.reason.value, d.attempts) for d in letters) == [
+        (0, "processing_failed", 3), (1, "processing_failed", 3)
+    ]
+    assert all("INVALID_ARGUMENT" in d.message for d in letters)
+    deadline = time.monotonic() + 30
+    while running.worker.offsets.committable() or running.worker.offsets.in_flight():
+        assert time.monotonic() < deadline, "offsets of dead-lettered frames never committed"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    ("error", "outage"),
+    [
+        (ClassifierError(grpc.StatusCode.UNAVAILABLE, "down"), True),  # server gone: wait
+        (ClassifierError(grpc.StatusCode.DEADLINE_EXCEEDED, "slow"), True),  # overloaded: wait
+        (ClassifierError(grpc.StatusCode.INVALID_ARGUMENT, "bad"), False),  # bad batch: count
+        (ClassifierError(None, "malformed response"), False),
+        (ValueError("shape"), False),
+        (ConnectionResetError(), True),
+    ],
+)
+def test_outage_or_failure(error: Exception, outage: bool) -> None:
+    assert is_unavailable(error) is outage
