@@ -20,8 +20,9 @@ from serving.cli import export_cli
 from serving.client import ClientConfig, GrpcClassifier
 from serving.crop import fit_to_square
 from serving.dataset import CLASSES
+from serving.model import SHIPPED_WEIGHTS
 
-WEIGHTS = Path(__file__).resolve().parents[2] / "serving" / "models" / "mask_classifier"
+WEIGHTS = SHIPPED_WEIGHTS
 PER_CLASS = 6
 
 
