@@ -76,9 +76,7 @@ def _closure(name: str, definitions: dict[str, Schema]) -> set[str]:
 def from_openapi(swagger: Path, out: Path) -> int:
     """One self-contained schema per group/version/kind; shared types kept as definitions."""
     definitions: dict[str, Schema] = json.loads(swagger.read_text())["definitions"]
-    converted = {
-        name: SPECIAL.get(name) or strict(schema) for name, schema in definitions.items()
-    }
+    converted = {name: SPECIAL.get(name) or strict(schema) for name, schema in definitions.items()}
     out.mkdir(parents=True, exist_ok=True)
     written = 0
     for name, schema in definitions.items():

@@ -62,20 +62,22 @@ fi
 if [[ ! -e "$schemas/.done" ]]; then
     step "Kubernetes $KUBE_VERSION schemas from k8s.io/kubernetes"
     k8s="$(module_dir "k8s.io/kubernetes@v$KUBE_VERSION")"
-    rm -rf "$schemas"
-    "$python" "$here/jsonschemas.py" openapi "$k8s/api/openapi-spec/swagger.json" "$schemas"
-    touch "$schemas/.done"
+    tmp="$schemas.tmp.$$"
+    "$python" "$here/jsonschemas.py" openapi "$k8s/api/openapi-spec/swagger.json" "$tmp"
+    touch "$tmp/.done"
+    rm -rf "$schemas" && mv "$tmp" "$schemas"   # whole or absent, also beside a parallel run
 fi
 if [[ ! -e "$crds/.done" ]]; then
     step "CRD schemas from KEDA $KEDA_VERSION and Prometheus Operator $PROMETHEUS_OPERATOR_VERSION"
     keda="$(module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")"
     promop="$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")"
-    rm -rf "$crds"
-    "$python" "$here/jsonschemas.py" crd "$crds" \
+    tmp="$crds.tmp.$$"
+    "$python" "$here/jsonschemas.py" crd "$tmp" \
         "$keda/config/crd/bases/keda.sh_scaledobjects.yaml" \
         "$keda/config/crd/bases/keda.sh_triggerauthentications.yaml" \
         "$promop/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
-    touch "$crds/.done"
+    touch "$tmp/.done"
+    rm -rf "$crds" && mv "$tmp" "$crds"
 fi
 
 if [[ $# -gt 0 ]]; then

@@ -41,8 +41,13 @@ def validation() -> Validation:
     """One run of validate.sh over every example value set (tools installed or cached)."""
     env = {**os.environ, "MASKWATCH_DEPLOY_CACHE": str(CACHE), "PYTHON": sys.executable}
     done = subprocess.run(
-        ["bash", str(VALIDATE)], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-        timeout=1800, check=False,
+        ["bash", str(VALIDATE)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
     )
     return Validation(done.returncode, done.stdout + done.stderr)
 
@@ -60,9 +65,21 @@ Render = Callable[..., list[Manifest]]
 
 def run_template(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(helm), "template", "maskwatch", str(CHART), "--namespace", "maskwatch",
-         "--kube-version", KUBE_VERSION, *args],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            str(helm),
+            "template",
+            "maskwatch",
+            str(CHART),
+            "--namespace",
+            "maskwatch",
+            "--kube-version",
+            KUBE_VERSION,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

@@ -72,8 +72,13 @@ def test_every_workload_is_hardened_and_probed(render: Render, values: Path) -> 
 
 @pytest.mark.parametrize("values", VALUE_SETS, ids=lambda p: p.name)
 def test_python_services_probe_their_health_port(render: Render, values: Path) -> None:
-    ports = {"producer": 9101, "detector": 9102, "detector-canary": 9102, "aggregator": 9103,
-             "api": 8080}
+    ports = {
+        "producer": 9101,
+        "detector": 9102,
+        "detector-canary": 9102,
+        "aggregator": 9103,
+        "api": 8080,
+    }
     seen = set()
     for manifest in render(values):
         name = component(manifest) if manifest["kind"] in {"Deployment", "StatefulSet"} else ""
@@ -102,8 +107,9 @@ def test_rendered_camera_config_loads_in_the_producer(
 
 def test_sharded_producers_get_their_ordinal(render: Render) -> None:
     production = next(p for p in VALUE_SETS if p.name == "values-production.yaml")
-    producer = next(m for m in render(production) if component(m) == "producer"
-                    and m["kind"] == "StatefulSet")
+    producer = next(
+        m for m in render(production) if component(m) == "producer" and m["kind"] == "StatefulSet"
+    )
     env = {e["name"]: e for e in producer["spec"]["template"]["spec"]["containers"][0]["env"]}
     index = env["MASKWATCH_PRODUCER_REPLICA_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"]
     assert index == "metadata.labels['apps.kubernetes.io/pod-index']"
@@ -114,8 +120,9 @@ def test_keda_scales_the_detector_group_on_the_frames_topic(render: Render) -> N
     production = next(p for p in VALUE_SETS if p.name == "values-production.yaml")
     manifests = render(production)
     scaled = next(m for m in manifests if m["kind"] == "ScaledObject")
-    detector = next(m for m in manifests if m["kind"] == "Deployment"
-                    and component(m) == "detector")
+    detector = next(
+        m for m in manifests if m["kind"] == "Deployment" and component(m) == "detector"
+    )
     env = _plain_env(detector)
     trigger = scaled["spec"]["triggers"][0]
     assert trigger["type"] == "kafka"
@@ -146,14 +153,20 @@ def test_canary_detectors_call_the_canary_model_server(render: Render) -> None:
 
 
 REFUSED: list[tuple[dict[str, Any], str]] = [
-    ({"keda": {"enabled": True, "maxReplicaCount": 13}, "kafka": {"framesPartitions": 12}},
-     "must not exceed kafka.framesPartitions"),
-    ({"detector": {"replicas": 20}, "kafka": {"framesPartitions": 12}},
-     "must not exceed kafka.framesPartitions"),
+    (
+        {"keda": {"enabled": True, "maxReplicaCount": 13}, "kafka": {"framesPartitions": 12}},
+        "must not exceed kafka.framesPartitions",
+    ),
+    (
+        {"detector": {"replicas": 20}, "kafka": {"framesPartitions": 12}},
+        "must not exceed kafka.framesPartitions",
+    ),
     ({"producer": {"kind": "Deployment", "replicas": 3}}, "needs producer.kind=StatefulSet"),
     ({"producer": {"config": {"cameras": []}}}, "producer.config.cameras is empty"),
-    ({"modelServer": {"versions": [1], "versionLabels": {"canary": 2}}},
-     "must name one of modelServer.versions"),
+    (
+        {"modelServer": {"versions": [1], "versionLabels": {"canary": 2}}},
+        "must name one of modelServer.versions",
+    ),
     ({"redis": {"enabled": False, "url": ""}}, "redis.url is required"),
 ]
 

@@ -10,6 +10,7 @@ field of the right service, and that the rendered values pass the services' own 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,16 @@ DEPLOYED: dict[str, tuple[str, tuple[str, ...]]] = {
     "MASKWATCH_AGGREGATOR_": ("aggregator", ("aggregator",)),
     "MASKWATCH_API_": ("api", ("api",)),
     "MASKWATCH_SERVE_": ("modelServer", ("model-server",)),  # modelServer.engine=maskwatch
-    "MASKWATCH_KAFKA_": ("kafka", ("producer", "detector", "detector-canary", "aggregator", "api",
-                                   "topics")),
+    "MASKWATCH_KAFKA_": (
+        "kafka",
+        ("producer", "detector", "detector-canary", "aggregator", "api", "topics"),
+    ),
 }
 # Settings of commands that are not cluster services (documented in deploy/README.md).
 NOT_DEPLOYED = {
     "MASKWATCH_STACK_": "the local development stack",
     "MASKWATCH_TRAIN_": "offline training",
+    "MASKWATCH_EVALUATE_": "offline evaluation of the classifier or the pipeline",
     "MASKWATCH_EXPORT_": "offline export; its SavedModel goes into the model image",
 }
 # Render every optional workload so each component's container exists.
@@ -55,18 +59,26 @@ def _subclasses(cls: type[ServiceSettings]) -> set[type[ServiceSettings]]:
     return found
 
 
-def _discover() -> dict[str, type[ServiceSettings]]:
+def _discover() -> dict[str, list[type[ServiceSettings]]]:
     import_all_modules()
-    by_prefix: dict[str, type[ServiceSettings]] = {}
+    by_prefix: dict[str, list[type[ServiceSettings]]] = {}
     for cls in _subclasses(ServiceSettings):
         prefix = str(cls.model_config.get("env_prefix") or "").upper()
         assert prefix.startswith("MASKWATCH_"), f"{cls.__qualname__} has env prefix {prefix!r}"
-        assert prefix not in by_prefix, f"two settings classes share {prefix}"
-        by_prefix[prefix] = cls
+        by_prefix.setdefault(prefix, []).append(cls)
     return by_prefix
 
 
 SETTINGS = _discover()
+
+
+def _names(prefix: str) -> str:
+    return ", ".join(sorted(cls.__qualname__ for cls in SETTINGS[prefix]))
+
+
+def _prefix_env_names(prefix: str) -> set[str]:
+    """Every variable the classes with this prefix read (a prefix may be shared)."""
+    return {name for cls in SETTINGS[prefix] for name in _env_names(cls)}
 
 
 def _env_names(cls: type[ServiceSettings]) -> list[str]:
@@ -106,17 +118,15 @@ def test_settings_classes_are_found() -> None:
 @pytest.mark.parametrize("prefix", sorted(SETTINGS))
 def test_every_settings_class_is_deployed_or_documented_as_offline(prefix: str) -> None:
     assert prefix in DEPLOYED or prefix in NOT_DEPLOYED, (
-        f"{SETTINGS[prefix].__qualname__} ({prefix}*) is neither wired into the chart "
+        f"{_names(prefix)} ({prefix}*) is neither wired into the chart "
         "(tests/deploy DEPLOYED + a values key with `env`) nor listed as not deployed"
     )
 
 
 @pytest.mark.parametrize("prefix", sorted(p for p in SETTINGS if p in DEPLOYED))
-def test_every_field_can_be_set_through_values(
-    render: Render, prefix: str, tmp_path: Path
-) -> None:
+def test_every_field_can_be_set_through_values(render: Render, prefix: str, tmp_path: Path) -> None:
     key, components = DEPLOYED[prefix]
-    names = _env_names(SETTINGS[prefix])
+    names = sorted(_prefix_env_names(prefix))
     wanted = {name: f"set-by-chart-{name.lower()}" for name in names}
     base = next(p for p in VALUE_SETS if p.name == "values-default.yaml")
     values = _deep_merge(ALL_ON, {key: {"env": wanted}})
@@ -148,9 +158,8 @@ def test_rendered_variables_are_real_fields_of_the_right_service(
                     prefix = next((p for p in DEPLOYED if variable.startswith(p)), None)
                     assert prefix is not None, f"{label}: {variable} has no deployed service"
                     assert prefix in SETTINGS, f"{label}: no settings class for {variable}"
-                    assert variable in _env_names(SETTINGS[prefix]), (
-                        f"{label}: the chart sets {variable}, which "
-                        f"{SETTINGS[prefix].__qualname__} does not read"
+                    assert variable in _prefix_env_names(prefix), (
+                        f"{label}: the chart sets {variable}, which {_names(prefix)} does not read"
                     )
                     assert component(manifest) in DEPLOYED[prefix][1], (
                         f"{label}: {variable} set on {component(manifest)}"
@@ -160,14 +169,13 @@ def test_rendered_variables_are_real_fields_of_the_right_service(
 def test_rendered_values_pass_the_services_validation(
     render: Render, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import os
-
     checked = 0
     for label, manifests in _all_renders(render, tmp_path):
         for manifest in manifests:
             for container in containers(manifest):
                 plain = {
-                    name: entry["value"] for name, entry in _env_of(container).items()
+                    name: entry["value"]
+                    for name, entry in _env_of(container).items()
                     if "value" in entry and name.startswith("MASKWATCH_")
                 }
                 for prefix in {p for p in DEPLOYED if any(n.startswith(p) for n in plain)}:
@@ -176,7 +184,8 @@ def test_rendered_values_pass_the_services_validation(
                     for name, value in plain.items():
                         monkeypatch.setenv(name, value)
                     try:
-                        SETTINGS[prefix]()
+                        for cls in SETTINGS[prefix]:
+                            cls()
                     except Exception as error:  # pragma: no cover - the failure message
                         pytest.fail(f"{label} {container['name']}: {prefix}* invalid: {error}")
                     checked += 1

@@ -39,9 +39,7 @@ def _family(sample_name: str) -> str:
 def test_dashboard_metrics_are_exported() -> None:
     dashboard = json.loads((CHART / "dashboards" / "maskwatch.json").read_text())
     expressions = [
-        target["expr"]
-        for panel in dashboard["panels"]
-        for target in panel.get("targets", [])
+        target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])
     ]
     used = {_family(m) for e in expressions for m in re.findall(r"\bmaskwatch_[a-z0-9_]+", e)}
     assert len(used) >= 25
