@@ -167,7 +167,8 @@ def existing_topics(settings: KafkaSettings, names: list[str]) -> dict[str, Topi
     """Read back partitions and configs of those of `names` that exist, as TopicSpecs."""
     admin = make_admin(settings)
     try:
-        present = [n for n in names if n in set(admin.list_topics())]
+        topics = set(admin.list_topics())
+        present = [n for n in names if n in topics]
         if not present:
             return {}
         partitions = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(present)}
@@ -225,7 +226,8 @@ def delete_topics(settings: KafkaSettings, names: list[str]) -> None:
     """Delete those of `names` that exist (tests clean up their per-test topics with this)."""
     admin = make_admin(settings)
     try:
-        present = [n for n in names if n in set(admin.list_topics())]
+        topics = set(admin.list_topics())
+        present = [n for n in names if n in topics]
         if present:
             admin.delete_topics(present)
     finally:
