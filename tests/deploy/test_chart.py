@@ -130,7 +130,11 @@ def test_keda_scales_the_detector_group_on_the_frames_topic(render: Render) -> N
     assert trigger["metadata"]["topic"] == env["MASKWATCH_KAFKA_FRAMES_TOPIC"]
     assert scaled["spec"]["scaleTargetRef"]["name"] == detector["metadata"]["name"]
     assert "replicas" not in detector["spec"]  # KEDA owns the count
-    assert scaled["spec"]["maxReplicaCount"] <= int(env["MASKWATCH_KAFKA_FRAMES_PARTITIONS"])
+    canary = next(
+        m for m in manifests if m["kind"] == "Deployment" and component(m) == "detector-canary"
+    )
+    most = scaled["spec"]["maxReplicaCount"] + canary["spec"]["replicas"]
+    assert most <= int(env["MASKWATCH_KAFKA_FRAMES_PARTITIONS"])
 
 
 def test_canary_detectors_call_the_canary_model_server(render: Render) -> None:
@@ -155,6 +159,14 @@ def test_canary_detectors_call_the_canary_model_server(render: Render) -> None:
 REFUSED: list[tuple[dict[str, Any], str]] = [
     (
         {"keda": {"enabled": True, "maxReplicaCount": 13}, "kafka": {"framesPartitions": 12}},
+        "must not exceed kafka.framesPartitions",
+    ),
+    (
+        {
+            "keda": {"enabled": True, "maxReplicaCount": 12},
+            "detector": {"canary": {"enabled": True, "replicas": 1}},
+            "kafka": {"framesPartitions": 12},
+        },
         "must not exceed kafka.framesPartitions",
     ),
     (

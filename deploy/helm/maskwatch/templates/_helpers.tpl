@@ -201,8 +201,12 @@ affinity:
 {{/* Chart-wide checks that would otherwise make a broken install. */}}
 {{- define "maskwatch.validate" -}}
 {{- $partitions := int .Values.kafka.framesPartitions -}}
-{{- if and .Values.keda.enabled (gt (int .Values.keda.maxReplicaCount) $partitions) -}}
-{{- fail (printf "keda.maxReplicaCount (%d) must not exceed kafka.framesPartitions (%d): extra detectors would sit idle" (int .Values.keda.maxReplicaCount) $partitions) -}}
+{{- $canary := 0 -}}
+{{- if .Values.detector.canary.enabled -}}
+{{- $canary = int .Values.detector.canary.replicas -}}
+{{- end -}}
+{{- if and .Values.keda.enabled (gt (add (int .Values.keda.maxReplicaCount) $canary) $partitions) -}}
+{{- fail (printf "keda.maxReplicaCount (%d) + canary detectors (%d) must not exceed kafka.framesPartitions (%d): extra detectors would sit idle" (int .Values.keda.maxReplicaCount) $canary $partitions) -}}
 {{- end -}}
 {{- if and .Values.keda.enabled (gt (int .Values.keda.minReplicaCount) (int .Values.keda.maxReplicaCount)) -}}
 {{- fail "keda.minReplicaCount must not exceed keda.maxReplicaCount" -}}
