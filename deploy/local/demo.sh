@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# The main job (README): install what is missing and bring the local stack up.
-# (The pipeline on sample footage is added here when `maskwatch run` exists.)
+# The main job (README): install what is missing, bring the local stack up, run the whole
+# pipeline on the sample cameras (deploy/local/cameras.example.yaml) for 60 s and print the
+# dashboard URL and a per-camera summary. The stack is LEFT UP afterwards (so the dashboard
+# data and Kafka topics stay inspectable); take it down with `.venv/bin/maskwatch stack down`.
+# Environment: MASKWATCH_DEMO_DURATION (seconds of streaming, default 60),
+# MASKWATCH_DEMO_DETECTORS (detector workers, default 1).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -8,6 +12,7 @@ cd "$ROOT"
 
 bash deploy/local/install.sh
 .venv/bin/maskwatch stack up
-.venv/bin/maskwatch stack status
-.venv/bin/maskwatch topics describe
-echo "demo: the stack is up; take it down with: .venv/bin/maskwatch stack down"
+.venv/bin/maskwatch run --cameras deploy/local/cameras.example.yaml \
+  --duration "${MASKWATCH_DEMO_DURATION:-60}" --detectors "${MASKWATCH_DEMO_DETECTORS:-1}"
+echo "demo: done; the pipeline's processes are stopped, the stack (Kafka, Redis, model server)"
+echo "demo: is still up. Run it again: bash deploy/local/demo.sh  Stop it: .venv/bin/maskwatch stack down"
