@@ -12,6 +12,11 @@ cd "$ROOT"
 
 bash deploy/local/install.sh
 .venv/bin/maskwatch stack up
+# The detector's RetinaFace model: ../shared's copy, else the user cache (fetched once).
+if [ ! -f ../shared/models/retinaface_mnet025.onnx ] &&
+   [ ! -f "${XDG_CACHE_HOME:-$HOME/.cache}/maskwatch/retinaface_mnet025.onnx" ]; then
+  .venv/bin/python -m workers.detector.model_files
+fi
 .venv/bin/maskwatch run --cameras deploy/local/cameras.example.yaml \
   --duration "${MASKWATCH_DEMO_DURATION:-60}" --detectors "${MASKWATCH_DEMO_DETECTORS:-1}"
 echo "demo: done; the pipeline's processes are stopped, the stack (Kafka, Redis, model server)"
