@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,7 +26,16 @@ CHART = HELM_DIR / "maskwatch"
 VALIDATE = HELM_DIR / "validate.sh"
 VALUE_SETS = sorted(HELM_DIR.glob("values-*.yaml"))
 CACHE = Path(os.environ.get("MASKWATCH_DEPLOY_CACHE", Path.home() / ".cache" / "maskwatch-deploy"))
-KUBE_VERSION = "1.37.2"
+
+
+def _script_setting(name: str) -> str:
+    """A version pinned in validate.sh (one source of truth for the tests too)."""
+    match = re.search(rf"^{name}=(\S+)", VALIDATE.read_text(), re.MULTILINE)
+    assert match, f"{name} is not set in {VALIDATE}"
+    return match.group(1)
+
+
+KUBE_VERSION = _script_setting("KUBE_VERSION")
 
 Manifest = dict[str, Any]
 

@@ -8,6 +8,7 @@ purpose, see deploy/README.md).
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import pytest
 import yaml
 
 from tests.deploy.conftest import (
+    CACHE,
+    KUBE_VERSION,
     VALUE_SETS,
     Render,
     Validation,
@@ -193,3 +196,50 @@ def test_chart_refuses_broken_values(
     done = run_template(helm, "-f", str(base), "-f", str(override))
     assert done.returncode != 0
     assert message in done.stderr
+
+
+BROKEN = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: typo}
+spec:
+  selector: {matchLabels: {a: b}}
+  template:
+    metadata: {labels: {a: b}}
+    spec:
+      containers: [{name: c, image: i, resource: {}}]
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: typo}
+spec: {scaleTargetRef: {name: typo}, maxReplicas: 3, triggers: [{type: kafka, metadata: {}}]}
+"""
+
+
+def test_strict_schemas_reject_unknown_fields(validation: Validation, tmp_path: Path) -> None:
+    """The offline schemas are strict: a misspelt field fails, in core kinds and in CRDs."""
+    assert validation.returncode == 0, validation.output[-4000:]
+    k8s = CACHE / "schemas" / f"k8s-{KUBE_VERSION}"
+    (crds,) = (p for p in (CACHE / "schemas").glob("crds-*") if ".tmp." not in p.name)
+    manifest = tmp_path / "broken.yaml"
+    manifest.write_text(BROKEN)
+    done = subprocess.run(
+        [
+            str(CACHE / "bin" / "kubeconform"),
+            "-strict",
+            "-summary",
+            "-schema-location",
+            f"{k8s}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
+            "-schema-location",
+            f"{crds}/{{{{ .Group }}}}/{{{{ .ResourceKind }}}}_{{{{ .ResourceAPIVersion }}}}.json",
+            str(manifest),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "additional properties 'resource' not allowed" in done.stdout
+    assert "additional properties 'maxReplicas' not allowed" in done.stdout
+    assert "Invalid: 2" in done.stdout
