@@ -56,6 +56,9 @@ class CoreConfig:
     max_age_s: float
     max_frame_bytes: int
     mask_threshold: float = 0.5
+    known_cameras: frozenset[str] | None = None
+    """Camera ids this deployment expects; frames of any other are dead-lettered as
+    `unknown_camera` (None: every camera is accepted)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,12 @@ class Core:
             meta = parse_frame_headers(message.headers)
         except SchemaError as error:
             return self.dead_letter(message, error.code, error.message)
+        known = self.config.known_cameras
+        if known is not None and meta.camera_id not in known:
+            return self.dead_letter(
+                message, DeadLetterReason.UNKNOWN_CAMERA,
+                f"camera {meta.camera_id!r} is not in known_cameras", meta,
+            )
         if now - meta.captured_at > timedelta(seconds=self.config.max_age_s):
             return self._result(meta, (meta.width, meta.height), (), now, skipped=True)
         payload = message.value or b""

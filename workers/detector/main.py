@@ -360,6 +360,7 @@ def cli(**values: Any) -> None:
         max_age_s=settings.max_age_s,
         max_frame_bytes=kafka.max_frame_bytes,
         mask_threshold=settings.mask_threshold,
+        known_cameras=None if settings.known_cameras is None else frozenset(settings.known_cameras),
     ))
     listener = _Rebalance()
     consumer = make_consumer(kafka, settings.group_id, settings.worker_id)

@@ -52,6 +52,10 @@ class DetectorSettings(ServiceSettings):
     max_batch_wait_ms: float = Field(30.0, ge=0, le=5000, description="Longest crop batch wait.")
     poll_records: int = Field(8, ge=1, le=500, description="Most frames taken per poll.")
     max_age_s: float = Field(30.0, gt=0, le=86400, description="Older frames are skipped.")
+    known_cameras: list[str] | None = Field(
+        None, max_length=100_000,
+        description="JSON list of camera ids; frames of others are dead-lettered (unset: any).",
+    )
     max_attempts: int = Field(3, ge=1, le=20, description="Tries before a frame dead-letters.")
     backoff_initial_s: float = Field(0.5, gt=0, le=60, description="First model-server back-off.")
     backoff_max_s: float = Field(10.0, gt=0, le=300, description="Longest back-off.")
