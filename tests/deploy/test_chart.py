@@ -243,3 +243,27 @@ def test_strict_schemas_reject_unknown_fields(validation: Validation, tmp_path: 
     assert "additional properties 'resource' not allowed" in done.stdout
     assert "additional properties 'maxReplicas' not allowed" in done.stdout
     assert "Invalid: 2" in done.stdout
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=lambda p: p.name)
+def test_every_long_running_pod_has_a_network_policy_and_a_disruption_budget(
+    render: Render, values: Path
+) -> None:
+    manifests = render(values)
+    workloads = {component(m) for m in manifests if m["kind"] in {"Deployment", "StatefulSet"}}
+    policies = {
+        m["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+        for m in manifests
+        if m["kind"] == "NetworkPolicy"
+    }
+    budgets = {
+        m["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"]
+        for m in manifests
+        if m["kind"] == "PodDisruptionBudget"
+    }
+    assert workloads <= policies
+    assert workloads - {"redis"} <= budgets  # a single Redis pod is not drained by budget
+    for manifest in manifests:
+        if manifest["kind"] == "NetworkPolicy":
+            assert manifest["spec"]["policyTypes"] == ["Ingress"]
+            assert manifest["spec"]["ingress"], "an empty ingress list denies everything"
