@@ -198,7 +198,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Path:
     # Order matters at epoch end: the backup keeps the raw weights, then the averaged weights
     # are swapped in for validation and for the saved weight files.
     callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.BackupAndRestore(str(config.out_dir / "backup"))
+        keras.callbacks.BackupAndRestore(str(config.out_dir / "backup"), delete_checkpoint=False)
     ]
     if config.ema_momentum is not None:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
