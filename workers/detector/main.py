@@ -11,6 +11,7 @@ commits nothing it has not answered.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -68,7 +69,7 @@ class Worker:
         core: Core,
         classifier: Classifier,
         health: Health,
-        stopping: Any,
+        stopping: threading.Event,
     ) -> None:
         self.settings, self.kafka = settings, kafka
         self.consumer, self.producer = consumer, producer
