@@ -229,7 +229,7 @@ class Stop:
         self.event.set()
 
 
-def child_env(options: RunOptions) -> dict[str, str]:
+def child_env(key_prefix: str, api_port: int) -> dict[str, str]:
     """Environment of every stage: this one's, plus what this run decides (the rest stays
     settable by the caller, e.g. MASKWATCH_KAFKA_* topics or the detector's settings)."""
     env = dict(os.environ)
@@ -244,10 +244,10 @@ def child_env(options: RunOptions) -> dict[str, str]:
     for name, value in defaults.items():
         env.setdefault(name, value)
     env |= {
-        "MASKWATCH_AGGREGATOR_KEY_PREFIX": options.key_prefix,
-        "MASKWATCH_API_KEY_PREFIX": options.key_prefix,
+        "MASKWATCH_AGGREGATOR_KEY_PREFIX": key_prefix,
+        "MASKWATCH_API_KEY_PREFIX": key_prefix,
         "MASKWATCH_API_HOST": "127.0.0.1",
-        "MASKWATCH_API_PORT": str(options.api_port),
+        "MASKWATCH_API_PORT": str(api_port),
     }
     return env
 
@@ -286,7 +286,7 @@ def run_pipeline(options: RunOptions, stop: threading.Event) -> dict[str, Counte
                          socket_timeout=10)
     before = camera_counters(client, keys)
     options.log_dir.mkdir(parents=True, exist_ok=True)
-    children = Children(options.log_dir, child_env(options))
+    children = Children(options.log_dir, child_env(options.key_prefix, options.api_port))
     started = time.monotonic()
     try:
         start_stages(children, options)
