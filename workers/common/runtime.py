@@ -61,7 +61,7 @@ class ServiceRuntime:
         name: str,
         health_port: int | None,
         registry: CollectorRegistry = REGISTRY,
-        host: str = "0.0.0.0",  # noqa: S104 - probes come from the kubelet, not loopback
+        host: str = "0.0.0.0",
     ) -> None:
         self.name = name
         self.stopping = threading.Event()
@@ -96,7 +96,7 @@ class ServiceRuntime:
         runtime = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 if self.path == "/metrics":
                     self._send(200, generate_latest(runtime._registry), CONTENT_TYPE_LATEST)
                 elif self.path == "/healthz":
@@ -117,7 +117,7 @@ class ServiceRuntime:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 return
 
         return Handler

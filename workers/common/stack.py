@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
-import importlib.util
 import os
 import shutil
 import signal
@@ -59,9 +58,7 @@ class StackSettings(ServiceSettings):
     kafka_port: int = Field(9092, ge=1, le=65535, description="Kafka client port.")
     controller_port: int = Field(9093, ge=1, le=65535, description="KRaft controller port.")
     redis_port: int = Field(6379, ge=1, le=65535, description="Redis port.")
-    model_server: bool = Field(
-        True, description="Also export and serve the classifier (skipped if serving is absent)."
-    )
+    model_server: bool = Field(True, description="Also export and serve the shipped classifier.")
     model_base: Path = Field(
         REPO_ROOT / "var" / "models", description="Model base folder of the model server."
     )
@@ -362,17 +359,6 @@ def _maskwatch() -> list[str]:
     return [sys.executable, "-c", "from workers.cli import main; main()"]
 
 
-def _command_exists(name: str) -> bool:
-    """Whether `maskwatch <name>`'s module is there (found without importing TensorFlow)."""
-    from workers.cli import SUBCOMMANDS
-
-    module = SUBCOMMANDS[name][0].partition(":")[0]
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
 def serve_healthy(settings: StackSettings) -> bool:
     if not _port_open(settings.grpc_port):
         return False
@@ -390,38 +376,32 @@ def _has_version(model_base: Path) -> bool:
 
 
 def serve_up(settings: StackSettings) -> None:
+    """Export the shipped classifier when its weights changed (a new version, which a running
+    server picks up by itself), then start the model server unless it already answers."""
     if not settings.model_server:
         click.echo("model server: skipped (--no-model-server)")
         return
-    if importlib.util.find_spec("serving.server") is None:
-        click.echo("model server: skipped (serving.server is not there yet)")
-        return
-    if serve_healthy(settings):
-        click.echo(f"model server: running, gRPC on {HOST}:{settings.grpc_port}")
-        return
     home = settings.state_dir / "serve"
     home.mkdir(parents=True, exist_ok=True)
-    if not _has_version(settings.model_base):
-        if not _command_exists("export"):
-            click.echo("model server: skipped (`maskwatch export` is not there yet)")
-            return
-        click.echo(f"model server: exporting the shipped classifier (log {home / 'export.log'})")
-        with (home / "export.log").open("ab") as out:
-            done = subprocess.run(
-                [*_maskwatch(), "export", "--model-base", str(settings.model_base)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=REPO_ROOT,
-                timeout=settings.serve_timeout_s,
-                check=False,
-            )
-        if done.returncode != 0 or not _has_version(settings.model_base):
-            raise click.ClickException(
-                f"`maskwatch export` failed (exit {done.returncode}) or wrote no version under "
-                f"{settings.model_base / MODEL_NAME}{_tail(home / 'export.log')}"
-            )
-    if not _command_exists("serve"):
-        click.echo("model server: skipped (`maskwatch serve` is not there yet)")
+    click.echo(
+        f"model server: exporting the shipped classifier if changed (log {home / 'export.log'})"
+    )
+    with (home / "export.log").open("ab") as out:
+        done = subprocess.run(
+            [*_maskwatch(), "export", "--if-changed", "--model-base", str(settings.model_base)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            timeout=settings.serve_timeout_s,
+            check=False,
+        )
+    if done.returncode != 0 or not _has_version(settings.model_base):
+        raise click.ClickException(
+            f"`maskwatch export` failed (exit {done.returncode}) or wrote no version under "
+            f"{settings.model_base / MODEL_NAME}{_tail(home / 'export.log')}"
+        )
+    if serve_healthy(settings):
+        click.echo(f"model server: running, gRPC on {HOST}:{settings.grpc_port}")
         return
     pidfile, log = home / "serve.pid", home / "serve.log"
     pid = _read_pid(pidfile)
@@ -462,9 +442,11 @@ class Status:
 
 
 def stack_status(settings: StackSettings) -> Status:
-    expected = settings.model_server and importlib.util.find_spec("serving.server") is not None
     return Status(
-        kafka_healthy(settings), redis_healthy(settings), serve_healthy(settings), expected
+        kafka_healthy(settings),
+        redis_healthy(settings),
+        serve_healthy(settings),
+        settings.model_server,
     )
 
 
