@@ -229,6 +229,14 @@ def table(report: dict[str, Any]) -> str:
                 f"{sum(d['cpu_cores'] for d in det):>7.2f} "
                 f"{sum(d['rss_mb'] for d in det):>6.0f}M {cpu('aggregator'):>7} "
                 f"{cpu('model-server'):>7} {cpu('kafka'):>6} {cpu('redis'):>6}")
+    for config in report["configs"]:
+        sat = config["saturation_processes"]
+        det = sum(v["cpu_cores"] for k, v in sat.items() if k.startswith("detector"))
+        lines.append(f"at saturation ({config['detectors']} detector(s), "
+                     f"{config['sustained_fps']:.2f} frames/s): detectors {det:.2f} cores, "
+                     f"model server {sat.get('model-server', {}).get('cpu_cores', 0):.2f}, "
+                     f"aggregator {sat.get('aggregator', {}).get('cpu_cores', 0):.2f}, "
+                     f"Kafka {sat.get('kafka', {}).get('cpu_cores', 0):.2f}")
     lines.append("CPU in cores (1.00 = one core busy) averaged over the phase; det = all "
                  "detector processes together; RSS at the end of the phase")
     return "\n".join(lines)
@@ -241,12 +249,13 @@ def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for config in report["configs"]:
+    for config, color in zip(report["configs"], ("tab:blue", "tab:red", "tab:green"),
+                             strict=False):
         x = [p["offered_fps"] for p in config["phases"]]
         for q, style in (("p50_s", "-o"), ("p95_s", "--s"), ("p99_s", ":^")):
-            ax.plot(x, [p[q] for p in config["phases"]], style,
+            ax.plot(x, [p[q] for p in config["phases"]], style, color=color,
                     label=f"{config['detectors']} detector(s) {q[:3]}")
-        ax.axvline(config["sustained_fps"], color="grey", lw=0.8)
+        ax.axvline(config["sustained_fps"], color=color, lw=0.8)
         ax.annotate(f"sustained {config['sustained_fps']:.2f}/s ({config['detectors']}d)",
                     (config["sustained_fps"], 0), rotation=90, fontsize=7, va="bottom")
     ax.set_xlabel("offered load (frames/s, all cameras)")
