@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command (README, CI): install what is missing, bring the local stack up, run every
+# The test command (README, CI): install what is missing, bring the local stack up, lint and
+# type-check (ruff, mypy), run every
 # test (unit and integration) against it, and take the stack down again on exit.
 # A stack that was already fully up before is left running (other work may be using it).
 # Arguments go to pytest; pytest's exit code 5 (no tests collected) counts as a failure.
@@ -17,6 +18,10 @@ else
   trap '"$MW" stack down || true' EXIT
 fi
 "$MW" stack up
+
+echo "test: ruff and mypy"
+.venv/bin/ruff check .
+.venv/bin/mypy schemas workers serving tests
 
 set +e
 .venv/bin/python -m pytest "$@"

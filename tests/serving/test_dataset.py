@@ -49,7 +49,11 @@ def test_near_duplicates_share_a_group_and_different_pictures_do_not() -> None:
     resized = cv2.resize(original, (96, 96))
     other = _picture(2)
     hashes = np.array(
-        [difference_hash(im) for im in (original, recompressed, resized, other)], np.uint64
+        [
+            difference_hash(np.asarray(im, np.uint8))
+            for im in (original, recompressed, resized, other)
+        ],
+        np.uint64,
     )
     groups = near_duplicate_groups(hashes)
     assert groups[0] == groups[1] == groups[2]
