@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import CommitFailedError
+from kafka.errors import CommitFailedError, KafkaConnectionError
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -66,7 +66,15 @@ class Service:
         try:
             while not self.runtime.stopping.is_set():
                 self.runtime.health.beat()
-                polled = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms)
+                try:
+                    polled = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms)
+                except KafkaConnectionError as error:
+                    # Broker unreachable (e.g. restarting): nothing is lost by waiting, the
+                    # uncommitted batch is polled again once it is back.
+                    self.runtime.health.set_ready(False, f"kafka: {error}")
+                    log.warning("kafka_unavailable", error=str(error))
+                    self.runtime.stopping.wait(1.0)
+                    continue
                 records: list[Any] = [r for batch in polled.values() for r in batch]
                 if records and not self._process(records):
                     return  # stopping while Redis was down: nothing committed, replayed later

@@ -81,6 +81,8 @@ class Worker:
         self.offsets: OffsetTracker[TopicPartition] = OffsetTracker()
         self._sent: list[tuple[Any, TopicPartition, int, str]] = []
         self._lag_at = 0.0
+        self._rewind: dict[TopicPartition, int] = {}
+        """First frame offset discarded per revoked partition (see `on_assigned`)."""
 
     # ------------------------------------------------------------------ loop
 
@@ -118,9 +120,24 @@ class Worker:
             lambda f: TopicPartition(f.message.topic, f.message.partition) in lost,
             time.perf_counter(),
         )
+        for frame in dropped:
+            tp = TopicPartition(frame.message.topic, frame.message.partition)
+            self._rewind[tp] = min(self._rewind.get(tp, frame.message.offset),
+                                   frame.message.offset)
         self.offsets.forget(list(lost))
         log.info("partitions_revoked", partitions=sorted(p.partition for p in lost),
                  dropped_frames=len(dropped))
+
+    def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        """Re-read frames discarded at the last revoke from partitions that came back: the
+        consumer keeps its fetch position for a partition it owns before and after a
+        rebalance, so without the seek those frames would be skipped (and later commits
+        would step over them). Partitions now owned elsewhere start from the commit."""
+        for tp in assigned:
+            if tp in self._rewind:
+                self.consumer.seek(tp, self._rewind[tp])
+                log.info("partition_rewound", partition=tp.partition, offset=self._rewind[tp])
+        self._rewind.clear()
 
     # ------------------------------------------------------------------ stages
 
@@ -331,6 +348,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         log.info("partitions_assigned", partitions=sorted(p.partition for p in assigned))
+        if self.worker is not None:
+            self.worker.on_assigned(assigned)
 
 
 def make_classifier(settings: DetectorSettings) -> GrpcClassifier:
