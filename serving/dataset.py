@@ -33,6 +33,10 @@ SPLITS = ("train", "val", "test")
 CROWD_SPLIT = {"val_fraction": 0.1, "test_fraction": 0.3}
 """Crowd photos are few and what cameras see: a larger test share keeps their F1 (and the
 detector's evaluation on the same held-out photos) meaningful."""
+SPLIT_KEY_PREFIX = "/work/shared/data/"
+"""Salt of the split hash. A picture's split depends only on its path relative to the data
+folder, so it is the same wherever the data lives; the prefix is where the data lay when the
+shipped classifier was trained, kept so that model's held-out pictures stay held out."""
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
@@ -129,6 +133,17 @@ def split_of(group_key: str, val_fraction: float = 0.1, test_fraction: float = 0
     return SPLITS.index("train")
 
 
+def split_key(shared_data: Path, picture: str) -> str:
+    """The split-hash key of a picture: its path relative to the data folder, salted."""
+    return SPLIT_KEY_PREFIX + Path(picture).relative_to(shared_data).as_posix()
+
+
+def crowd_photo_split(image_name: str) -> str:
+    """'train' | 'val' | 'test' of a crowd photo (`crowd/images/<image_name>`), as training
+    split it: the pipeline evaluation scores only photos the classifier never saw."""
+    return SPLITS[split_of(SPLIT_KEY_PREFIX + f"crowd/images/{image_name}", **CROWD_SPLIT)]
+
+
 def build(shared_data: Path, config: CropConfig) -> dict[str, npt.NDArray[np.generic]]:
     """All samples of `shared_data` (the `../shared/data` layout) with their splits."""
     samples: list[Sample] = []
@@ -148,10 +163,10 @@ def build(shared_data: Path, config: CropConfig) -> dict[str, npt.NDArray[np.gen
     crowd = [p.startswith(str(shared_data / "crowd")) for p in pictures]
     # Crowd faces are grouped by their photo; only whole pictures are compared for duplicates.
     groups = near_duplicate_groups(hashes)
-    group_of = [pictures[g] for g in groups]
+    group_of = [split_key(shared_data, pictures[g]) for g in groups]
     for i, is_crowd in enumerate(crowd):
         if is_crowd:
-            group_of[i] = pictures[i]
+            group_of[i] = split_key(shared_data, pictures[i])
 
     encoded = [cv2.imencode(".jpg", s.crop, [cv2.IMWRITE_JPEG_QUALITY, 92])[1] for s in samples]
     offsets = np.cumsum([0] + [len(e) for e in encoded]).astype(np.int64)

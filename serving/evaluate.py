@@ -29,9 +29,11 @@ SETS = {
 
 
 class EvaluateClassifierSettings(ServiceSettings):
-    """Classifier evaluation options (env prefix MASKWATCH_EVALUATE_)."""
+    """Classifier evaluation options (env prefix MASKWATCH_EVALUATE_CLASSIFIER_)."""
 
-    model_config = SettingsConfigDict(env_prefix="MASKWATCH_EVALUATE_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="MASKWATCH_EVALUATE_CLASSIFIER_", extra="forbid", frozen=True
+    )
 
     data: Path = Field(Path("../shared/data"), description="Folder with crops/ and crowd/.")
     dataset: Path = Field(

@@ -42,7 +42,8 @@ DEPLOYED: dict[str, tuple[str, tuple[str, ...]]] = {
 NOT_DEPLOYED = {
     "MASKWATCH_STACK_": "the local development stack",
     "MASKWATCH_TRAIN_": "offline training",
-    "MASKWATCH_EVALUATE_": "offline evaluation of the classifier or the pipeline",
+    "MASKWATCH_EVALUATE_CLASSIFIER_": "offline evaluation of the classifier",
+    "MASKWATCH_EVALUATE_PIPELINE_": "offline evaluation of the pipeline",
     "MASKWATCH_EXPORT_": "offline export; its SavedModel goes into the model image",
 }
 # Render every optional workload so each component's container exists.

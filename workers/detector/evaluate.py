@@ -9,7 +9,7 @@ at `--ap-min-score` and the operating threshold is applied afterwards (greedy NM
 identical to detecting at the threshold).
 
 Held-out photos: the crowd photos are split exactly as the classifier's training set split
-them (`serving.dataset.split_of` on the photo's path as the training build saw it), so a
+them (`serving.dataset.crowd_photo_split`), so a
 `--split test` evaluation never scores a photo whose faces the classifier trained on.
 """
 
@@ -20,16 +20,20 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import click
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from schemas.frame import FrameMeta, frame_headers
 from schemas.result import FrameResult
 from serving.client import ClientConfig, GrpcClassifier
 from serving.crop import CropConfig
-from serving.dataset import CLASSES, CROWD_SPLIT, SPLITS, VOC_LABELS, read_voc, split_of
+from serving.dataset import CLASSES, VOC_LABELS, crowd_photo_split, read_voc
+from workers.common.settings import ServiceSettings, load_settings, settings_options
 from workers.detector.core import Core, CoreConfig, FrameMessage, PendingFrame
 from workers.detector.detectors import BackendName, DetectorConfig, make_detector
 from workers.detector.scoring import (
@@ -38,17 +42,6 @@ from workers.detector.scoring import (
     best_recall_at_precision,
     match,
 )
-
-TRAINING_DATA_ROOT = Path("/work/shared/data")
-"""The `data` folder the classifier's dataset was built from (`maskwatch train --data`): the
-split key of a crowd photo is its path under it. Checked against the shipped training set:
-the split of all 2,914 crowd faces matches this rule."""
-
-
-def crowd_split(image_name: str) -> str:
-    """'train' | 'val' | 'test' of a crowd photo, as the classifier's training saw it."""
-    key = TRAINING_DATA_ROOT / "crowd" / "images" / image_name
-    return SPLITS[split_of(str(key), **CROWD_SPLIT)]
 
 
 @dataclass(frozen=True)
@@ -137,9 +130,9 @@ def run_photos(
     now = datetime.now(UTC)
     for seq, path in enumerate(photos):
         payload = path.read_bytes()
-        headers = frame_headers(FrameMeta(
-            camera_id="evaluate", seq=seq, captured_at=now, width=1, height=1
-        ))
+        headers = frame_headers(
+            FrameMeta(camera_id="evaluate", seq=seq, captured_at=now, width=1, height=1)
+        )
         outcome = core.prepare(FrameMessage("evaluate", 0, seq, payload, headers), now)
         if not isinstance(outcome, PendingFrame):
             raise click.ClickException(f"{path}: {outcome}")
@@ -151,53 +144,88 @@ def run_photos(
     return results
 
 
+class EvaluatePipelineSettings(ServiceSettings):
+    """Pipeline evaluation options (env prefix MASKWATCH_EVALUATE_PIPELINE_)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MASKWATCH_EVALUATE_PIPELINE_", extra="forbid", frozen=True
+    )
+
+    images: Path = Field(Path("../shared/data/crowd/images"), description="Folder of photos.")
+    annotations: Path | None = Field(None, description="VOC XML folder (default: ../annotations).")
+    split: Literal["test", "trainval", "all"] = Field(
+        "test", description="Crowd split to score ('all' for other folders)."
+    )
+    classify: bool = Field(True, description="Classify through the model server (off: faces only).")
+    model_server: str = Field("127.0.0.1:8500", min_length=3, description="gRPC host:port.")
+    model_name: str = Field("mask_classifier", min_length=1, description="Served model name.")
+    detector: BackendName = Field("retinaface-mobilenet", description="Face detector backend.")
+    model_path: Path | None = Field(None, description="Detector weights file (default: resolved).")
+    score_threshold: float = Field(
+        DetectorConfig().score_threshold,
+        ge=0,
+        le=1,
+        description="Operating detector score for face recall / precision.",
+    )
+    ap_min_score: float = Field(0.05, ge=0, le=1, description="Lowest score kept for AP curves.")
+    upscale_to_px: int = Field(
+        DetectorConfig().upscale_to_px,
+        ge=64,
+        le=8192,
+        description="Upscale shorter frames to this.",
+    )
+    nms_threshold: float = Field(
+        DetectorConfig().nms_threshold, gt=0, le=1, description="NMS IoU threshold."
+    )
+    out: Path = Field(
+        Path("var/eval/predictions.json"),
+        description="Predictions JSON: file name → [[x1, y1, x2, y2, label, score]].",
+    )
+
+
 @click.command("pipeline")
-@click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=Path("../shared/data/crowd/images"), show_default=True,
-              help="Folder of photos.")
-@click.option("--annotations", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=None, help="VOC XML folder [default: IMAGES/../annotations].")
-@click.option("--split", type=click.Choice(["test", "trainval", "all"]), default="test",
-              show_default=True, help="Crowd split to score ('all' for other folders).")
-@click.option("--classify/--no-classify", default=True, show_default=True,
-              help="Classify through the model server (off: face detection only).")
-@click.option("--model-server", default="127.0.0.1:8500", show_default=True)
-@click.option("--model-name", default="mask_classifier", show_default=True)
-@click.option("--detector", "backend", default="retinaface-mobilenet", show_default=True,
-              type=click.Choice(["retinaface-mobilenet", "retinaface-resnet50"]))
-@click.option("--model-path", type=click.Path(path_type=Path), default=None)
-@click.option("--score-threshold", default=DetectorConfig().score_threshold, show_default=True,
-              help="Operating detector score for face recall / precision.")
-@click.option("--ap-min-score", default=0.05, show_default=True,
-              help="Lowest detector score kept for the AP curves.")
-@click.option("--upscale-to-px", default=DetectorConfig().upscale_to_px, show_default=True)
-@click.option("--nms-threshold", default=DetectorConfig().nms_threshold, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=Path("var/eval/predictions.json"),
-              show_default=True, help="Predictions JSON: file name → [[x1,y1,x2,y2,label,score]].")
-def cli(
-    images: Path, annotations: Path | None, split: str, classify: bool, model_server: str,
-    model_name: str, backend: BackendName, model_path: Path | None, score_threshold: float,
-    ap_min_score: float, upscale_to_px: int, nms_threshold: float, out: Path,
-) -> None:
+@settings_options(EvaluatePipelineSettings)
+def cli(**options: object) -> None:
     """AP@0.5 per class, mAP and face recall / precision of the whole pipeline on VOC photos."""
+    settings = load_settings(EvaluatePipelineSettings, options)
+    images, split, out = settings.images, settings.split, settings.out
+    annotations, backend = settings.annotations, settings.detector
+    model_name, classify, score_threshold = (
+        settings.model_name,
+        settings.classify,
+        settings.score_threshold,
+    )
+    upscale_to_px = settings.upscale_to_px
     annotations = annotations or images.parent / "annotations"
     photos = sorted(
-        p for p in images.glob("*.jpg")
+        p
+        for p in images.glob("*.jpg")
         if (annotations / f"{p.stem}.xml").is_file()
-        and (split == "all" or (crowd_split(p.name) == "test") == (split == "test"))
+        and (split == "all" or (crowd_photo_split(p.name) == "test") == (split == "test"))
     )
     if not photos:
         raise click.ClickException(f"no annotated photos in {images} for split {split}")
     config = DetectorConfig(
-        backend=backend, model_path=model_path, score_threshold=min(ap_min_score, score_threshold),
-        upscale_to_px=upscale_to_px, nms_threshold=nms_threshold,
+        backend=backend,
+        model_path=settings.model_path,
+        score_threshold=min(settings.ap_min_score, score_threshold),
+        upscale_to_px=upscale_to_px,
+        nms_threshold=settings.nms_threshold,
     )
-    core = Core(make_detector(config), CoreConfig(
-        worker_id="evaluate", classifier_name=model_name, crop=CropConfig(),
-        max_age_s=86400.0, max_frame_bytes=64 * 1024 * 1024,
-    ))
+    core = Core(
+        make_detector(config),
+        CoreConfig(
+            worker_id="evaluate",
+            classifier_name=model_name,
+            crop=CropConfig(),
+            max_age_s=86400.0,
+            max_frame_bytes=64 * 1024 * 1024,
+        ),
+    )
     # An evaluation may share a CPU model server with other work: wait, don't fail.
-    client = ClientConfig(target=model_server, model_name=model_name, deadline_s=120, max_batch=16)
+    client = ClientConfig(
+        target=settings.model_server, model_name=model_name, deadline_s=120, max_batch=16
+    )
     classifier = GrpcClassifier(client) if classify else None
     started = time.perf_counter()
     results = run_photos(core, classifier, photos)
@@ -206,14 +234,21 @@ def cli(
     truths = {p.name: load_truth(annotations / f"{p.stem}.xml") for p in photos}
     figures = report(truths, predictions, score_threshold, classify)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        name: [[*p.xyxy, CLASSES[p.label], p.score] for p in preds]
-        for name, preds in predictions.items()
-    }, indent=None))
-    click.echo(f"photos={len(photos)} split={split} detector={backend} "
-               f"upscale_to_px={upscale_to_px} score_threshold={score_threshold} "
-               f"classifier={'v' + str(classifier.model_version) if classifier else 'none'} "
-               f"({elapsed / len(photos) * 1000:.0f} ms/photo)")
+    out.write_text(
+        json.dumps(
+            {
+                name: [[*p.xyxy, CLASSES[p.label], p.score] for p in preds]
+                for name, preds in predictions.items()
+            },
+            indent=None,
+        )
+    )
+    click.echo(
+        f"photos={len(photos)} split={split} detector={backend} "
+        f"upscale_to_px={upscale_to_px} score_threshold={score_threshold} "
+        f"classifier={'v' + str(classifier.model_version) if classifier else 'none'} "
+        f"({elapsed / len(photos) * 1000:.0f} ms/photo)"
+    )
     for key, value in figures.items():
         click.echo(f"{key:>20}: {value:.4f}")
     click.echo(f"predictions: {out}")

@@ -7,19 +7,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving.dataset import CROWD_SPLIT, split_of
-from workers.detector.evaluate import Prediction, Truth, crowd_split, load_truth, report
+from serving.dataset import CROWD_SPLIT, SPLITS, crowd_photo_split, split_key, split_of
+from workers.detector.evaluate import Prediction, Truth, load_truth, report
 
 
-def test_crowd_split_is_the_training_rule_on_the_training_path() -> None:
+@pytest.mark.parametrize("data_root", ["/work/shared/data", "/elsewhere/shared/data"])
+def test_crowd_split_is_the_training_rule_wherever_the_data_lives(data_root: str) -> None:
     name = "maksssksksss0.jpg"
-    index = split_of(f"/work/shared/data/crowd/images/{name}", **CROWD_SPLIT)
-    assert crowd_split(name) == ("train", "val", "test")[index]
+    key = split_key(Path(data_root), f"{data_root}/crowd/images/{name}")
+    assert crowd_photo_split(name) == SPLITS[split_of(key, **CROWD_SPLIT)]
 
 
 def test_crowd_split_holds_out_about_the_configured_share() -> None:
     names = [f"maksssksksss{i}.jpg" for i in range(597)]
-    share = np.mean([crowd_split(n) == "test" for n in names])
+    share = np.mean([crowd_photo_split(n) == "test" for n in names])
     assert abs(share - CROWD_SPLIT["test_fraction"]) < 0.06
 
 
