@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -75,6 +76,7 @@ def train_cli(**options: object) -> None:
             ema_momentum=settings.ema_momentum,
             time_budget_s=settings.time_budget_s,
             seed=settings.seed,
+            progress_bar=sys.stdout.isatty(),
         ),
         log=click.echo,
     )

@@ -47,6 +47,8 @@ class TrainConfig:
     """Repeat crowd faces without a mask until both crowd classes weigh the same."""
     seed: int = 0
     workers: int = 4
+    progress_bar: bool = False
+    """A live progress bar per epoch (for a terminal); otherwise one line per epoch (for logs)."""
     ema_momentum: float | None = None
     """Keep an exponential moving average of the weights (validated and saved instead of the
     raw weights): from-scratch training is noisy from epoch to epoch, the average is not."""
@@ -211,7 +213,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Path:
         batches,
         epochs=config.epochs,
         callbacks=callbacks,
-        verbose=2,
+        verbose=1 if config.progress_bar else 2,
     )
     log(json.dumps({"train_seconds": round(time.monotonic() - started, 1)}))
     return config.out_dir / "best"
