@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -93,10 +94,13 @@ class Soak:
             "MASKWATCH_DETECTOR_MODEL_SERVER": f"127.0.0.1:{grpc}",
             "MASKWATCH_DETECTOR_KNOWN_CAMERAS": json.dumps(cameras),
             "MASKWATCH_DETECTOR_MODEL_PATH": str(SHARED / "models" / "retinaface_mnet025.onnx"),
+            # Frames wait longer in the crop batcher, so rebalances catch some in it.
+            "MASKWATCH_DETECTOR_MAX_BATCH_WAIT_MS": "500",
             "MASKWATCH_AGGREGATOR_GROUP_ID": AGGREGATOR_GROUP,
             "MASKWATCH_AGGREGATOR_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         }
-        (STATE / "logs").mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(STATE / "logs", ignore_errors=True)
+        (STATE / "logs").mkdir(parents=True)
         self.children = Children(STATE / "logs", env)
         self.started = time.monotonic()
         self.events: list[str] = []
@@ -288,6 +292,26 @@ def verify_dead_letters(kafka: KafkaSettings, bad: list[Sent]) -> tuple[bool, li
     return ok and not extra, lines
 
 
+def log_events(logs: Path) -> list[str]:
+    """What the stages logged about recovering: batched frames discarded at a revoke, partitions
+    rewound to re-read them, Kafka / Redis / model server outages waited out."""
+    counts: Counter[str] = Counter()
+    for path in logs.glob("*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                name = f"{path.stem.split('-')[0]}: {event.get('event')}"
+                if event.get("event") == "partitions_revoked":
+                    counts["detector: frames discarded at a revoke"] += event["dropped_frames"]
+                elif event.get("event") in {"partition_rewound", "kafka_unavailable",
+                                            "redis_unavailable", "model_server_unavailable",
+                                            "commit_failed", "dead_letter"}:
+                    counts[name] += 1
+    return [f"{n:>5}  {name}" for name, n in sorted(counts.items())]
+
+
 def verify_memory(rss: dict[str, list[tuple[float, float]]]) -> tuple[bool, list[str]]:
     """Per process (name:pid): RSS first, max, last. 'Grew without bound' is judged on
     processes that lived ≥ 60 s: flagged if RSS over the last third still exceeds the first
@@ -376,6 +400,7 @@ def main(frames: int, rate: float, camera_count: int, drain_timeout: float) -> N
                f"({len(results) - len(unique)} redelivered duplicates, absorbed by the dedupe)")
     click.echo("\n".join(count_lines))
     click.echo(f"\n== dead letters ({len(bad)} bad messages injected)\n" + "\n".join(dl_lines))
+    click.echo("\n== recovery events in the stage logs\n" + "\n".join(log_events(STATE / "logs")))
     click.echo("\n== memory (RSS sampled every 5 s; name:pid, a restart is a new pid)\n"
                + "\n".join(mem_lines))
     click.echo(f"\nunexpected stage exits (restarted by the supervisor): "

@@ -1,0 +1,75 @@
+"""A revoke drops batched frames; a partition that comes back must be re-read from them.
+
+kafka-python keeps a partition's fetch position when the same member owns it before and after
+a rebalance, so frames discarded from the batcher at the revoke would otherwise be skipped
+(the fault soak lost two frames this way before the rewind existed).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from kafka import TopicPartition
+
+from serving.crop import CropConfig
+from workers.common.kafka import KafkaSettings
+from workers.common.runtime import Health
+from workers.detector.core import Core, CoreConfig, PendingFrame
+from workers.detector.main import Worker
+from workers.detector.settings import DetectorSettings
+
+from .conftest import FakeDetector, frame_message, jpeg
+
+
+class RecordingConsumer:
+    """Only what a revoke / assign touches: commits and seeks, recorded."""
+
+    def __init__(self) -> None:
+        self.seeks: list[tuple[TopicPartition, int]] = []
+        self.commits: list[Any] = []
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.seeks.append((partition, offset))
+
+    def commit(self, offsets: Any) -> None:
+        self.commits.append(offsets)
+
+
+def worker_with_batched_frames(offsets: list[int]) -> tuple[Worker, RecordingConsumer]:
+    core = Core(FakeDetector([(4.0, 4.0, 20.0, 20.0)]), CoreConfig(
+        worker_id="w1", classifier_name="mask_classifier", crop=CropConfig(size_px=16),
+        max_age_s=30.0, max_frame_bytes=100_000,
+    ))
+    consumer = RecordingConsumer()
+    worker = Worker(DetectorSettings(), KafkaSettings(), consumer,  # type: ignore[arg-type]
+                    None, core, None, Health(), threading.Event())  # type: ignore[arg-type]
+    now = datetime.now(UTC)
+    for offset in offsets:
+        message = frame_message(jpeg(np.zeros((48, 64, 3), np.uint8)), seq=offset,
+                                captured_at=now, offset=offset)
+        pending = core.prepare(message, now)
+        assert isinstance(pending, PendingFrame)
+        worker.offsets.start(TopicPartition("frames", 0), offset)
+        worker.batcher.add(pending, 1, 0.0)
+    return worker, consumer
+
+
+def test_partition_assigned_back_is_rewound_to_the_first_discarded_frame() -> None:
+    worker, consumer = worker_with_batched_frames([7, 8])
+    tp = TopicPartition("frames", 0)
+    worker.on_revoked([tp])
+    assert len(worker.batcher) == 0
+    worker.on_assigned([tp, TopicPartition("frames", 1)])
+    assert consumer.seeks == [(tp, 7)]
+    assert consumer.commits == []  # nothing was answered, so nothing past 7 is committed
+
+
+def test_partition_owned_elsewhere_is_not_sought_and_the_rewind_is_forgotten() -> None:
+    worker, consumer = worker_with_batched_frames([3])
+    worker.on_revoked([TopicPartition("frames", 0)])
+    worker.on_assigned([TopicPartition("frames", 1)])
+    worker.on_assigned([TopicPartition("frames", 0)])  # a later, unrelated rebalance
+    assert consumer.seeks == []
