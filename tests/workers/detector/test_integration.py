@@ -31,7 +31,7 @@ from schemas.dead_letter import SUPPORTED_DEAD_LETTER_VERSIONS, DeadLetter
 from schemas.frame import HEADER_ENCODING, HEADER_SCHEMA_VERSION, FrameMeta, frame_headers
 from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
 from serving.dataset import read_voc
-from workers.common.kafka import KafkaSettings, make_producer
+from workers.common.kafka import KafkaSettings, make_admin, make_producer
 
 pytestmark = pytest.mark.integration
 
@@ -75,6 +75,7 @@ class Worker:
     def __init__(self, kafka: KafkaSettings, group: str, model_server: str, name: str,
                  shared_dir: Path, log_dir: Path) -> None:
         self.health_port = free_port()
+        self.group = group
         env = {
             **os.environ,
             "MASKWATCH_KAFKA_FRAMES_TOPIC": kafka.frames_topic,
@@ -203,6 +204,17 @@ def distinct(results: list[FrameResult]) -> set[tuple[str, int]]:
     return {(r.camera_id, r.seq) for r in results}
 
 
+def group_is_stable_with(kafka: KafkaSettings, group: str, members: int) -> bool:
+    """Whether the consumer group finished rebalancing with exactly `members` members."""
+    admin = make_admin(kafka)
+    try:
+        info = admin.describe_groups([group]).get(group, {})
+    finally:
+        admin.close()
+    state = str(info.get("group_state") or info.get("state") or "")
+    return state == "Stable" and len(info.get("members") or []) == members
+
+
 def committed_everything(kafka: KafkaSettings, group: str) -> bool:
     """Whether the group's committed offsets reached the end of every frames partition."""
     consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers.split(","),
@@ -326,6 +338,11 @@ def test_two_workers_split_partitions_and_survive_kill_9(
     target = f"127.0.0.1:{own_model_server.port}"
     first, second = workers("w1", target), workers("w2", target)
     wait_until(lambda: first.ready() and second.ready(), "both workers ready", STARTUP_S)
+    # Ready means the model server answers; the partitions are shared only once the group is
+    # stable with both members (else the first member may answer every frame alone).
+    wait_until(
+        lambda: group_is_stable_with(kafka_settings, first.group, 2), "group of two", STARTUP_S
+    )
     photos = photos_with_faces(shared_dir, 6)
     frames = Frames(kafka_settings)
     for seq in range(30):
