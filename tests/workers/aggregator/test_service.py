@@ -211,7 +211,7 @@ def test_a_redis_outage_holds_the_batch_until_redis_is_back(
 
         server = start_redis(port)  # an empty Redis: only what was held back can appear
         wait_for(lambda: totals(client, "o:") == expected(during), 30, "the held-back batch")
-        assert runtime.health.ready[0]
+        wait_for(lambda: runtime.health.ready[0], 30, "the service to be ready again")
     finally:
         runtime.stopping.set()
         thread.join(15)
