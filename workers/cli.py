@@ -7,6 +7,7 @@ needs only that service's dependencies.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
 
@@ -30,15 +31,19 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
+    """A click group whose subcommands ("module:attribute", help) are imported on first use."""
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(SUBCOMMANDS)
+        return sorted(self.lazy)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in SUBCOMMANDS:
+        if cmd_name not in self.lazy:
             return None
-        target, _ = SUBCOMMANDS[cmd_name]
+        target, _ = self.lazy[cmd_name]
         module_name, _, attribute = target.partition(":")
         command = getattr(importlib.import_module(module_name), attribute or "cli")
         if not isinstance(command, click.Command):
@@ -46,12 +51,14 @@ class LazyGroup(click.Group):
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, help_text) for name, (_, help_text) in sorted(SUBCOMMANDS.items())]
+        rows = [(name, help_text) for name, (_, help_text) in sorted(self.lazy.items())]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup, lazy=SUBCOMMANDS, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(package_name="maskwatch")
 def main() -> None:
     """maskwatch: per-camera face-mask compliance from city camera streams, in real time."""
