@@ -42,8 +42,8 @@ def render(schema: dict[str, Any]) -> str:
     "--out",
     type=click.Path(path_type=Path),
     default=JSON_DIR,
-    show_default=True,
-    help="Folder to write the schema files to [env: none; a build-time command].",
+    envvar="MASKWATCH_SCHEMAS_OUT",
+    help=f"Folder to write the schema files to. [env: MASKWATCH_SCHEMAS_OUT; default: {JSON_DIR}]",
 )
 def cli(out: Path) -> None:
     """Write the JSON Schema files of the message contracts."""

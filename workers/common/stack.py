@@ -474,7 +474,11 @@ def up(**values: Any) -> None:
 @cli.command("down")
 @settings_options(StackSettings)
 @click.option(
-    "--wipe", is_flag=True, help="Also delete Kafka's data and the logs under the state dir."
+    "--wipe",
+    is_flag=True,
+    envvar="MASKWATCH_STACK_WIPE",
+    help="Also delete Kafka's data and the logs under the state dir. "
+    "[env: MASKWATCH_STACK_WIPE; default: False]",
 )
 def down(wipe: bool, **values: Any) -> None:
     """Stop what `up` started (model server, Kafka, Redis) and check nothing is left."""
@@ -502,7 +506,13 @@ def down(wipe: bool, **values: Any) -> None:
 
 @cli.command("status")
 @settings_options(StackSettings)
-@click.option("--quiet", "-q", is_flag=True, help="Print nothing; exit 0 only if all is up.")
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    envvar="MASKWATCH_STACK_QUIET",
+    help="Print nothing; exit 0 only if all is up. [env: MASKWATCH_STACK_QUIET; default: False]",
+)
 def status(quiet: bool, **values: Any) -> None:
     """Tell what answers; exit 1 unless Kafka, Redis (and the model server if present) do."""
     settings = load_settings(StackSettings, values)
