@@ -321,8 +321,12 @@ def run_pipeline(options: RunOptions, stop: threading.Event) -> dict[str, Counte
             children.stop("producer", options.grace_s)
             drained = drain(admin, consumer, kafka, (detector_group, aggregator_group),
                             options.drain_timeout_s, stop, children)
-            click.echo("run: drained" if drained else
-                       f"run: not drained after {options.drain_timeout_s:.0f} s (or interrupted)")
+            if drained:
+                click.echo("run: drained")
+            elif stop.is_set():
+                click.echo("run: interrupted, not waiting for Kafka to drain")
+            else:
+                click.echo(f"run: not drained after {options.drain_timeout_s:.0f} s")
     finally:
         children.stop_all(options.grace_s)
         click.echo("run: all stages stopped")
