@@ -29,10 +29,13 @@ from types import FrameType
 import click
 import redis
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from workers.aggregator.model import Counters, Keys, counters_of
 from workers.aggregator.settings import AggregatorSettings
 from workers.common.kafka import KafkaSettings, make_admin
+from workers.common.settings import ServiceSettings, load_settings, settings_options
 from workers.detector.settings import DetectorSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -94,7 +97,8 @@ class Children:
     def dead(self) -> list[Child]:
         """Processes that exited without being asked to."""
         return [
-            c for c in self.started
+            c
+            for c in self.started
             if c.role not in self.stopped_roles and c.process.poll() is not None
         ]
 
@@ -179,8 +183,10 @@ def since(now: dict[str, Counters], before: dict[str, Counters]) -> dict[str, Co
 
 def summary_table(rows: dict[str, Counters]) -> str:
     """Per-camera table: frames, skipped, faces, masked, unmasked, compliance, plus a total."""
-    header = f"{'camera':<20} {'frames':>7} {'skipped':>7} {'faces':>6} {'masked':>7} " \
-             f"{'unmasked':>8} {'compliance':>10}"
+    header = (
+        f"{'camera':<20} {'frames':>7} {'skipped':>7} {'faces':>6} {'masked':>7} "
+        f"{'unmasked':>8} {'compliance':>10}"
+    )
     lines = [header, "-" * len(header)]
     total = Counters()
     for camera, c in sorted(rows.items()):
@@ -192,26 +198,46 @@ def summary_table(rows: dict[str, Counters]) -> str:
 
 def _row(name: str, c: Counters) -> str:
     share = "-" if c.compliance is None else f"{100 * c.compliance:.1f} %"
-    return f"{name:<20} {c.frames:>7} {c.skipped:>7} {c.faces:>6} {c.with_mask:>7} " \
-           f"{c.without_mask:>8} {share:>10}"
+    return (
+        f"{name:<20} {c.frames:>7} {c.skipped:>7} {c.faces:>6} {c.with_mask:>7} "
+        f"{c.without_mask:>8} {share:>10}"
+    )
 
 
 # ---------------------------------------------------------------- the run
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    cameras: Path
-    duration_s: float
-    detectors: int
-    producers: int
-    api_port: int
-    key_prefix: str
-    log_dir: Path
-    start_timeout_s: float
-    drain_timeout_s: float
-    report_every_s: float
-    grace_s: float
+class RunSettings(ServiceSettings):
+    """`maskwatch run` options (env prefix MASKWATCH_RUN_)."""
+
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_RUN_", extra="forbid", frozen=True)
+
+    cameras: Path = Field(DEFAULT_CAMERAS, description="cameras.yaml the producers read.")
+    duration_s: float = Field(
+        60.0,
+        ge=0,
+        le=86400,
+        description="Seconds of streaming after frames flow (0: until Ctrl-C).",
+    )
+    detectors: int = Field(1, ge=1, le=16, description="Detector worker processes (one group).")
+    producers: int = Field(1, ge=1, le=16, description="Producer replicas sharing the cameras.")
+    api_port: int = Field(8080, ge=1, le=65535, description="Port of the API and dashboard.")
+    key_prefix: str = Field(
+        default_factory=lambda: AggregatorSettings().key_prefix,
+        description="Redis key prefix of aggregator and API (default: the aggregator's).",
+    )
+    log_dir: Path = Field(
+        default_factory=lambda: REPO_ROOT / "var" / "run" / time.strftime("%Y%m%d-%H%M%S"),
+        description="Where the stages' logs go (default: var/run/<time>).",
+    )
+    start_timeout_s: float = Field(
+        300.0, ge=5, le=3600, description="Give up if no frame is counted this long after start."
+    )
+    drain_timeout_s: float = Field(
+        120.0, ge=0, le=3600, description="After the producers stop, wait this long for Kafka."
+    )
+    report_every_s: float = Field(20.0, ge=1, le=3600, description="Print the table this often.")
+    grace_s: float = Field(30.0, ge=1, le=300, description="Seconds from SIGTERM to SIGKILL.")
 
 
 class Stop:
@@ -252,18 +278,27 @@ def child_env(key_prefix: str, api_port: int) -> dict[str, str]:
     return env
 
 
-def start_stages(children: Children, options: RunOptions) -> None:
+def start_stages(children: Children, options: RunSettings) -> None:
     children.start("aggregator", "aggregator", ["aggregator"], {})
     children.start("api", "api", ["api"], {})
     for i in range(options.detectors):
-        children.start(f"detector-{i}", "detector", ["detector"],
-                       {"MASKWATCH_DETECTOR_WORKER_ID": f"run-detector-{i}-{os.getpid()}"})
+        children.start(
+            f"detector-{i}",
+            "detector",
+            ["detector"],
+            {"MASKWATCH_DETECTOR_WORKER_ID": f"run-detector-{i}-{os.getpid()}"},
+        )
     for i in range(options.producers):
-        children.start(f"producer-{i}", "producer", ["producer"], {
-            "MASKWATCH_PRODUCER_CONFIG": str(options.cameras.resolve()),
-            "MASKWATCH_PRODUCER_REPLICA_COUNT": str(options.producers),
-            "MASKWATCH_PRODUCER_REPLICA_INDEX": str(i),
-        })
+        children.start(
+            f"producer-{i}",
+            "producer",
+            ["producer"],
+            {
+                "MASKWATCH_PRODUCER_CONFIG": str(options.cameras.resolve()),
+                "MASKWATCH_PRODUCER_REPLICA_COUNT": str(options.producers),
+                "MASKWATCH_PRODUCER_REPLICA_INDEX": str(i),
+            },
+        )
 
 
 def fail_if_dead(children: Children) -> None:
@@ -276,28 +311,32 @@ def fail_if_dead(children: Children) -> None:
         raise click.ClickException(f"a stage stopped on its own:\n{report}")
 
 
-def run_pipeline(options: RunOptions, stop: threading.Event) -> dict[str, Counters]:
+def run_pipeline(options: RunSettings, stop: threading.Event) -> dict[str, Counters]:
     """Start, report, stop and drain; returns this run's per-camera counts."""
     kafka = KafkaSettings()
     detector_group = DetectorSettings().group_id
     aggregator_group = AggregatorSettings().group_id
     keys = Keys(options.key_prefix)
-    client = redis.Redis(host="127.0.0.1", port=_redis_port(), decode_responses=True,
-                         socket_timeout=10)
+    client = redis.Redis(
+        host="127.0.0.1", port=_redis_port(), decode_responses=True, socket_timeout=10
+    )
     before = camera_counters(client, keys)
     options.log_dir.mkdir(parents=True, exist_ok=True)
     children = Children(options.log_dir, child_env(options.key_prefix, options.api_port))
     started = time.monotonic()
     try:
         start_stages(children, options)
-        click.echo(f"run: {options.producers} producer(s), {options.detectors} detector(s), "
-                   f"aggregator, API; logs in {options.log_dir}")
+        click.echo(
+            f"run: {options.producers} producer(s), {options.detectors} detector(s), "
+            f"aggregator, API; logs in {options.log_dir}"
+        )
         while not since(camera_counters(client, keys), before):
             fail_if_dead(children)
             if time.monotonic() - started > options.start_timeout_s:
                 raise click.ClickException(
                     f"no frame counted {options.start_timeout_s:.0f} s after start; "
-                    f"see the logs in {options.log_dir}")
+                    f"see the logs in {options.log_dir}"
+                )
             if stop.wait(1.0):
                 break
         flowing = time.monotonic()
@@ -319,8 +358,15 @@ def run_pipeline(options: RunOptions, stop: threading.Event) -> dict[str, Counte
                 stop.wait(min(1.0, max(0.1, next_report - now)))
             click.echo("\nrun: stopping producers, draining what is already in Kafka")
             children.stop("producer", options.grace_s)
-            drained = drain(admin, consumer, kafka, (detector_group, aggregator_group),
-                            options.drain_timeout_s, stop, children)
+            drained = drain(
+                admin,
+                consumer,
+                kafka,
+                (detector_group, aggregator_group),
+                options.drain_timeout_s,
+                stop,
+                children,
+            )
             if drained:
                 click.echo("run: drained")
             elif stop.is_set():
@@ -348,8 +394,10 @@ def drain(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not stop.is_set():
         fail_if_dead(children)
-        lags = (group_lag(admin, consumer, groups[0], kafka.frames_topic),
-                group_lag(admin, consumer, groups[1], kafka.results_topic))
+        lags = (
+            group_lag(admin, consumer, groups[0], kafka.frames_topic),
+            group_lag(admin, consumer, groups[1], kafka.results_topic),
+        )
         if lags == (0, 0):
             return True
         stop.wait(1.0)
@@ -364,50 +412,16 @@ def _redis_port() -> int:
 
 
 @click.command("run")
-@click.option("--cameras", "cameras", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=DEFAULT_CAMERAS, show_default=True, help="cameras.yaml the producers read.")
-@click.option("--duration", "duration_s", type=click.FloatRange(0, 86400), default=60.0,
-              show_default=True, help="Seconds of streaming after frames flow (0: until Ctrl-C).")
-@click.option("--detectors", type=click.IntRange(1, 16), default=1, show_default=True,
-              help="Detector worker processes (one consumer group).")
-@click.option("--producers", type=click.IntRange(1, 16), default=1, show_default=True,
-              help="Producer replicas sharing the cameras.")
-@click.option("--api-port", type=click.IntRange(1, 65535), default=8080, show_default=True)
-@click.option("--key-prefix", default=None,
-              help="Redis key prefix of aggregator and API [default: MASKWATCH_AGGREGATOR_"
-                   "KEY_PREFIX or mw:].")
-@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the stages' logs go [default: var/run/<time>].")
-@click.option("--start-timeout", "start_timeout_s", type=click.FloatRange(5, 3600), default=300.0,
-              show_default=True, help="Give up if no frame is counted this long after start.")
-@click.option("--drain-timeout", "drain_timeout_s", type=click.FloatRange(0, 3600),
-              default=120.0, show_default=True,
-              help="After the producers stop, wait this long for Kafka to be drained.")
-@click.option("--report-every", "report_every_s", type=click.FloatRange(1, 3600), default=20.0,
-              show_default=True, help="Print the per-camera table this often.")
-@click.option("--grace", "grace_s", type=click.FloatRange(1, 300), default=30.0,
-              show_default=True, help="Seconds between SIGTERM and SIGKILL for each stage.")
-def cli(cameras: Path, duration_s: float, detectors: int, producers: int, api_port: int,
-        key_prefix: str | None, log_dir: Path | None, start_timeout_s: float,
-        drain_timeout_s: float, report_every_s: float, grace_s: float) -> None:
+@settings_options(RunSettings)
+def cli(**values: object) -> None:
     """Run the whole pipeline locally on sample cameras (needs `maskwatch stack up`)."""
     from workers.common.stack import StackSettings, stack_status
 
+    options = load_settings(RunSettings, values)
+    if not options.cameras.is_file():
+        raise click.BadParameter(f"{options.cameras} is not a file", param_hint="--cameras")
     if not stack_status(StackSettings()).up:
         raise click.ClickException("the local stack is not up: run `maskwatch stack up`")
-    options = RunOptions(
-        cameras=cameras,
-        duration_s=duration_s,
-        detectors=detectors,
-        producers=producers,
-        api_port=api_port,
-        key_prefix=key_prefix or AggregatorSettings().key_prefix,
-        log_dir=log_dir or REPO_ROOT / "var" / "run" / time.strftime("%Y%m%d-%H%M%S"),
-        start_timeout_s=start_timeout_s,
-        drain_timeout_s=drain_timeout_s,
-        report_every_s=report_every_s,
-        grace_s=grace_s,
-    )
     stop = Stop()
     stop.install()
     counts = run_pipeline(options, stop.event)

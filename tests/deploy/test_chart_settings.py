@@ -45,6 +45,7 @@ NOT_DEPLOYED = {
     "MASKWATCH_EVALUATE_CLASSIFIER_": "offline evaluation of the classifier",
     "MASKWATCH_EVALUATE_PIPELINE_": "offline evaluation of the pipeline",
     "MASKWATCH_EXPORT_": "offline export; its SavedModel goes into the model image",
+    "MASKWATCH_RUN_": "the local all-in-one pipeline (`maskwatch run`)",
 }
 # Render every optional workload so each component's container exists.
 ALL_ON: dict[str, Any] = {
