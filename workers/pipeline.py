@@ -4,7 +4,7 @@ The local stack (Kafka, Redis, model server: `maskwatch stack up`) must be runni
 command starts the stages exactly as a deployment runs them, one process each: producer(s)
 reading the cameras file, detector worker(s) in one consumer group, the aggregator and the
 API with its dashboard. It waits until the first frame is counted in Redis, prints the
-dashboard URL and a per-camera summary as it goes, and after `--duration` stops everything
+dashboard URL and a per-camera summary as it goes, and after `--duration-s` stops everything
 in pipeline order: producers first, then it lets the detectors and the aggregator drain what
 is already in Kafka (so the final table adds up), then SIGTERM to the rest (SIGKILL only
 after a grace period). SIGINT / SIGTERM to this command take the same path. Children run in

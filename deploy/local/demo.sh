@@ -18,6 +18,6 @@ if [ ! -f ../shared/models/retinaface_mnet025.onnx ] &&
   .venv/bin/python -m workers.detector.model_files
 fi
 .venv/bin/maskwatch run --cameras deploy/local/cameras.example.yaml \
-  --duration "${MASKWATCH_DEMO_DURATION:-60}" --detectors "${MASKWATCH_DEMO_DETECTORS:-2}"
+  --duration-s "${MASKWATCH_DEMO_DURATION:-60}" --detectors "${MASKWATCH_DEMO_DETECTORS:-2}"
 echo "demo: done; the pipeline's processes are stopped, the stack (Kafka, Redis, model server)"
 echo "demo: is still up. Run it again: bash deploy/local/demo.sh  Stop it: .venv/bin/maskwatch stack down"

@@ -83,9 +83,9 @@ def test_run_counts_every_frame_once(
     }
     done = subprocess.run(
         [sys.executable, "-c", "from workers.cli import main; main()", "run",
-         "--cameras", str(cameras), "--duration", "25", "--api-port", str(api_port),
+         "--cameras", str(cameras), "--duration-s", "25", "--api-port", str(api_port),
          "--key-prefix", redis_prefix, "--log-dir", str(tmp_path / "logs"),
-         "--report-every", "10", "--drain-timeout", "180"],
+         "--report-every-s", "10", "--drain-timeout-s", "180"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
