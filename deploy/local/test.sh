@@ -21,6 +21,7 @@ fi
 
 echo "test: ruff and mypy"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/mypy schemas workers serving tests
 
 set +e

@@ -43,8 +43,10 @@ def cleanup(client: redis.Redis, prefix: str) -> None:
 
 def report(what: str, batch: int, cameras: int, n: int, rates: list[float]) -> None:
     runs = ", ".join(f"{r:,.0f}" for r in rates)
-    print(f"{what:<7} batch={batch:<4} cameras={cameras:<4} {n} results: "
-          f"median {statistics.median(rates):,.0f}/s (runs: {runs})")
+    print(
+        f"{what:<7} batch={batch:<4} cameras={cameras:<4} {n} results: "
+        f"median {statistics.median(rates):,.0f}/s (runs: {runs})"
+    )
 
 
 def bench_apply(client: redis.Redis, n: int, cameras: int, batch: int, repeats: int) -> None:
@@ -84,9 +86,13 @@ def bench_service(client: redis.Redis, n: int, cameras: int, batch: int) -> None
     from workers.common.runtime import ServiceRuntime
 
     tag = uuid.uuid4().hex[:8]
-    kafka = KafkaSettings(results_topic=f"bench.{tag}.results", dead_letter_topic=f"bench.{tag}.dl",
-                          alerts_topic=f"bench.{tag}.alerts", frames_topic=f"bench.{tag}.frames",
-                          results_partitions=6)
+    kafka = KafkaSettings(
+        results_topic=f"bench.{tag}.results",
+        dead_letter_topic=f"bench.{tag}.dl",
+        alerts_topic=f"bench.{tag}.alerts",
+        frames_topic=f"bench.{tag}.frames",
+        results_partitions=6,
+    )
     create_topics(kafka)
     prefix = f"bench:{tag}:"
     try:
@@ -118,12 +124,16 @@ def bench_service(client: redis.Redis, n: int, cameras: int, batch: int) -> None
             print("service: did not finish in time")
             return
         rate = (len(results) - first[1]) / (last - first[0])
-        print(f"service batch={batch:<4} cameras={cameras:<4} {len(results)} results via Kafka: "
-              f"{rate:,.0f}/s (consume → Redis → commit, after the group join)")
+        print(
+            f"service batch={batch:<4} cameras={cameras:<4} {len(results)} results via Kafka: "
+            f"{rate:,.0f}/s (consume → Redis → commit, after the group join)"
+        )
     finally:
         cleanup(client, prefix)
-        delete_topics(kafka, [kafka.results_topic, kafka.dead_letter_topic, kafka.alerts_topic,
-                              kafka.frames_topic])
+        delete_topics(
+            kafka,
+            [kafka.results_topic, kafka.dead_letter_topic, kafka.alerts_topic, kafka.frames_topic],
+        )
 
 
 def measure_memory(client: redis.Redis, fps: int) -> None:
@@ -138,8 +148,10 @@ def measure_memory(client: redis.Redis, fps: int) -> None:
 
     def apply(times: list[float]) -> None:
         for i in range(0, len(times), 500):
-            chunk = [result("mem-cam", 0, t, masked=int(t) % 3, unmasked=int(t) % 2)
-                     for t in times[i : i + 500]]
+            chunk = [
+                result("mem-cam", 0, t, masked=int(t) % 3, unmasked=int(t) % 2)
+                for t in times[i : i + 500]
+            ]
             chunk = [r.model_copy(update={"seq": epoch_us(r.captured_at)}) for r in chunk]
             agg.handle([Rec(encode(r), 0) for r in chunk], now)
 
@@ -156,14 +168,18 @@ def measure_memory(client: redis.Redis, fps: int) -> None:
         elif ":b:" in name:
             kind = "bucket " + name.split(":")[-2]
         kinds[kind].append(int(client.memory_usage(name) or 0))
-    print(f"\nmemory of one camera at {fps} fps (MEMORY USAGE, Redis "
-          f"{client.info('server')['redis_version']}):")
+    print(
+        f"\nmemory of one camera at {fps} fps (MEMORY USAGE, Redis "
+        f"{client.info('server')['redis_version']}):"
+    )
     for kind, sizes in sorted(kinds.items()):
         print(f"  {kind:<12} {len(sizes):>4} keys  {sum(sizes):>9,} B  ({max(sizes):,} B max)")
     total = sum(sum(sizes) for sizes in kinds.values())
     seen = sum(kinds["seen"])
-    print(f"  total {total / 1024:,.1f} KiB per camera ({(total - seen) / 1024:,.1f} KiB without "
-          f"the dedupe guard; the guard costs {seen / (3600 * fps):.1f} B per frame)")
+    print(
+        f"  total {total / 1024:,.1f} KiB per camera ({(total - seen) / 1024:,.1f} KiB without "
+        f"the dedupe guard; the guard costs {seen / (3600 * fps):.1f} B per frame)"
+    )
     cleanup(client, prefix)
 
 
@@ -174,8 +190,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--kafka", action="store_true", help="also through Kafka (the service)")
-    parser.add_argument("--memory-fps", type=int, nargs="*", default=[1, 5, 10],
-                        help="camera frame rates to measure Redis memory at")
+    parser.add_argument(
+        "--memory-fps",
+        type=int,
+        nargs="*",
+        default=[1, 5, 10],
+        help="camera frame rates to measure Redis memory at",
+    )
     args = parser.parse_args()
     client = redis.Redis.from_url(args.redis_url, decode_responses=True)
     for batch in (1, 100, 500):

@@ -55,14 +55,16 @@ def serial_baseline(photos: list[Path], config: DetectorConfig, weights: Path) -
     started = time.perf_counter()
     for path in photos:
         t0 = time.perf_counter()
-        image = np.asarray(cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8),
-                                        cv2.IMREAD_COLOR), np.uint8)
+        image = np.asarray(
+            cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_COLOR), np.uint8
+        )
         t1 = time.perf_counter()
         detections = detector.detect(image)
         t2 = time.perf_counter()
         for box in detections.xyxy:
-            face = crop_face(image, (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
-                             crop)
+            face = crop_face(
+                image, (float(box[0]), float(box[1]), float(box[2]), float(box[3])), crop
+            )
             model.predict(face[None, ..., ::-1], verbose=0)
         t3 = time.perf_counter()
         faces += len(detections)
@@ -83,82 +85,132 @@ def worker_run(
     """A real worker process on fresh topics pre-filled with the photos as frames."""
     run = uuid.uuid4().hex[:8]
     kafka = KafkaSettings(
-        frames_topic=f"bench.{run}.frames", results_topic=f"bench.{run}.results",
-        dead_letter_topic=f"bench.{run}.dead-letters", alerts_topic=f"bench.{run}.alerts",
-        frames_partitions=3, results_partitions=3,
+        frames_topic=f"bench.{run}.frames",
+        results_topic=f"bench.{run}.results",
+        dead_letter_topic=f"bench.{run}.dead-letters",
+        alerts_topic=f"bench.{run}.alerts",
+        frames_partitions=3,
+        results_partitions=3,
     )
     create_topics(kafka)
     producer = make_producer(kafka, "bench")
     for seq, path in enumerate(photos):
         height, width = np.asarray(cv2.imread(str(path))).shape[:2]
         camera = f"cam-{seq % 3}"
-        meta = FrameMeta(camera_id=camera, seq=seq, captured_at=datetime.now(UTC),
-                         width=width, height=height)
-        producer.send(kafka.frames_topic, key=camera.encode(), value=path.read_bytes(),
-                      headers=frame_headers(meta))
+        meta = FrameMeta(
+            camera_id=camera, seq=seq, captured_at=datetime.now(UTC), width=width, height=height
+        )
+        producer.send(
+            kafka.frames_topic,
+            key=camera.encode(),
+            value=path.read_bytes(),
+            headers=frame_headers(meta),
+        )
     producer.flush()
     producer.close()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "MASKWATCH_KAFKA_FRAMES_TOPIC": kafka.frames_topic,
-           "MASKWATCH_KAFKA_RESULTS_TOPIC": kafka.results_topic,
-           "MASKWATCH_KAFKA_DEAD_LETTER_TOPIC": kafka.dead_letter_topic,
-           "MASKWATCH_DETECTOR_GROUP_ID": f"bench-{run}", "MASKWATCH_DETECTOR_HEALTH_PORT": "0",
-           "MASKWATCH_DETECTOR_MODEL_SERVER": model_server, "MASKWATCH_DETECTOR_MAX_AGE_S": "3600",
-           "MASKWATCH_DETECTOR_MODEL_PATH": str(detector_model)}
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "MASKWATCH_KAFKA_FRAMES_TOPIC": kafka.frames_topic,
+        "MASKWATCH_KAFKA_RESULTS_TOPIC": kafka.results_topic,
+        "MASKWATCH_KAFKA_DEAD_LETTER_TOPIC": kafka.dead_letter_topic,
+        "MASKWATCH_DETECTOR_GROUP_ID": f"bench-{run}",
+        "MASKWATCH_DETECTOR_HEALTH_PORT": "0",
+        "MASKWATCH_DETECTOR_MODEL_SERVER": model_server,
+        "MASKWATCH_DETECTOR_MAX_AGE_S": "3600",
+        "MASKWATCH_DETECTOR_MODEL_PATH": str(detector_model),
+    }
     results: list[FrameResult] = []
     with tempfile.TemporaryFile() as log:
         worker = subprocess.Popen(
             [sys.executable, "-c", "from workers.cli import main; main()", "detector"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
-        consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers.split(","),
-                                 enable_auto_commit=False, auto_offset_reset="earliest")
+        consumer = KafkaConsumer(
+            bootstrap_servers=kafka.bootstrap_servers.split(","),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
         consumer.assign([TopicPartition(kafka.results_topic, p) for p in range(3)])
         deadline = time.monotonic() + timeout_s
         try:
             while len(results) < len(photos) and time.monotonic() < deadline:
                 for records in consumer.poll(timeout_ms=500).values():
-                    results += [decode(FrameResult, r.value, SUPPORTED_RESULT_VERSIONS)
-                                for r in records]
+                    results += [
+                        decode(FrameResult, r.value, SUPPORTED_RESULT_VERSIONS) for r in records
+                    ]
         finally:
             worker.terminate()
             worker.wait(timeout=60)
             consumer.close()
-            delete_topics(kafka, [kafka.frames_topic, kafka.results_topic,
-                                  kafka.dead_letter_topic, kafka.alerts_topic])
+            delete_topics(
+                kafka,
+                [
+                    kafka.frames_topic,
+                    kafka.results_topic,
+                    kafka.dead_letter_topic,
+                    kafka.alerts_topic,
+                ],
+            )
         if len(results) < len(photos):
             log.seek(0)
-            raise click.ClickException(f"{len(results)}/{len(photos)} results in {timeout_s}s: "
-                                       f"{log.read()[-2000:].decode(errors='replace')}")
+            raise click.ClickException(
+                f"{len(results)}/{len(photos)} results in {timeout_s}s: "
+                f"{log.read()[-2000:].decode(errors='replace')}"
+            )
     times = sorted(r.processed_at for r in results)
     span = (times[-1] - times[0]).total_seconds()
     out = {
         key: statistics.median(getattr(r.timings_ms, key) for r in results)
         for key in ("decode_ms", "detect_ms", "classify_ms", "total_ms")
     }
-    out |= {"fps": (len(results) - 1) / span if span > 0 else float("nan"),
-            "faces_per_frame": sum(r.counts.faces for r in results) / len(results)}
+    out |= {
+        "fps": (len(results) - 1) / span if span > 0 else float("nan"),
+        "faces_per_frame": sum(r.counts.faces for r in results) / len(results),
+    }
     return out
 
 
 @click.command()
-@click.option("--photos", type=click.Path(exists=True, path_type=Path),
-              default=REPO.parent / "shared" / "data" / "crowd" / "images", show_default=True)
+@click.option(
+    "--photos",
+    type=click.Path(exists=True, path_type=Path),
+    default=REPO.parent / "shared" / "data" / "crowd" / "images",
+    show_default=True,
+)
 @click.option("--frames", default=40, show_default=True, help="Frames per mode.")
 @click.option("--model-server", default="127.0.0.1:8500", show_default=True)
-@click.option("--weights", type=click.Path(exists=True, path_type=Path),
-              default=REPO / "serving" / "models" / "mask_classifier", show_default=True,
-              help="Classifier weights for the in-process baseline (what the server serves).")
-@click.option("--detector-model", type=click.Path(exists=True, path_type=Path),
-              default=REPO.parent / "shared" / "models" / "retinaface_mnet025.onnx",
-              show_default=True)
+@click.option(
+    "--weights",
+    type=click.Path(exists=True, path_type=Path),
+    default=REPO / "serving" / "models" / "mask_classifier",
+    show_default=True,
+    help="Classifier weights for the in-process baseline (what the server serves).",
+)
+@click.option(
+    "--detector-model",
+    type=click.Path(exists=True, path_type=Path),
+    default=REPO.parent / "shared" / "models" / "retinaface_mnet025.onnx",
+    show_default=True,
+)
 @click.option("--timeout-s", default=900.0, show_default=True)
-def main(photos: Path, frames: int, model_server: str, weights: Path, detector_model: Path,
-         timeout_s: float) -> None:
+def main(
+    photos: Path,
+    frames: int,
+    model_server: str,
+    weights: Path,
+    detector_model: Path,
+    timeout_s: float,
+) -> None:
     chosen = sorted(photos.glob("*.jpg"))[:frames]
     config = DetectorConfig(model_path=detector_model)
-    click.echo(f"{len(chosen)} crowd frames, detector upscale_to_px={config.upscale_to_px}, "
-               f"cpus={os.cpu_count()}, load average before={os.getloadavg()[0]:.1f}")
+    click.echo(
+        f"{len(chosen)} crowd frames, detector upscale_to_px={config.upscale_to_px}, "
+        f"cpus={os.cpu_count()}, load average before={os.getloadavg()[0]:.1f}"
+    )
     baseline = serial_baseline(chosen, config, weights)
     click.echo(f"load average after baseline={os.getloadavg()[0]:.1f}")
     worker = worker_run(chosen, model_server, detector_model, timeout_s)

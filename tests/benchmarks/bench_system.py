@@ -81,39 +81,50 @@ def start_stages(run: str, detectors: int, kafka: KafkaSettings, prefix: str) ->
     children = Children(log_dir, env)
     children.start("aggregator", "aggregator", ["aggregator"], {})
     for i in range(detectors):
-        children.start(f"detector-{i}", "detector", ["detector"],
-                       {"MASKWATCH_DETECTOR_WORKER_ID": f"bench-{run}-{i}"})
+        children.start(
+            f"detector-{i}",
+            "detector",
+            ["detector"],
+            {"MASKWATCH_DETECTOR_WORKER_ID": f"bench-{run}-{i}"},
+        )
     return children
 
 
 def child_env_for(kafka: KafkaSettings, prefix: str) -> dict[str, str]:
     """The pipeline runner's child environment, pointed at this run's topics and keys."""
     env = child_env(prefix, 0)
-    env |= {f"MASKWATCH_KAFKA_{name.upper()}": str(value)
-            for name, value in kafka.model_dump().items()}
+    env |= {
+        f"MASKWATCH_KAFKA_{name.upper()}": str(value) for name, value in kafka.model_dump().items()
+    }
     return env
 
 
-def lag_sampler(kafka: KafkaSettings, group: str, stop: threading.Event,
-                out: list[tuple[float, int]]) -> threading.Thread:
+def lag_sampler(
+    kafka: KafkaSettings, group: str, stop: threading.Event, out: list[tuple[float, int]]
+) -> threading.Thread:
     def loop() -> None:
         with kafka_probe(kafka) as (admin, consumer):
             while not stop.wait(2.0):
-                out.append((time.monotonic(), group_lag(admin, consumer, group,
-                                                        kafka.frames_topic)))
+                out.append(
+                    (time.monotonic(), group_lag(admin, consumer, group, kafka.frames_topic))
+                )
 
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
     return thread
 
 
-def run_config(detectors: int, cameras: int, photos_n: int, phase_s: float,
-               saturation_s: float) -> dict[str, Any]:
+def run_config(
+    detectors: int, cameras: int, photos_n: int, phase_s: float, saturation_s: float
+) -> dict[str, Any]:
     run = f"{detectors}d-{uuid.uuid4().hex[:6]}"
     kafka = KafkaSettings(
-        frames_topic=f"bench.{run}.frames", results_topic=f"bench.{run}.results",
-        dead_letter_topic=f"bench.{run}.dead-letters", alerts_topic=f"bench.{run}.alerts",
-        frames_partitions=6, results_partitions=6,
+        frames_topic=f"bench.{run}.frames",
+        results_topic=f"bench.{run}.results",
+        dead_letter_topic=f"bench.{run}.dead-letters",
+        alerts_topic=f"bench.{run}.alerts",
+        frames_partitions=6,
+        results_partitions=6,
     )
     create_topics(kafka)
     prefix = f"bench:{run}:"
@@ -148,8 +159,10 @@ def run_config(detectors: int, cameras: int, photos_n: int, phase_s: float,
         backlog = max(8, round(rough * saturation_s))
         capacity = drain_rate(backlog)
         out |= {"sustained_fps": round(capacity, 3), "backlog_frames": backlog}
-        click.echo(f"[{detectors} detector(s)] sustained throughput {capacity:.2f} frames/s "
-                   f"(backlog of {backlog} drained)")
+        click.echo(
+            f"[{detectors} detector(s)] sustained throughput {capacity:.2f} frames/s "
+            f"(backlog of {backlog} drained)"
+        )
         for share in (0.5, 0.8):
             rate = share * capacity
             lags: list[tuple[float, int]] = []
@@ -169,27 +182,35 @@ def run_config(detectors: int, cameras: int, photos_n: int, phase_s: float,
             during = [lag for at, lag in lags if at <= stream_end]
             lag_end = during[-1] if during else 0
             phase: dict[str, Any] = {
-                "share": share, "offered_fps": round(rate, 3), "frames": sent,
+                "share": share,
+                "offered_fps": round(rate, 3),
+                "frames": sent,
                 "latency_samples": len(latencies),
                 "p50_s": round(percentile(latencies, 50), 3),
                 "p95_s": round(percentile(latencies, 95), 3),
                 "p99_s": round(percentile(latencies, 99), 3),
                 "lag_max": max(during, default=0),
-                "lag_at_end": lag_end, "lag_bounded": lag_end <= max(3, rate * 10),
+                "lag_at_end": lag_end,
+                "lag_bounded": lag_end <= max(3, rate * 10),
                 "drained_after_s": None if done is None else round(done - stream_end, 1),
-                "load_avg_1m": round(load0, 1), "processes": processes,
+                "load_avg_1m": round(load0, 1),
+                "processes": processes,
             }
             out["phases"].append(phase)
-            click.echo(f"[{detectors} detector(s)] {int(share * 100)} %: {rate:.2f} fps, "
-                       f"p50 {phase['p50_s']} s p95 {phase['p95_s']} s p99 {phase['p99_s']} s, "
-                       f"lag max {phase['lag_max']}")
+            click.echo(
+                f"[{detectors} detector(s)] {int(share * 100)} %: {rate:.2f} fps, "
+                f"p50 {phase['p50_s']} s p95 {phase['p95_s']} s p99 {phase['p99_s']} s, "
+                f"lag max {phase['lag_max']}"
+            )
         return out
     finally:
         probe.stop()
         children.stop_all(30)
         gen.close()
-        delete_topics(kafka, [kafka.frames_topic, kafka.results_topic,
-                              kafka.dead_letter_topic, kafka.alerts_topic])
+        delete_topics(
+            kafka,
+            [kafka.frames_topic, kafka.results_topic, kafka.dead_letter_topic, kafka.alerts_topic],
+        )
         stale = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if stale:
             client.delete(*stale)
@@ -206,12 +227,14 @@ def serial(photos_n: int) -> dict[str, float]:
 
 
 def table(report: dict[str, Any]) -> str:
-    lines = [f"serial baseline (detector issue, in-process, one face at a time): "
-             f"{report['serial']['fps']:.2f} frames/s on the same {report['photos']} photos",
-             f"{'detectors':>9} {'sustained':>9} {'load':>5} {'offered':>8} {'p50 s':>6} "
-             f"{'p95 s':>6} {'p99 s':>6} {'n':>4} {'lag max':>7} {'bounded':>7} "
-             f"{'det CPU':>7} {'det RSS':>7} {'agg CPU':>7} {'srv CPU':>7} {'kafka':>6} "
-             f"{'redis':>6}"]
+    lines = [
+        f"serial baseline (detector issue, in-process, one face at a time): "
+        f"{report['serial']['fps']:.2f} frames/s on the same {report['photos']} photos",
+        f"{'detectors':>9} {'sustained':>9} {'load':>5} {'offered':>8} {'p50 s':>6} "
+        f"{'p95 s':>6} {'p99 s':>6} {'n':>4} {'lag max':>7} {'bounded':>7} "
+        f"{'det CPU':>7} {'det RSS':>7} {'agg CPU':>7} {'srv CPU':>7} {'kafka':>6} "
+        f"{'redis':>6}",
+    ]
     for config in report["configs"]:
         for phase in config["phases"]:
             procs = phase["processes"]
@@ -228,17 +251,22 @@ def table(report: dict[str, Any]) -> str:
                 f"{'yes' if phase['lag_bounded'] else 'NO':>7} "
                 f"{sum(d['cpu_cores'] for d in det):>7.2f} "
                 f"{sum(d['rss_mb'] for d in det):>6.0f}M {cpu('aggregator'):>7} "
-                f"{cpu('model-server'):>7} {cpu('kafka'):>6} {cpu('redis'):>6}")
+                f"{cpu('model-server'):>7} {cpu('kafka'):>6} {cpu('redis'):>6}"
+            )
     for config in report["configs"]:
         sat = config["saturation_processes"]
         det = sum(v["cpu_cores"] for k, v in sat.items() if k.startswith("detector"))
-        lines.append(f"at saturation ({config['detectors']} detector(s), "
-                     f"{config['sustained_fps']:.2f} frames/s): detectors {det:.2f} cores, "
-                     f"model server {sat.get('model-server', {}).get('cpu_cores', 0):.2f}, "
-                     f"aggregator {sat.get('aggregator', {}).get('cpu_cores', 0):.2f}, "
-                     f"Kafka {sat.get('kafka', {}).get('cpu_cores', 0):.2f}")
-    lines.append("CPU in cores (1.00 = one core busy) averaged over the phase; det = all "
-                 "detector processes together; RSS at the end of the phase")
+        lines.append(
+            f"at saturation ({config['detectors']} detector(s), "
+            f"{config['sustained_fps']:.2f} frames/s): detectors {det:.2f} cores, "
+            f"model server {sat.get('model-server', {}).get('cpu_cores', 0):.2f}, "
+            f"aggregator {sat.get('aggregator', {}).get('cpu_cores', 0):.2f}, "
+            f"Kafka {sat.get('kafka', {}).get('cpu_cores', 0):.2f}"
+        )
+    lines.append(
+        "CPU in cores (1.00 = one core busy) averaged over the phase; det = all "
+        "detector processes together; RSS at the end of the phase"
+    )
     return "\n".join(lines)
 
 
@@ -249,19 +277,30 @@ def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for config, color in zip(report["configs"], ("tab:blue", "tab:red", "tab:green"),
-                             strict=False):
+    for config, color in zip(report["configs"], ("tab:blue", "tab:red", "tab:green"), strict=False):
         x = [p["offered_fps"] for p in config["phases"]]
         for q, style in (("p50_s", "-o"), ("p95_s", "--s"), ("p99_s", ":^")):
-            ax.plot(x, [p[q] for p in config["phases"]], style, color=color,
-                    label=f"{config['detectors']} detector(s) {q[:3]}")
+            ax.plot(
+                x,
+                [p[q] for p in config["phases"]],
+                style,
+                color=color,
+                label=f"{config['detectors']} detector(s) {q[:3]}",
+            )
         ax.axvline(config["sustained_fps"], color=color, lw=0.8)
-        ax.annotate(f"sustained {config['sustained_fps']:.2f}/s ({config['detectors']}d)",
-                    (config["sustained_fps"], 0), rotation=90, fontsize=7, va="bottom")
+        ax.annotate(
+            f"sustained {config['sustained_fps']:.2f}/s ({config['detectors']}d)",
+            (config["sustained_fps"], 0),
+            rotation=90,
+            fontsize=7,
+            va="bottom",
+        )
     ax.set_xlabel("offered load (frames/s, all cameras)")
     ax.set_ylabel("capture → counted in Redis (s)")
-    ax.set_title(f"maskwatch end-to-end latency, {report['cpus']} CPUs "
-                 f"(load avg {report['load_avg_start']:.1f} at start)")
+    ax.set_title(
+        f"maskwatch end-to-end latency, {report['cpus']} CPUs "
+        f"(load avg {report['load_avg_start']:.1f} at start)"
+    )
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -271,24 +310,43 @@ def plot(report: dict[str, Any], path: Path) -> None:
 @click.command()
 @click.option("--detectors", default="1,2", show_default=True, help="Detector counts to run.")
 @click.option("--cameras", default=8, show_default=True, help="Simulated cameras.")
-@click.option("--photos", "photos_n", default=16, show_default=True,
-              help="Crowd photos replayed (the serial baseline uses the same ones).")
+@click.option(
+    "--photos",
+    "photos_n",
+    default=16,
+    show_default=True,
+    help="Crowd photos replayed (the serial baseline uses the same ones).",
+)
 @click.option("--phase-s", default=30.0, show_default=True, help="Seconds per paced phase.")
-@click.option("--saturation-s", default=25.0, show_default=True,
-              help="Size the backlog to take about this long to drain.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=REPO / "docs", show_default=True)
-def main(detectors: str, cameras: int, photos_n: int, phase_s: float, saturation_s: float,
-         out_dir: Path) -> None:
+@click.option(
+    "--saturation-s",
+    default=25.0,
+    show_default=True,
+    help="Size the backlog to take about this long to drain.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=REPO / "docs",
+    show_default=True,
+)
+def main(
+    detectors: str, cameras: int, photos_n: int, phase_s: float, saturation_s: float, out_dir: Path
+) -> None:
     report: dict[str, Any] = {
-        "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()[0], "photos": photos_n,
-        "cameras": cameras, "phase_s": phase_s,
+        "cpus": os.cpu_count(),
+        "load_avg_start": os.getloadavg()[0],
+        "photos": photos_n,
+        "cameras": cameras,
+        "phase_s": phase_s,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     click.echo(f"serial baseline on {photos_n} photos ...")
     report["serial"] = serial(photos_n)
-    report["configs"] = [run_config(int(n), cameras, photos_n, phase_s, saturation_s)
-                         for n in detectors.split(",")]
+    report["configs"] = [
+        run_config(int(n), cameras, photos_n, phase_s, saturation_s) for n in detectors.split(",")
+    ]
     report["load_avg_end"] = os.getloadavg()[0]
     click.echo("\n" + table(report))
     out_dir.mkdir(parents=True, exist_ok=True)

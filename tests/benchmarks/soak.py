@@ -84,8 +84,9 @@ class Soak:
             "MASKWATCH_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}",
             "MASKWATCH_KAFKA_MAX_FRAME_BYTES": str(MAX_FRAME_BYTES),
         }
-        self.kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{kafka_port}",
-                                   max_frame_bytes=MAX_FRAME_BYTES)
+        self.kafka = KafkaSettings(
+            bootstrap_servers=f"127.0.0.1:{kafka_port}", max_frame_bytes=MAX_FRAME_BYTES
+        )
         self.redis_port = redis_port
         env = child_env(PREFIX, 0) | {
             "MASKWATCH_KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
@@ -118,9 +119,15 @@ class Soak:
     # ---------------------------------------------------------------- stack
 
     def stack(self, action: str, *extra: str) -> None:
-        done = subprocess.run([*maskwatch_argv(), "stack", action, *extra], env=self.stack_env,
-                              cwd=REPO, capture_output=True, text=True, timeout=900,
-                              check=False)
+        done = subprocess.run(
+            [*maskwatch_argv(), "stack", action, *extra],
+            env=self.stack_env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
         if done.returncode != 0:
             raise click.ClickException(f"stack {action} failed:\n{done.stdout}\n{done.stderr}")
 
@@ -140,8 +147,9 @@ class Soak:
     # ---------------------------------------------------------------- stages
 
     def start(self, name: str, role: str) -> Child:
-        return self.children.start(name, role, [role], {
-            "MASKWATCH_DETECTOR_WORKER_ID": f"soak-{name}-{int(time.time())}"})
+        return self.children.start(
+            name, role, [role], {"MASKWATCH_DETECTOR_WORKER_ID": f"soak-{name}-{int(time.time())}"}
+        )
 
     def supervise(self) -> None:
         """Restart any stage that exited (1 s later), like a Deployment would."""
@@ -152,9 +160,12 @@ class Soak:
                     if child.process.pid not in self.killed:
                         self.unexpected_exits.append(
                             f"{child.name} exited {child.process.returncode}; "
-                            f"log {child.log}:\n{child.tail(8)}")
-                        self.log(f"supervisor: {child.name} exited by itself "
-                                 f"({child.process.returncode})")
+                            f"log {child.log}:\n{child.tail(8)}"
+                        )
+                        self.log(
+                            f"supervisor: {child.name} exited by itself "
+                            f"({child.process.returncode})"
+                        )
                     self.start(child.name, child.role)
                     self.log(f"supervisor: restarted {child.name}")
 
@@ -193,8 +204,10 @@ class Soak:
 def faults(soak: Soak, inject: Callable[[], list[Sent]], bad: list[Sent]) -> None:
     time.sleep(10)
     bad += inject()
-    soak.log("fault: injected corrupt JPEG, schema version 9 (frame and result), oversized "
-             "frame, unknown camera")
+    soak.log(
+        "fault: injected corrupt JPEG, schema version 9 (frame and result), oversized "
+        "frame, unknown camera"
+    )
     time.sleep(5)
     soak.kill9("detector")
     time.sleep(10)
@@ -228,8 +241,9 @@ def faults(soak: Soak, inject: Callable[[], list[Sent]], bad: list[Sent]) -> Non
 
 
 def read_topic(kafka: KafkaSettings, topic: str) -> list[Any]:
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers.split(","),
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers.split(","), enable_auto_commit=False
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)
@@ -246,34 +260,47 @@ def read_topic(kafka: KafkaSettings, topic: str) -> list[Any]:
 
 def verify_counts(client: redis.Redis, valid: list[Sent]) -> tuple[bool, list[str]]:
     keys = Keys(PREFIX)
-    lines = [f"{'camera':<12} {'sent':>5} {'counted':>7} {'skipped':>7} {'dedupe':>6} "
-             f"{'missing':>7} {'faces':>6} {'masked':>6} {'unmasked':>8}"]
+    lines = [
+        f"{'camera':<12} {'sent':>5} {'counted':>7} {'skipped':>7} {'dedupe':>6} "
+        f"{'missing':>7} {'faces':>6} {'masked':>6} {'unmasked':>8}"
+    ]
     ok = True
     by_camera: dict[str, list[Sent]] = {}
     for sent in valid:
         by_camera.setdefault(sent.camera, []).append(sent)
     for camera, frames in sorted(by_camera.items()):
-        totals = counters_of({str(k): str(v) for k, v in
-                              client.hgetall(keys.camera_totals(camera)).items()})
+        totals = counters_of(
+            {str(k): str(v) for k, v in client.hgetall(keys.camera_totals(camera)).items()}
+        )
         pipe = client.pipeline(transaction=False)
         for sent in frames:
             block, field = dedupe_slot(sent.captured_at, sent.seq)
             pipe.hexists(keys.seen(camera, block), str(field))
         missing = sum(1 for present in pipe.execute() if not present)
-        entries = sum(int(client.hlen(k)) for k in
-                      client.scan_iter(match=keys.seen(camera, 0)[:-1] + "*", count=1000))
-        good = (totals.frames == len(frames) and missing == 0 and entries == len(frames)
-                and totals.faces == totals.with_mask + totals.without_mask)
+        entries = sum(
+            int(client.hlen(k))
+            for k in client.scan_iter(match=keys.seen(camera, 0)[:-1] + "*", count=1000)
+        )
+        good = (
+            totals.frames == len(frames)
+            and missing == 0
+            and entries == len(frames)
+            and totals.faces == totals.with_mask + totals.without_mask
+        )
         ok &= good
-        lines.append(f"{camera:<12} {len(frames):>5} {totals.frames:>7} {totals.skipped:>7} "
-                     f"{entries:>6} {missing:>7} {totals.faces:>6} {totals.with_mask:>6} "
-                     f"{totals.without_mask:>8}  {'ok' if good else 'MISMATCH'}")
+        lines.append(
+            f"{camera:<12} {len(frames):>5} {totals.frames:>7} {totals.skipped:>7} "
+            f"{entries:>6} {missing:>7} {totals.faces:>6} {totals.with_mask:>6} "
+            f"{totals.without_mask:>8}  {'ok' if good else 'MISMATCH'}"
+        )
     return ok, lines
 
 
 def verify_dead_letters(kafka: KafkaSettings, bad: list[Sent]) -> tuple[bool, list[str]]:
-    letters = [decode(DeadLetter, r.value, frozenset({1}))
-               for r in read_topic(kafka, kafka.dead_letter_topic)]
+    letters = [
+        decode(DeadLetter, r.value, frozenset({1}))
+        for r in read_topic(kafka, kafka.dead_letter_topic)
+    ]
     by_origin = {(d.source_topic, d.partition, d.offset): d for d in letters}
     lines, ok, matched = [], True, set()
     for sent in bad:
@@ -284,8 +311,10 @@ def verify_dead_letters(kafka: KafkaSettings, bad: list[Sent]) -> tuple[bool, li
         ok &= good
         matched.add(origin)
         got = "none" if letter is None else f"{letter.reason.value} by {letter.stage}"
-        lines.append(f"{meta.topic.split('.')[-1]:<8} {sent.kind:<27} → {got:<36} "
-                     f"{'ok' if good else 'MISSING/WRONG'}")
+        lines.append(
+            f"{meta.topic.split('.')[-1]:<8} {sent.kind:<27} → {got:<36} "
+            f"{'ok' if good else 'MISSING/WRONG'}"
+        )
     extra = [d for key, d in by_origin.items() if key not in matched]
     for letter in extra:
         lines.append(f"UNEXPECTED dead letter: {letter.reason.value} {letter.message[:80]}")
@@ -305,9 +334,14 @@ def log_events(logs: Path) -> list[str]:
                 name = f"{path.stem.split('-')[0]}: {event.get('event')}"
                 if event.get("event") == "partitions_revoked":
                     counts["detector: frames discarded at a revoke"] += event["dropped_frames"]
-                elif event.get("event") in {"partition_rewound", "kafka_unavailable",
-                                            "redis_unavailable", "model_server_unavailable",
-                                            "commit_failed", "dead_letter"}:
+                elif event.get("event") in {
+                    "partition_rewound",
+                    "kafka_unavailable",
+                    "redis_unavailable",
+                    "model_server_unavailable",
+                    "commit_failed",
+                    "dead_letter",
+                }:
                     counts[name] += 1
     return [f"{n:>5}  {name}" for name, n in sorted(counts.items())]
 
@@ -327,8 +361,10 @@ def verify_memory(rss: dict[str, list[tuple[float, float]]]) -> tuple[bool, list
             early, late = max(values[:third]), min(values[-third:])
             if late > early * 1.25 + 50:
                 flag, ok = "  GROWING", False
-        lines.append(f"{name:<28} {lived:>7.0f} {values[0]:>8.0f} {max(values):>7.0f} "
-                     f"{values[-1]:>7.0f}{flag}")
+        lines.append(
+            f"{name:<28} {lived:>7.0f} {values[0]:>8.0f} {max(values):>7.0f} "
+            f"{values[-1]:>7.0f}{flag}"
+        )
     return ok, lines
 
 
@@ -343,9 +379,11 @@ def verify_memory(rss: dict[str, list[tuple[float, float]]]) -> tuple[bool, list
 def main(frames: int, rate: float, camera_count: int, drain_timeout: float) -> None:
     cameras = [f"soak-cam-{i}" for i in range(camera_count)]
     soak = Soak(cameras)
-    click.echo(f"soak: private stack under {STATE} (Kafka {soak.kafka.bootstrap_servers}, "
-               f"Redis :{soak.redis_port}); {frames} frames at {rate}/s over {camera_count} "
-               "cameras")
+    click.echo(
+        f"soak: private stack under {STATE} (Kafka {soak.kafka.bootstrap_servers}, "
+        f"Redis :{soak.redis_port}); {frames} frames at {rate}/s over {camera_count} "
+        "cameras"
+    )
     soak.stack("down", "--wipe")
     soak.stack("up")
     create_topics(soak.kafka)
@@ -360,13 +398,15 @@ def main(frames: int, rate: float, camera_count: int, drain_timeout: float) -> N
         soak.start("detector-1", "detector")
         soak.background(soak.supervise)
         soak.background(soak.sample_rss)
-        streamer = soak.background(lambda: soak.log(
-            f"load generator: done, {gen.stream(rate_fps=rate, frames=frames)} frames sent"))
+        streamer = soak.background(
+            lambda: soak.log(
+                f"load generator: done, {gen.stream(rate_fps=rate, frames=frames)} frames sent"
+            )
+        )
         soak.log("streaming")
 
         def inject() -> list[Sent]:
-            return inject_bad(gen, photos[0], cameras[0], soak.kafka.results_topic,
-                              MAX_FRAME_BYTES)
+            return inject_bad(gen, photos[0], cameras[0], soak.kafka.results_topic, MAX_FRAME_BYTES)
 
         faults(soak, inject, bad)
         streamer.join()
@@ -376,8 +416,10 @@ def main(frames: int, rate: float, camera_count: int, drain_timeout: float) -> N
         deadline = time.monotonic() + drain_timeout
         with kafka_probe(soak.kafka) as (admin, consumer):
             while time.monotonic() < deadline:
-                lags = (group_lag(admin, consumer, DETECTOR_GROUP, soak.kafka.frames_topic),
-                        group_lag(admin, consumer, AGGREGATOR_GROUP, soak.kafka.results_topic))
+                lags = (
+                    group_lag(admin, consumer, DETECTOR_GROUP, soak.kafka.frames_topic),
+                    group_lag(admin, consumer, AGGREGATOR_GROUP, soak.kafka.results_topic),
+                )
                 if lags == (0, 0):
                     break
                 time.sleep(2)
@@ -395,21 +437,28 @@ def main(frames: int, rate: float, camera_count: int, drain_timeout: float) -> N
     mem_ok, mem_lines = verify_memory(soak.rss)
     soak.stack("down")
     click.echo("\n== events\n" + "\n".join(soak.events))
-    click.echo(f"\n== exactly once: {len(valid)} valid frames sent and acknowledged; results "
-               f"topic holds {len(results)} results for {len(unique)} distinct frames "
-               f"({len(results) - len(unique)} redelivered duplicates, absorbed by the dedupe)")
+    click.echo(
+        f"\n== exactly once: {len(valid)} valid frames sent and acknowledged; results "
+        f"topic holds {len(results)} results for {len(unique)} distinct frames "
+        f"({len(results) - len(unique)} redelivered duplicates, absorbed by the dedupe)"
+    )
     click.echo("\n".join(count_lines))
     click.echo(f"\n== dead letters ({len(bad)} bad messages injected)\n" + "\n".join(dl_lines))
     click.echo("\n== recovery events in the stage logs\n" + "\n".join(log_events(STATE / "logs")))
-    click.echo("\n== memory (RSS sampled every 5 s; name:pid, a restart is a new pid)\n"
-               + "\n".join(mem_lines))
-    click.echo(f"\nunexpected stage exits (restarted by the supervisor): "
-               f"{len(soak.unexpected_exits)}")
+    click.echo(
+        "\n== memory (RSS sampled every 5 s; name:pid, a restart is a new pid)\n"
+        + "\n".join(mem_lines)
+    )
+    click.echo(
+        f"\nunexpected stage exits (restarted by the supervisor): {len(soak.unexpected_exits)}"
+    )
     for text in soak.unexpected_exits:
         click.echo(text)
     passed = counts_ok and dl_ok and mem_ok and not failed
-    click.echo(f"\nsoak: counts {'PASS' if counts_ok else 'FAIL'}, dead letters "
-               f"{'PASS' if dl_ok else 'FAIL'}, memory {'PASS' if mem_ok else 'FAIL'}")
+    click.echo(
+        f"\nsoak: counts {'PASS' if counts_ok else 'FAIL'}, dead letters "
+        f"{'PASS' if dl_ok else 'FAIL'}, memory {'PASS' if mem_ok else 'FAIL'}"
+    )
     raise SystemExit(0 if passed else 1)
 
 

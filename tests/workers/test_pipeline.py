@@ -34,11 +34,14 @@ def free_port() -> int:
 
 def results_per_camera(kafka: KafkaSettings) -> Counter[str]:
     """Every result in the run's results topic, counted per camera."""
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers.split(","),
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers.split(","), enable_auto_commit=False
+    )
     try:
-        partitions = [TopicPartition(kafka.results_topic, p)
-                      for p in consumer.partitions_for_topic(kafka.results_topic) or ()]
+        partitions = [
+            TopicPartition(kafka.results_topic, p)
+            for p in consumer.partitions_for_topic(kafka.results_topic) or ()
+        ]
         consumer.assign(partitions)
         consumer.seek_to_beginning()
         ends = consumer.end_offsets(partitions)
@@ -67,8 +70,10 @@ def test_run_counts_every_frame_once(
     cameras = tmp_path / "cameras.yaml"
     cameras.write_text(
         "defaults: {fps: 0.5, loop: true}\ncameras:\n"
-        + "".join(f"  - {{id: {c}, source: 'folder:{images}', slice: '{i * 5}:{i * 5 + 5}'}}\n"
-                  for i, c in enumerate(CAMERAS))
+        + "".join(
+            f"  - {{id: {c}, source: 'folder:{images}', slice: '{i * 5}:{i * 5 + 5}'}}\n"
+            for i, c in enumerate(CAMERAS)
+        )
     )
     api_port = free_port()
     env = {
@@ -82,11 +87,32 @@ def test_run_counts_every_frame_once(
         "MASKWATCH_AGGREGATOR_GROUP_ID": f"{unique_name}-aggregator",
     }
     done = subprocess.run(
-        [sys.executable, "-c", "from workers.cli import main; main()", "run",
-         "--cameras", str(cameras), "--duration-s", "25", "--api-port", str(api_port),
-         "--key-prefix", redis_prefix, "--log-dir", str(tmp_path / "logs"),
-         "--report-every-s", "10", "--drain-timeout-s", "180"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            "-c",
+            "from workers.cli import main; main()",
+            "run",
+            "--cameras",
+            str(cameras),
+            "--duration-s",
+            "25",
+            "--api-port",
+            str(api_port),
+            "--key-prefix",
+            redis_prefix,
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "--report-every-s",
+            "10",
+            "--drain-timeout-s",
+            "180",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"dashboard: http://127.0.0.1:{api_port}/" in done.stdout

@@ -150,15 +150,29 @@ class Applier:
         return keys, args
 
     def transition(
-        self, camera: str, rule: str, expected: str, new: str, now: float, value: float | None,
+        self,
+        camera: str,
+        rule: str,
+        expected: str,
+        new: str,
+        now: float,
+        value: float | None,
         event_json: str,
     ) -> bool:
         """Record an alert rule's change of state if it is still `expected`; True if we did."""
         k = self.keys
         done = self._transition(
             keys=[k.alert_state(camera), k.alerts, k.updates],
-            args=[rule, expected, new, now, "" if value is None else value, event_json,
-                  self.alerts_cap, self.camera_ttl_s],
+            args=[
+                rule,
+                expected,
+                new,
+                now,
+                "" if value is None else value,
+                event_json,
+                self.alerts_cap,
+                self.camera_ttl_s,
+            ],
         )
         return bool(done)
 

@@ -34,9 +34,7 @@ from workers.common.logs import get_logger
 
 log = get_logger("aggregator")
 
-RESULTS = Counter(
-    "maskwatch_aggregator_results_total", "Results consumed by outcome.", ["outcome"]
-)
+RESULTS = Counter("maskwatch_aggregator_results_total", "Results consumed by outcome.", ["outcome"])
 ALERTS = Counter("maskwatch_aggregator_alerts_total", "Alert transitions.", ["rule", "state"])
 APPLY_SECONDS = Histogram(
     "maskwatch_aggregator_apply_seconds",
@@ -151,22 +149,38 @@ class Aggregator:
     def _record(self, event: AlertEvent, prev: RuleState, now: float) -> list[AlertEvent]:
         new_state = "firing" if event.state == "firing" else "ok"
         won = self.applier.transition(
-            event.camera_id, event.rule, prev.state, new_state, now, event.value,
+            event.camera_id,
+            event.rule,
+            prev.state,
+            new_state,
+            now,
+            event.value,
             encode(event).decode(),
         )
         if not won:
             return []
         ALERTS.labels(event.rule, event.state).inc()
-        log.info("alert", camera_id=event.camera_id, rule=event.rule, state=event.state,
-                 value=event.value, message=event.message)
+        log.info(
+            "alert",
+            camera_id=event.camera_id,
+            rule=event.rule,
+            state=event.state,
+            value=event.value,
+            message=event.message,
+        )
         self.alert_sink(event)
         return [event]
 
 
 def _dead_letter(record: Record, error: SchemaError) -> DeadLetter:
     key = record.key.decode("utf-8", "replace")[:64] if record.key else None
-    log.warning("dead_letter", reason=error.code.value, partition=record.partition,
-                offset=record.offset, camera_id=key)
+    log.warning(
+        "dead_letter",
+        reason=error.code.value,
+        partition=record.partition,
+        offset=record.offset,
+        camera_id=key,
+    )
     return DeadLetter(
         source_topic=record.topic,
         partition=record.partition,

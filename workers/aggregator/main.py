@@ -51,7 +51,10 @@ class Service:
         )
         self.core = Aggregator(settings, self.redis, self._publish_alert)
         self.consumer: KafkaConsumer = make_consumer(
-            kafka, settings.group_id, settings.client_id, kafka.results_topic,
+            kafka,
+            settings.group_id,
+            settings.client_id,
+            kafka.results_topic,
             max_poll_records=settings.max_batch,
         )
 
@@ -140,8 +143,12 @@ def cli(**values: Any) -> None:
     configure_logging(settings.log_level, settings.json_logs)
     runtime = ServiceRuntime("aggregator", settings.health_port or None)
     runtime.install_signal_handlers()
-    log.info("starting", results_topic=kafka.results_topic, group_id=settings.group_id,
-             key_prefix=settings.key_prefix)
+    log.info(
+        "starting",
+        results_topic=kafka.results_topic,
+        group_id=settings.group_id,
+        key_prefix=settings.key_prefix,
+    )
     try:
         Service(settings, kafka, runtime).run()
     finally:

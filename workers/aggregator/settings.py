@@ -36,7 +36,10 @@ class AggregatorSettings(ServiceSettings):
         "redis://127.0.0.1:6379/0", min_length=8, description="Redis URL (redis://host:port/db)."
     )
     key_prefix: str = Field(
-        "mw:", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$",
+        "mw:",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
         description="Prefix of every Redis key (isolates deployments and tests).",
     )
     group_id: str = Field(
@@ -48,11 +51,15 @@ class AggregatorSettings(ServiceSettings):
     max_batch: int = Field(500, ge=1, le=5000, description="Results applied per Redis round trip.")
     poll_timeout_ms: int = Field(500, ge=10, le=10_000, description="Kafka poll wait (ms).")
     seen_ttl_s: int = Field(
-        3600, ge=60, le=7 * DAY_S,
+        3600,
+        ge=60,
+        le=7 * DAY_S,
         description="How long a (camera, seq) is remembered as applied (redelivery window, s).",
     )
     camera_ttl_s: int = Field(
-        7 * DAY_S, ge=3600, le=90 * DAY_S,
+        7 * DAY_S,
+        ge=3600,
+        le=90 * DAY_S,
         description="A camera unseen this long leaves the registry; its summary expires (s).",
     )
     alerts_kept: int = Field(
@@ -69,12 +76,16 @@ class AggregatorSettings(ServiceSettings):
     )
     alert_window: WindowName = Field("15m", description="Window of low_compliance (1m, 15m, 24h).")
     silent_after_s: float = Field(
-        60.0, ge=1.0, le=DAY_S,
-        description="camera_silent fires after this long without a frame (s)."
+        60.0,
+        ge=1.0,
+        le=DAY_S,
+        description="camera_silent fires after this long without a frame (s).",
     )
     cooldown_s: float = Field(
-        300.0, ge=0.0, le=DAY_S,
-        description="A rule fires at most once per camera in this time (s)."
+        300.0,
+        ge=0.0,
+        le=DAY_S,
+        description="A rule fires at most once per camera in this time (s).",
     )
     eval_interval_s: float = Field(
         5.0, ge=0.1, le=300.0, description="How often silence is checked over all cameras (s)."
@@ -101,10 +112,7 @@ class AggregatorSettings(ServiceSettings):
     def alert_rules(self, camera: str | None = None) -> AlertRules:
         """The rules of `camera`: its overrides (camera_rules) over the defaults."""
         given = self.camera_rules.get(camera or "", RuleOverride()).model_dump(exclude_none=True)
-        merged = {
-            name: given.get(name, getattr(self, name))
-            for name in RuleOverride.model_fields
-        }
+        merged = {name: given.get(name, getattr(self, name)) for name in RuleOverride.model_fields}
         return AlertRules(
             compliance_below=merged["compliance_below"],
             hysteresis=merged["hysteresis"],

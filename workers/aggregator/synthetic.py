@@ -35,8 +35,12 @@ def result(
     """One result with `masked` + `unmasked` faces, or a skipped (too old) one."""
     if not isinstance(captured_at, datetime):
         captured_at = datetime.fromtimestamp(captured_at, UTC)
-    faces = () if skipped else tuple(
-        face("with_mask" if i < masked else "without_mask", i) for i in range(masked + unmasked)
+    faces = (
+        ()
+        if skipped
+        else tuple(
+            face("with_mask" if i < masked else "without_mask", i) for i in range(masked + unmasked)
+        )
     )
     return FrameResult(
         camera_id=camera,

@@ -9,7 +9,6 @@ no data and asks for the token). The stream is read with fetch(), not EventSourc
 browser can send the token in a header instead of a URL that ends up in access logs.
 """
 
-
 import asyncio
 import json
 import secrets
@@ -53,16 +52,18 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "maskwatch_api_requests_total", "HTTP requests.", ["route", "status"],
+            "maskwatch_api_requests_total",
+            "HTTP requests.",
+            ["route", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
-            "maskwatch_api_request_seconds", "HTTP request latency.", ["route"],
+            "maskwatch_api_request_seconds",
+            "HTTP request latency.",
+            ["route"],
             registry=self.registry,
         )
-        self.streams = Gauge(
-            "maskwatch_api_streams", "Open event streams.", registry=self.registry
-        )
+        self.streams = Gauge("maskwatch_api_streams", "Open event streams.", registry=self.registry)
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -111,8 +112,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
             return
         given = credentials.credentials if credentials else ""
         if not secrets.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
 
     # The spec declares bearer auth only when a token is set, so it never lies about it.
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)] if token else [])
@@ -122,7 +124,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         return await store.overview()
 
     @api.get(
-        "/cameras/{camera_id}", response_model=CameraStatus, summary="One camera",
+        "/cameras/{camera_id}",
+        response_model=CameraStatus,
+        summary="One camera",
         responses={404: {"description": "Unknown camera"}},
     )
     async def camera(camera_id: Annotated[str, CAMERA_ID]) -> CameraStatus:
@@ -159,7 +163,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         return "ok\n"
 
     @app.get(
-        "/readyz", response_class=PlainTextResponse,
+        "/readyz",
+        response_class=PlainTextResponse,
         responses={503: {"description": "Redis unreachable"}},
     )
     async def readyz() -> PlainTextResponse:

@@ -36,6 +36,11 @@ def cli(**values: Any) -> None:
     """HTTP read API, event stream and live dashboard over the aggregator's Redis state."""
     settings = load_settings(ApiSettings, values)
     configure_logging(settings.log_level, settings.json_logs)
-    log.info("starting", host=settings.host, port=settings.port, key_prefix=settings.key_prefix,
-             auth=settings.bearer_token() is not None)
+    log.info(
+        "starting",
+        host=settings.host,
+        port=settings.port,
+        key_prefix=settings.key_prefix,
+        auth=settings.bearer_token() is not None,
+    )
     make_server(settings).run()

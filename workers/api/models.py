@@ -45,8 +45,14 @@ class Stats(Model):
 
     @classmethod
     def of(cls, c: Counters) -> Stats:
-        return cls(frames=c.frames, skipped=c.skipped, faces=c.faces, with_mask=c.with_mask,
-                   without_mask=c.without_mask, compliance=c.compliance)
+        return cls(
+            frames=c.frames,
+            skipped=c.skipped,
+            faces=c.faces,
+            with_mask=c.with_mask,
+            without_mask=c.without_mask,
+            compliance=c.compliance,
+        )
 
 
 class WindowStats(Stats):
@@ -127,8 +133,13 @@ def camera_status(
     rules = []
     for rule in RULES:
         state = rule_state(alert_fields, rule)
-        rules.append(RuleStatus(rule=rule, state=state.state,  # type: ignore[arg-type]
-                                since=_at(state.since) if state.since else None))
+        rules.append(
+            RuleStatus(
+                rule=rule,
+                state=state.state,  # type: ignore[arg-type]
+                since=_at(state.since) if state.since else None,
+            )
+        )
     starts = history_starts(now, len(history))
     points = [
         HistoryPoint(start=_at(start), **Stats.of(counters_of(fields)).model_dump())

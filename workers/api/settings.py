@@ -21,7 +21,10 @@ class ApiSettings(ServiceSettings):
         "redis://127.0.0.1:6379/0", min_length=8, description="Redis URL (redis://host:port/db)."
     )
     key_prefix: str = Field(
-        "mw:", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$",
+        "mw:",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
         description="Prefix of the aggregator's Redis keys.",
     )
     host: str = Field("0.0.0.0", min_length=1, description="Address to listen on.")
@@ -36,7 +39,9 @@ class ApiSettings(ServiceSettings):
         60.0, ge=1.0, le=86400.0, description="A camera with no frame for this long is stale (s)."
     )
     compliance_target: float = Field(
-        0.8, ge=0.0, le=1.0,
+        0.8,
+        ge=0.0,
+        le=1.0,
         description="Compliance the dashboard draws as the target line (match the alert rule).",
     )
     stream_refresh_s: float = Field(

@@ -79,9 +79,11 @@ class Store:
             history = r[2 : 2 + HISTORY_READS]
             short = r[2 + HISTORY_READS : 2 + HISTORY_READS + WINDOWS["1m"].buckets]
             day = r[2 + HISTORY_READS + WINDOWS["1m"].buckets :]
-            out.append(camera_status(
-                camera, last_ms, r[0], r[1], history, short, day, now, self.stale_after_s
-            ))
+            out.append(
+                camera_status(
+                    camera, last_ms, r[0], r[1], history, short, day, now, self.stale_after_s
+                )
+            )
         return out
 
     def _queue_camera(self, pipe: Any, camera: str | None, now: float) -> None:

@@ -104,8 +104,10 @@ class Core:
         known = self.config.known_cameras
         if known is not None and meta.camera_id not in known:
             return self.dead_letter(
-                message, DeadLetterReason.UNKNOWN_CAMERA,
-                f"camera {meta.camera_id!r} is not in known_cameras", meta,
+                message,
+                DeadLetterReason.UNKNOWN_CAMERA,
+                f"camera {meta.camera_id!r} is not in known_cameras",
+                meta,
             )
         if now - meta.captured_at > timedelta(seconds=self.config.max_age_s):
             return self._result(meta, (meta.width, meta.height), (), now, skipped=True)
@@ -156,8 +158,9 @@ class Core:
                 label="with_mask" if p >= self.config.mask_threshold else "without_mask",
                 mask_probability=float(p),
             )
-            for b, s, p in zip(pending.detections.xyxy, pending.detections.scores, masked,
-                               strict=True)
+            for b, s, p in zip(
+                pending.detections.xyxy, pending.detections.scores, masked, strict=True
+            )
         )
         timings = StageTimings(
             decode_ms=pending.decode_ms,
@@ -197,9 +200,7 @@ class Core:
             meta: FrameMeta | None = parse_frame_headers(message.headers)
         except SchemaError:
             meta = None
-        return self.dead_letter(
-            message, DeadLetterReason.PROCESSING_FAILED, error, meta, attempts
-        )
+        return self.dead_letter(message, DeadLetterReason.PROCESSING_FAILED, error, meta, attempts)
 
     def _result(
         self,

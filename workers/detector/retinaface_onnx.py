@@ -108,9 +108,7 @@ def postprocess(
     boxes = decode_boxes(loc[candidates], anchors(height, width)[candidates], input_wh)
     scores = face_prob[candidates]
     kept = nms(boxes, scores, config.nms_threshold, config.max_faces)
-    to_original = np.array(
-        [original_wh[0] / width, original_wh[1] / height] * 2, dtype=np.float32
-    )
+    to_original = np.array([original_wh[0] / width, original_wh[1] / height] * 2, dtype=np.float32)
     bounds = np.array(original_wh * 2, dtype=np.float32)
     adjusted = adjust_boxes(boxes[kept] * to_original, config.box_scale_wh, config.box_shift_y)
     xyxy = np.clip(adjusted, 0, bounds).astype(np.float32)

@@ -110,7 +110,9 @@ class ResNetRetinaFace:
         if scale != 1.0:
             resized = np.asarray(cv2.resize(image, None, fx=scale, fy=scale), np.uint8)
         faces = self._detect_faces(
-            resized, threshold=self.config.score_threshold, model=self._model,
+            resized,
+            threshold=self.config.score_threshold,
+            model=self._model,
             allow_upscaling=False,
         )
         return detections_from_faces(faces, scale, self.config, (width, height))

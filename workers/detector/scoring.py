@@ -27,9 +27,9 @@ def iou_matrix(a_xyxy: F, b_xyxy: F) -> npt.NDArray[np.float64]:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def match(pred_xyxy: F, pred_scores: F, truth_xyxy: F, iou_threshold: float = 0.5) -> (
-    npt.NDArray[np.bool_]
-):
+def match(
+    pred_xyxy: F, pred_scores: F, truth_xyxy: F, iou_threshold: float = 0.5
+) -> npt.NDArray[np.bool_]:
     """VOC greedy matching in one image: predictions by descending score each take the
     unmatched truth box they overlap most (IoU ≥ threshold). Returns one true-positive flag
     per prediction, in the predictions' given order."""

@@ -29,7 +29,9 @@ class DetectorSettings(ServiceSettings):
         "maskwatch-detectors", min_length=1, max_length=255, description="Kafka consumer group."
     )
     worker_id: str = Field(
-        default_factory=_default_worker_id, min_length=1, max_length=128,
+        default_factory=_default_worker_id,
+        min_length=1,
+        max_length=128,
         description="This worker's id in results (default: hostname-pid).",
     )
     health_port: int = Field(9102, ge=0, le=65535, description="Health/metrics port (0 = any).")
@@ -53,7 +55,8 @@ class DetectorSettings(ServiceSettings):
     poll_records: int = Field(8, ge=1, le=500, description="Most frames taken per poll.")
     max_age_s: float = Field(30.0, gt=0, le=86400, description="Older frames are skipped.")
     known_cameras: list[str] | None = Field(
-        None, max_length=100_000,
+        None,
+        max_length=100_000,
         description="JSON list of camera ids; frames of others are dead-lettered (unset: any).",
     )
     max_attempts: int = Field(3, ge=1, le=20, description="Tries before a frame dead-letters.")

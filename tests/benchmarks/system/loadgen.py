@@ -80,15 +80,27 @@ class LoadGen:
             self._seq[camera] = self._seq.get(camera, 0) + 1
             return self._seq[camera]
 
-    def send(self, camera: str, photo: Photo, kind: str = "valid",
-             headers: list[tuple[str, bytes]] | None = None, value: bytes | None = None,
-             topic: str | None = None) -> Sent:
+    def send(
+        self,
+        camera: str,
+        photo: Photo,
+        kind: str = "valid",
+        headers: list[tuple[str, bytes]] | None = None,
+        value: bytes | None = None,
+        topic: str | None = None,
+    ) -> Sent:
         """Send one frame now (capture time = now); `headers`/`value` override for bad ones."""
         seq = self.next_seq(camera)
-        meta = FrameMeta(camera_id=camera, seq=seq, captured_at=datetime.now(UTC),
-                         width=photo.width, height=photo.height)
+        meta = FrameMeta(
+            camera_id=camera,
+            seq=seq,
+            captured_at=datetime.now(UTC),
+            width=photo.width,
+            height=photo.height,
+        )
         future = self.producer.send(
-            topic or self.kafka.frames_topic, key=camera.encode(),
+            topic or self.kafka.frames_topic,
+            key=camera.encode(),
             value=photo.jpeg if value is None else value,
             headers=frame_headers(meta) if headers is None else headers,
         )
@@ -97,15 +109,21 @@ class LoadGen:
             self.sent.append(sent)
         return sent
 
-    def stream(self, rate_fps: float, frames: int | None = None, seconds: float | None = None,
-               stop: threading.Event | None = None) -> int:
+    def stream(
+        self,
+        rate_fps: float,
+        frames: int | None = None,
+        seconds: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
         """Send at `rate_fps` (round-robin cameras, cycling photos) until `frames` are sent,
         `seconds` pass or `stop` is set; a late schedule catches up rather than drifting."""
         interval = 1.0 / rate_fps
         started = time.monotonic()
         n = 0
-        while (frames is None or n < frames) and (seconds is None or
-                                                  time.monotonic() - started < seconds):
+        while (frames is None or n < frames) and (
+            seconds is None or time.monotonic() - started < seconds
+        ):
             if stop is not None and stop.is_set():
                 break
             delay = started + n * interval - time.monotonic()
@@ -135,22 +153,42 @@ class LoadGen:
         self.producer.close(timeout=30)
 
 
-def inject_bad(gen: LoadGen, photo: Photo, known_camera: str, results_topic: str,
-               max_frame_bytes: int) -> list[Sent]:
+def inject_bad(
+    gen: LoadGen, photo: Photo, known_camera: str, results_topic: str, max_frame_bytes: int
+) -> list[Sent]:
     """One of each bad message, each tagged with the dead-letter reason it must end with."""
-    meta_headers = frame_headers(FrameMeta(
-        camera_id=known_camera, seq=gen.next_seq(known_camera), captured_at=datetime.now(UTC),
-        width=photo.width, height=photo.height))
+    meta_headers = frame_headers(
+        FrameMeta(
+            camera_id=known_camera,
+            seq=gen.next_seq(known_camera),
+            captured_at=datetime.now(UTC),
+            width=photo.width,
+            height=photo.height,
+        )
+    )
     wrong_version = [(k, b"9" if k == HEADER_SCHEMA_VERSION else v) for k, v in meta_headers]
     bad = [
-        gen.send(known_camera, photo, "corrupt_image", value=photo.jpeg[: len(photo.jpeg) // 3]
-                 [:200] + b"\x00garbage" * 50),
+        gen.send(
+            known_camera,
+            photo,
+            "corrupt_image",
+            value=photo.jpeg[: len(photo.jpeg) // 3][:200] + b"\x00garbage" * 50,
+        ),
         gen.send(known_camera, photo, "unsupported_schema_version", headers=wrong_version),
-        gen.send(known_camera, photo, "oversized_frame",
-                 value=photo.jpeg + b"\x00" * (max_frame_bytes + 1024 - len(photo.jpeg))),
+        gen.send(
+            known_camera,
+            photo,
+            "oversized_frame",
+            value=photo.jpeg + b"\x00" * (max_frame_bytes + 1024 - len(photo.jpeg)),
+        ),
         gen.send("intruder-cam-99", photo, "unknown_camera"),
-        gen.send(known_camera, photo, "unsupported_schema_version", topic=results_topic,
-                 value=b'{"schema_version": 9, "camera_id": "%s"}' % known_camera.encode(),
-                 headers=[]),
+        gen.send(
+            known_camera,
+            photo,
+            "unsupported_schema_version",
+            topic=results_topic,
+            value=b'{"schema_version": 9, "camera_id": "%s"}' % known_camera.encode(),
+            headers=[],
+        ),
     ]
     return bad

@@ -89,8 +89,11 @@ def percentile(values: list[float], q: float) -> float:
 def stack_pids(state_dir: Path = REPO / "var" / "stack") -> dict[str, int]:
     """PIDs of the local stack's services from `maskwatch stack`'s pid files."""
     found = {}
-    for name, pidfile in (("kafka", "kafka/kafka.pid"), ("redis", "redis/redis.pid"),
-                          ("model-server", "serve/serve.pid")):
+    for name, pidfile in (
+        ("kafka", "kafka/kafka.pid"),
+        ("redis", "redis/redis.pid"),
+        ("model-server", "serve/serve.pid"),
+    ):
         try:
             found[name] = int((state_dir / pidfile).read_text().strip())
         except (OSError, ValueError):

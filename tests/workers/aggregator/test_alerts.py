@@ -15,8 +15,13 @@ from workers.aggregator.model import Counters
 from workers.aggregator.settings import AggregatorSettings
 
 RULES = AlertRules(
-    compliance_below=0.8, hysteresis=0.05, min_faces=20, window="15m", window_s=900,
-    silent_after_s=60, cooldown_s=300,
+    compliance_below=0.8,
+    hysteresis=0.05,
+    min_faces=20,
+    window="15m",
+    window_s=900,
+    silent_after_s=60,
+    cooldown_s=300,
 )
 NOW = 1_800_000_000.0
 OK = RuleState()
@@ -63,17 +68,26 @@ def test_silence_fires_after_threshold_and_resolves_on_new_frames() -> None:
 
 
 def test_rule_state_parses_the_alert_hash() -> None:
-    fields = {"low_compliance:state": "firing", "low_compliance:since": "12.5",
-              "low_compliance:fired_at": "12.5"}
+    fields = {
+        "low_compliance:state": "firing",
+        "low_compliance:since": "12.5",
+        "low_compliance:fired_at": "12.5",
+    }
     assert rule_state(fields, "low_compliance") == RuleState("firing", 12.5, 12.5)
     assert rule_state(fields, "camera_silent") == RuleState()
 
 
 def test_camera_rules_come_from_json_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MASKWATCH_AGGREGATOR_CAMERA_RULES",
-                       '{"gate": {"silent_after_s": 300, "alert_window": "24h"}}')
+    monkeypatch.setenv(
+        "MASKWATCH_AGGREGATOR_CAMERA_RULES",
+        '{"gate": {"silent_after_s": 300, "alert_window": "24h"}}',
+    )
     settings = AggregatorSettings(min_faces=7)
     gate, other = settings.alert_rules("gate"), settings.alert_rules("other")
     assert (gate.silent_after_s, gate.window, gate.window_s, gate.min_faces) == (
-        300, "24h", 86400, 7)
+        300,
+        "24h",
+        86400,
+        7,
+    )
     assert (other.silent_after_s, other.window) == (60, "15m")

@@ -90,11 +90,21 @@ def test_skipped_results_count_as_skipped_not_faces(
 ) -> None:
     now = time.time()
     agg = aggregator(redis_prefix, [])
-    agg.handle([Rec(encode(result("cam", 1, now, skipped=True))),
-                Rec(encode(result("cam", 2, now, masked=2, unmasked=1)))], now)
+    agg.handle(
+        [
+            Rec(encode(result("cam", 1, now, skipped=True))),
+            Rec(encode(result("cam", 2, now, masked=2, unmasked=1))),
+        ],
+        now,
+    )
     totals = redis_client.hgetall(Keys(redis_prefix).camera_totals("cam"))
-    assert totals == {b"frames": b"2", b"skipped": b"1", b"faces": b"3", b"with_mask": b"2",
-                      b"without_mask": b"1"}
+    assert totals == {
+        b"frames": b"2",
+        b"skipped": b"1",
+        b"faces": b"3",
+        b"with_mask": b"2",
+        b"without_mask": b"1",
+    }
 
 
 def test_every_per_camera_key_expires(redis_client: redis.Redis, redis_prefix: str) -> None:
@@ -130,7 +140,9 @@ def test_invalid_results_become_dead_letters(redis_prefix: str) -> None:
     agg = aggregator(redis_prefix, [])
     outcome = agg.handle([Rec(b"{not json", 5, b"cam"), Rec(b'{"schema_version": 9}', 6)])
     assert [d.reason.value for d in outcome.dead_letters] == [
-        "invalid_message", "unsupported_schema_version"]
+        "invalid_message",
+        "unsupported_schema_version",
+    ]
     assert outcome.dead_letters[0].camera_id == "cam" and outcome.dead_letters[0].offset == 5
     assert outcome.applied.applied == 0
 
@@ -155,9 +167,13 @@ def test_low_compliance_alert_fires_once_and_clears(
     good = [Rec(encode(result("cam", s, now - 1, masked=4))) for s in range(5, 30)]
     agg.handle(good, now)
     assert [(e.rule, e.state) for e in events] == [
-        ("low_compliance", "firing"), ("low_compliance", "resolved")]
-    stored = [AlertEvent.model_validate_json(x) for x in
-              redis_client.lrange(Keys(redis_prefix).alerts, 0, -1)]
+        ("low_compliance", "firing"),
+        ("low_compliance", "resolved"),
+    ]
+    stored = [
+        AlertEvent.model_validate_json(x)
+        for x in redis_client.lrange(Keys(redis_prefix).alerts, 0, -1)
+    ]
     assert [e.state for e in stored] == ["resolved", "firing"]  # newest first
 
 
@@ -168,7 +184,8 @@ def test_camera_silent_alert_fires_and_clears(redis_prefix: str) -> None:
     agg.handle([Rec(encode(result("quiet", 1, now - 40)))], now)
     agg.check_silence(now)
     assert [(e.camera_id, e.rule, e.state) for e in events] == [
-        ("quiet", "camera_silent", "firing")]
+        ("quiet", "camera_silent", "firing")
+    ]
     agg.check_silence(now + 1)
     assert len(events) == 1  # still silent: no repeat
     agg.handle([Rec(encode(result("quiet", 2, now + 2)))], now + 2)
@@ -182,6 +199,7 @@ def test_per_camera_rules_override_the_defaults(redis_prefix: str) -> None:
     overrides = {"strict": {"compliance_below": 0.95}, "lenient": {"min_faces": 1000}}
     agg = aggregator(redis_prefix, events, min_faces=10, alert_window="1m", camera_rules=overrides)
     for camera in ("strict", "lenient", "default"):
-        agg.handle([Rec(encode(result(camera, s, now - 1, masked=9, unmasked=1)))
-                    for s in range(3)], now)
+        agg.handle(
+            [Rec(encode(result(camera, s, now - 1, masked=9, unmasked=1))) for s in range(3)], now
+        )
     assert [(e.camera_id, e.threshold) for e in events] == [("strict", 0.95)]

@@ -113,8 +113,13 @@ def test_history_is_sixty_minutes_ending_now() -> None:
 
 
 def test_counters_sum_and_compliance() -> None:
-    total = sum_counters([{"frames": "3", "faces": "4", "with_mask": "3", "without_mask": "1"},
-                          {}, {"frames": "1", "skipped": "1"}])
+    total = sum_counters(
+        [
+            {"frames": "3", "faces": "4", "with_mask": "3", "without_mask": "1"},
+            {},
+            {"frames": "1", "skipped": "1"},
+        ]
+    )
     assert total == Counters(frames=4, skipped=1, faces=4, with_mask=3, without_mask=1)
     assert total.compliance == 0.75
     assert Counters(frames=5, skipped=5).compliance is None

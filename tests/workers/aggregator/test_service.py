@@ -85,17 +85,24 @@ def test_service_applies_results_dead_letters_junk_and_publishes_alerts(
     publish(kafka_settings, values, [r.camera_id.encode() for r in results] + [b"cam-1"])
 
     settings = AggregatorSettings(
-        key_prefix=redis_prefix, group_id=f"agg-{unique_name}", min_faces=20, alert_window="1m",
+        key_prefix=redis_prefix,
+        group_id=f"agg-{unique_name}",
+        min_faces=20,
+        alert_window="1m",
         compliance_below=0.5,
-        health_port=0, eval_interval_s=0.2,
+        health_port=0,
+        eval_interval_s=0.2,
     )
     runtime = ServiceRuntime("aggregator-test", None)
     service = Service(settings, kafka_settings, runtime)
     thread = threading.Thread(target=service.run, daemon=True)
     thread.start()
     try:
-        wait_for(lambda: totals(redis_client, redis_prefix) == expected(results), 30,
-                 "every result applied")
+        wait_for(
+            lambda: totals(redis_client, redis_prefix) == expected(results),
+            30,
+            "every result applied",
+        )
         letters = read_topic(kafka_settings, kafka_settings.dead_letter_topic, 1)
         time.sleep(1.0)  # room for an alert that should not come
         alerts = read_topic(kafka_settings, kafka_settings.alerts_topic, 1)
@@ -105,10 +112,12 @@ def test_service_applies_results_dead_letters_junk_and_publishes_alerts(
     assert not thread.is_alive()
     dead = [decode(DeadLetter, v, SUPPORTED_DEAD_LETTER_VERSIONS) for v in letters]
     assert [(d.stage, d.reason.value, d.camera_id) for d in dead] == [
-        ("aggregator", "invalid_message", "cam-1")]
+        ("aggregator", "invalid_message", "cam-1")
+    ]
     events = [decode(AlertEvent, v, SUPPORTED_ALERT_VERSIONS) for v in alerts]
     assert [(e.camera_id, e.rule, e.state) for e in events] == [
-        ("cam-1", "low_compliance", "firing")]
+        ("cam-1", "low_compliance", "firing")
+    ]
 
 
 def test_kill_9_mid_stream_loses_nothing_and_double_counts_nothing(
@@ -134,8 +143,11 @@ def test_kill_9_mid_stream_loses_nothing_and_double_counts_nothing(
     command = [str(MASKWATCH), "aggregator"]
     first = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: totals(redis_client, redis_prefix).get("frames", 0) >= 600, 60,
-                 "the first aggregator to be mid-stream")
+        wait_for(
+            lambda: totals(redis_client, redis_prefix).get("frames", 0) >= 600,
+            60,
+            "the first aggregator to be mid-stream",
+        )
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     finally:
@@ -145,8 +157,11 @@ def test_kill_9_mid_stream_loses_nothing_and_double_counts_nothing(
 
     second = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: totals(redis_client, redis_prefix) == expected(results), 90,
-                 "the restarted aggregator to finish")
+        wait_for(
+            lambda: totals(redis_client, redis_prefix) == expected(results),
+            90,
+            "the restarted aggregator to finish",
+        )
         time.sleep(1.0)  # anything still redelivered must not change the counts
         assert totals(redis_client, redis_prefix) == expected(results)
         for camera in cameras:
@@ -169,8 +184,17 @@ def free_port() -> int:
 
 def start_redis(port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"],
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
     )
     client = redis.Redis(port=port)
@@ -191,8 +215,12 @@ def test_a_redis_outage_holds_the_batch_until_redis_is_back(
     port = free_port()
     server = start_redis(port)
     client = redis.Redis(port=port)
-    settings = AggregatorSettings(redis_url=f"redis://127.0.0.1:{port}/0", key_prefix="o:",
-                                  group_id=f"agg-{unique_name}", health_port=0)
+    settings = AggregatorSettings(
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        key_prefix="o:",
+        group_id=f"agg-{unique_name}",
+        health_port=0,
+    )
     runtime = ServiceRuntime("aggregator-outage", None)
     service = Service(settings, kafka_settings, runtime)
     thread = threading.Thread(target=service.run, daemon=True)

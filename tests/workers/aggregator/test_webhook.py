@@ -15,8 +15,15 @@ from workers.aggregator.webhook import WebhookNotifier
 
 
 def event(camera: str = "cam") -> AlertEvent:
-    return AlertEvent(camera_id=camera, rule="camera_silent", state="firing", value=61.0,
-                      threshold=60.0, at=datetime.now(UTC), message="silent")
+    return AlertEvent(
+        camera_id=camera,
+        rule="camera_silent",
+        state="firing",
+        value=61.0,
+        threshold=60.0,
+        at=datetime.now(UTC),
+        message="silent",
+    )
 
 
 class Receiver:

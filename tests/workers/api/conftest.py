@@ -79,8 +79,9 @@ def serve(settings: ApiSettings) -> LiveServer:
 
 @pytest.fixture
 def api_settings(redis_prefix: str) -> ApiSettings:
-    return ApiSettings(key_prefix=redis_prefix, stale_after_s=30, stream_refresh_s=2,
-                       stream_coalesce_s=0.1)
+    return ApiSettings(
+        key_prefix=redis_prefix, stale_after_s=30, stream_refresh_s=2, stream_coalesce_s=0.1
+    )
 
 
 @pytest.fixture

@@ -56,7 +56,9 @@ def test_alerts_lists_events_newest_first(live_api: LiveServer, feeder: Feeder) 
     feeder.feed([result("cam-a", s, now - 1, masked=4) for s in range(5, 40)], now)
     events = httpx.get(f"{live_api.url}/api/v1/alerts", params={"limit": 10}).json()
     assert [(e["rule"], e["state"]) for e in events] == [
-        ("low_compliance", "resolved"), ("low_compliance", "firing")]
+        ("low_compliance", "resolved"),
+        ("low_compliance", "firing"),
+    ]
     only = httpx.get(f"{live_api.url}/api/v1/alerts", params={"camera_id": "other"}).json()
     assert only == []
 

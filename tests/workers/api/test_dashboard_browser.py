@@ -41,8 +41,14 @@ def browser() -> Iterator[Any]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1360,600", "--hide-scrollbars"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1360,600",
+        "--hide-scrollbars",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver
@@ -76,8 +82,7 @@ def test_dashboard_shows_tiles_and_updates_live(
 ) -> None:
     now = time.time()
     feeder.feed(hour_of("lobby", now, 0.93) + hour_of("gate-north", now, 0.55), now)
-    feeder.feed([result("parking", s, now - 300 + s, masked=2, unmasked=1) for s in range(40)],
-                now)
+    feeder.feed([result("parking", s, now - 300 + s, masked=2, unmasked=1) for s in range(40)], now)
     feeder.silence_check(now)
     driver = browser
     driver.get(live_api.url + "/")

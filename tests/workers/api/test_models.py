@@ -8,8 +8,12 @@ NOW = 1_800_000_030.0  # 30 s into a minute
 
 
 def bucket(faces: int, masked: int) -> dict[str, str]:
-    return {"frames": "1", "faces": str(faces), "with_mask": str(masked),
-            "without_mask": str(faces - masked)}
+    return {
+        "frames": "1",
+        "faces": str(faces),
+        "with_mask": str(masked),
+        "without_mask": str(faces - masked),
+    }
 
 
 def test_windows_come_from_the_right_buckets_and_staleness_from_last_seen() -> None:
@@ -17,8 +21,15 @@ def test_windows_come_from_the_right_buckets_and_staleness_from_last_seen() -> N
     short: list[dict[str, str]] = [{}] * 5 + [bucket(2, 2)]
     day = [bucket(100, 50)] * 24
     status = camera_status(
-        "cam", (NOW - 45) * 1000, None, {"camera_silent:state": "firing"}, history, short, day,
-        NOW, stale_after_s=30,
+        "cam",
+        (NOW - 45) * 1000,
+        None,
+        {"camera_silent:state": "firing"},
+        history,
+        short,
+        day,
+        NOW,
+        stale_after_s=30,
     )
     w = {x.window: x for x in status.windows}
     assert (w["1m"].faces, w["1m"].compliance) == (2, 1.0)

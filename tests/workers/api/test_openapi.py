@@ -30,15 +30,23 @@ def test_api_conforms_to_its_openapi_spec(live_api: LiveServer, feeder: Feeder) 
     )
     operations = [op.ok() for op in schema.get_all_operations()]  # type: ignore[union-attr]
     assert {op.path for op in operations} >= {
-        "/api/v1/cameras", "/api/v1/cameras/{camera_id}", "/api/v1/alerts", "/healthz",
-        "/readyz", "/metrics",
+        "/api/v1/cameras",
+        "/api/v1/cameras/{camera_id}",
+        "/api/v1/alerts",
+        "/healthz",
+        "/readyz",
+        "/metrics",
     }
     checked = 0
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=25, phases=[Phase.generate], deadline=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=25,
+            phases=[Phase.generate],
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case: Any) -> None:
             case.call_and_validate(base_url=live_api.url)
 

@@ -46,8 +46,12 @@ def frame_message(
     offset: int = 0,
 ) -> FrameMessage:
     meta = FrameMeta(
-        camera_id="cam-1", seq=seq, captured_at=captured_at or datetime.now(UTC),
-        width=wh[0], height=wh[1],
+        camera_id="cam-1",
+        seq=seq,
+        captured_at=captured_at or datetime.now(UTC),
+        width=wh[0],
+        height=wh[1],
     )
-    return FrameMessage("frames", 0, offset, value, frame_headers(meta) if headers is None
-                        else headers)
+    return FrameMessage(
+        "frames", 0, offset, value, frame_headers(meta) if headers is None else headers
+    )

@@ -22,10 +22,16 @@ IMAGE[:, :32] = (255, 0, 0)  # left half blue (BGR): its crops are blue in RGB's
 
 
 def make_core(boxes: list[tuple[float, float, float, float]] | None = None) -> Core:
-    return Core(FakeDetector(boxes), CoreConfig(
-        worker_id="w1", classifier_name="mask_classifier", crop=CropConfig(size_px=16),
-        max_age_s=30.0, max_frame_bytes=10_000,
-    ))
+    return Core(
+        FakeDetector(boxes),
+        CoreConfig(
+            worker_id="w1",
+            classifier_name="mask_classifier",
+            crop=CropConfig(size_px=16),
+            max_age_s=30.0,
+            max_frame_bytes=10_000,
+        ),
+    )
 
 
 def replace(
@@ -42,15 +48,24 @@ GOOD = frame_message(jpeg(IMAGE), captured_at=NOW)
     ("message", "reason"),
     [
         # missing seq header
-        (frame_message(GOOD.value or b"", headers=replace(GOOD.headers, HEADER_SEQ, None)),
-         DeadLetterReason.MISSING_HEADER),
+        (
+            frame_message(GOOD.value or b"", headers=replace(GOOD.headers, HEADER_SEQ, None)),
+            DeadLetterReason.MISSING_HEADER,
+        ),
         # a schema version this reader does not know
-        (frame_message(GOOD.value or b"", headers=replace(
-            GOOD.headers, HEADER_SCHEMA_VERSION, b"2")),
-         DeadLetterReason.UNSUPPORTED_SCHEMA_VERSION),
+        (
+            frame_message(
+                GOOD.value or b"", headers=replace(GOOD.headers, HEADER_SCHEMA_VERSION, b"2")
+            ),
+            DeadLetterReason.UNSUPPORTED_SCHEMA_VERSION,
+        ),
         # encoding other than jpeg
-        (frame_message(GOOD.value or b"", headers=replace(GOOD.headers, HEADER_ENCODING, b"png")),
-         DeadLetterReason.UNKNOWN_ENCODING),
+        (
+            frame_message(
+                GOOD.value or b"", headers=replace(GOOD.headers, HEADER_ENCODING, b"png")
+            ),
+            DeadLetterReason.UNKNOWN_ENCODING,
+        ),
         # truncated JPEG
         (frame_message((GOOD.value or b"")[:40], captured_at=NOW), DeadLetterReason.CORRUPT_IMAGE),
         # not an image at all

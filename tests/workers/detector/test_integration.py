@@ -72,8 +72,15 @@ def metrics_text(worker: Worker) -> str:
 class Worker:
     """A `maskwatch detector` process with its own health port and log file."""
 
-    def __init__(self, kafka: KafkaSettings, group: str, model_server: str, name: str,
-                 shared_dir: Path, log_dir: Path) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        group: str,
+        model_server: str,
+        name: str,
+        shared_dir: Path,
+        log_dir: Path,
+    ) -> None:
         self.health_port = free_port()
         self.group = group
         env = {
@@ -97,7 +104,10 @@ class Worker:
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", "from workers.cli import main; main()", "detector"],
-                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
 
     def ready(self) -> bool:
@@ -120,13 +130,15 @@ class Worker:
 
 
 @pytest.fixture
-def workers(kafka_settings: KafkaSettings, unique_name: str, shared_dir: Path,
-            tmp_path: Path) -> Iterator[Callable[[str, str], Worker]]:
+def workers(
+    kafka_settings: KafkaSettings, unique_name: str, shared_dir: Path, tmp_path: Path
+) -> Iterator[Callable[[str, str], Worker]]:
     started: list[Worker] = []
 
     def start(name: str, model_server: str) -> Worker:
-        worker = Worker(kafka_settings, f"detector-{unique_name}", model_server, name,
-                        shared_dir, tmp_path)
+        worker = Worker(
+            kafka_settings, f"detector-{unique_name}", model_server, name, shared_dir, tmp_path
+        )
         started.append(worker)
         return worker
 
@@ -156,13 +168,23 @@ class Frames:
         self.producer = make_producer(kafka, "test-frames")
         self.sent: set[tuple[str, int]] = set()
 
-    def send(self, camera: str, seq: int, photo: Path, partition: int | None = None,
-             headers: list[tuple[str, bytes]] | None = None, value: bytes | None = None) -> None:
+    def send(
+        self,
+        camera: str,
+        seq: int,
+        photo: Path,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        value: bytes | None = None,
+    ) -> None:
         height, width = np.asarray(cv2.imread(str(photo))).shape[:2]
-        meta = FrameMeta(camera_id=camera, seq=seq, captured_at=datetime.now(UTC),
-                         width=width, height=height)
+        meta = FrameMeta(
+            camera_id=camera, seq=seq, captured_at=datetime.now(UTC), width=width, height=height
+        )
         self.producer.send(
-            self.kafka.frames_topic, key=camera.encode(), partition=partition,
+            self.kafka.frames_topic,
+            key=camera.encode(),
+            partition=partition,
             value=photo.read_bytes() if value is None else value,
             headers=frame_headers(meta) if headers is None else headers,
         )
@@ -181,7 +203,8 @@ class Topic:
 
     def __init__(self, kafka: KafkaSettings, topic: str, partitions: int) -> None:
         self.consumer = KafkaConsumer(
-            bootstrap_servers=kafka.bootstrap_servers.split(","), enable_auto_commit=False,
+            bootstrap_servers=kafka.bootstrap_servers.split(","),
+            enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
         self.consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
@@ -217,8 +240,11 @@ def group_is_stable_with(kafka: KafkaSettings, group: str, members: int) -> bool
 
 def committed_everything(kafka: KafkaSettings, group: str) -> bool:
     """Whether the group's committed offsets reached the end of every frames partition."""
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers.split(","),
-                             group_id=group, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers.split(","),
+        group_id=group,
+        enable_auto_commit=False,
+    )
     try:
         partitions = [TopicPartition(kafka.frames_topic, p) for p in range(3)]
         ends = consumer.end_offsets(partitions)
@@ -228,7 +254,10 @@ def committed_everything(kafka: KafkaSettings, group: str) -> bool:
 
 
 def test_every_frame_answered_and_bad_ones_dead_lettered(
-    kafka_settings: KafkaSettings, workers: Any, model_server: str, shared_dir: Path,
+    kafka_settings: KafkaSettings,
+    workers: Any,
+    model_server: str,
+    shared_dir: Path,
     unique_name: str,
 ) -> None:
     """Stack model server: one schema-valid result per good frame, with faces where the
@@ -237,8 +266,9 @@ def test_every_frame_answered_and_bad_ones_dead_lettered(
     photos = photos_with_faces(shared_dir, 4)
     frames = Frames(kafka_settings)
     good = photos[0]
-    meta = frame_headers(FrameMeta(camera_id="cam-a", seq=100, captured_at=datetime.now(UTC),
-                                   width=10, height=10))
+    meta = frame_headers(
+        FrameMeta(camera_id="cam-a", seq=100, captured_at=datetime.now(UTC), width=10, height=10)
+    )
     wrong_version = [(k, b"9" if k == HEADER_SCHEMA_VERSION else v) for k, v in meta]
     unknown_encoding = [(k, b"webp" if k == HEADER_ENCODING else v) for k, v in meta]
     missing_header = [(k, v) for k, v in meta if k != HEADER_SCHEMA_VERSION]
@@ -254,8 +284,11 @@ def test_every_frame_answered_and_bad_ones_dead_lettered(
     results = Topic(kafka_settings, kafka_settings.results_topic, 3)
     letters = Topic(kafka_settings, kafka_settings.dead_letter_topic, 3)
     worker = workers("w1", model_server)
-    wait_until(lambda: len(results_of(results)) >= 4 and len(letters.read()) >= 4,
-               "4 results and 4 dead letters", STARTUP_S)
+    wait_until(
+        lambda: len(results_of(results)) >= 4 and len(letters.read()) >= 4,
+        "4 results and 4 dead letters",
+        STARTUP_S,
+    )
 
     answered = results_of(results)
     assert distinct(answered) == frames.sent
@@ -266,10 +299,14 @@ def test_every_frame_answered_and_bad_ones_dead_lettered(
     assert sorted(d.reason.value for d in dead) == sorted(
         ["corrupt_image", "unsupported_schema_version", "unknown_encoding", "missing_header"]
     )
-    assert all(d.stage == "detector" and d.source_topic == kafka_settings.frames_topic
-               for d in dead)
-    wait_until(lambda: 'frames_total{outcome="processed"} 4.0' in metrics_text(worker),
-               "processed frames counted", 30)
+    assert all(
+        d.stage == "detector" and d.source_topic == kafka_settings.frames_topic for d in dead
+    )
+    wait_until(
+        lambda: 'frames_total{outcome="processed"} 4.0' in metrics_text(worker),
+        "processed frames counted",
+        30,
+    )
     text = metrics_text(worker)
     assert 'maskwatch_detector_frames_total{outcome="dead_lettered"} 4.0' in text
     assert 'maskwatch_detector_dead_letters_total{reason="corrupt_image"} 1.0' in text
@@ -309,8 +346,14 @@ class OwnModelServer:
     def start(self) -> None:
         from serving.server import ModelServer, ServeSettings
 
-        settings = ServeSettings(model_base=self.base, host="127.0.0.1", port=self.port,
-                                 health_port=None, poll_s=0.2, grace_s=0.5)
+        settings = ServeSettings(
+            model_base=self.base,
+            host="127.0.0.1",
+            port=self.port,
+            health_port=None,
+            poll_s=0.2,
+            grace_s=0.5,
+        )
         self.server = ModelServer(settings)
         self.server.start()
         wait_until(lambda: self.server.watcher.current is not None, "tiny model loaded", 60)
@@ -330,7 +373,9 @@ def own_model_server(tiny_model_base: Path) -> Iterator[OwnModelServer]:
 
 
 def test_two_workers_split_partitions_and_survive_kill_9(
-    kafka_settings: KafkaSettings, workers: Any, own_model_server: OwnModelServer,
+    kafka_settings: KafkaSettings,
+    workers: Any,
+    own_model_server: OwnModelServer,
     shared_dir: Path,
 ) -> None:
     """Two workers share the partitions; one is killed with SIGKILL mid-stream; afterwards
@@ -350,8 +395,11 @@ def test_two_workers_split_partitions_and_survive_kill_9(
         frames.send(f"cam-{partition}", seq, photos[seq % len(photos)], partition=partition)
     frames.flush()
     results = Topic(kafka_settings, kafka_settings.results_topic, 3)
-    wait_until(lambda: {r.worker_id for r in results_of(results)} == {"w1", "w2"},
-               "results from both workers", 180)
+    wait_until(
+        lambda: {r.worker_id for r in results_of(results)} == {"w1", "w2"},
+        "results from both workers",
+        180,
+    )
     first.process.kill()  # SIGKILL: no final commit, frames in flight are lost with it
     first.process.wait()
     wait_until(lambda: distinct(results_of(results)) >= frames.sent, "every frame answered", 240)
@@ -364,7 +412,9 @@ def test_two_workers_split_partitions_and_survive_kill_9(
 
 
 def test_model_server_outage_loses_nothing(
-    kafka_settings: KafkaSettings, workers: Any, own_model_server: OwnModelServer,
+    kafka_settings: KafkaSettings,
+    workers: Any,
+    own_model_server: OwnModelServer,
     shared_dir: Path,
 ) -> None:
     """Model server stopped mid-stream: the worker reports not ready, commits nothing it has
@@ -383,8 +433,11 @@ def test_model_server_outage_loses_nothing(
     for seq, photo in enumerate(photos, start=4):
         frames.send("cam-a", seq, photo)
     frames.flush()
-    wait_until(lambda: http_status(worker.health_port, "/readyz") == 503,
-               "worker not ready while the model server is down", 120)
+    wait_until(
+        lambda: http_status(worker.health_port, "/readyz") == 503,
+        "worker not ready while the model server is down",
+        120,
+    )
     time.sleep(3)
     assert len(distinct(results_of(results))) == 4  # faces cannot be classified: no results
     assert http_status(worker.health_port, "/healthz") == 200  # alive, just not ready

@@ -20,10 +20,17 @@ IMAGE = np.zeros((48, 64, 3), np.uint8)
 
 
 def make_core(known: frozenset[str] | None) -> Core:
-    return Core(FakeDetector([(4.0, 4.0, 20.0, 20.0)]), CoreConfig(
-        worker_id="w1", classifier_name="mask_classifier", crop=CropConfig(size_px=16),
-        max_age_s=30.0, max_frame_bytes=10_000, known_cameras=known,
-    ))
+    return Core(
+        FakeDetector([(4.0, 4.0, 20.0, 20.0)]),
+        CoreConfig(
+            worker_id="w1",
+            classifier_name="mask_classifier",
+            crop=CropConfig(size_px=16),
+            max_age_s=30.0,
+            max_frame_bytes=10_000,
+            known_cameras=known,
+        ),
+    )
 
 
 def test_unknown_camera_is_dead_lettered_with_its_id() -> None:

@@ -39,17 +39,32 @@ class RecordingConsumer:
 
 
 def worker_with_batched_frames(offsets: list[int]) -> tuple[Worker, RecordingConsumer]:
-    core = Core(FakeDetector([(4.0, 4.0, 20.0, 20.0)]), CoreConfig(
-        worker_id="w1", classifier_name="mask_classifier", crop=CropConfig(size_px=16),
-        max_age_s=30.0, max_frame_bytes=100_000,
-    ))
+    core = Core(
+        FakeDetector([(4.0, 4.0, 20.0, 20.0)]),
+        CoreConfig(
+            worker_id="w1",
+            classifier_name="mask_classifier",
+            crop=CropConfig(size_px=16),
+            max_age_s=30.0,
+            max_frame_bytes=100_000,
+        ),
+    )
     consumer = RecordingConsumer()
-    worker = Worker(DetectorSettings(), KafkaSettings(), consumer,  # type: ignore[arg-type]
-                    None, core, None, Health(), threading.Event())  # type: ignore[arg-type]
+    worker = Worker(
+        DetectorSettings(),
+        KafkaSettings(),
+        consumer,  # type: ignore[arg-type]
+        None,
+        core,
+        None,
+        Health(),
+        threading.Event(),
+    )  # type: ignore[arg-type]
     now = datetime.now(UTC)
     for offset in offsets:
-        message = frame_message(jpeg(np.zeros((48, 64, 3), np.uint8)), seq=offset,
-                                captured_at=now, offset=offset)
+        message = frame_message(
+            jpeg(np.zeros((48, 64, 3), np.uint8)), seq=offset, captured_at=now, offset=offset
+        )
         pending = core.prepare(message, now)
         assert isinstance(pending, PendingFrame)
         worker.offsets.start(TopicPartition("frames", 0), offset)

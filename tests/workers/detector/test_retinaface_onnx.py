@@ -30,8 +30,14 @@ def naive_anchors(height: int, width: int) -> np.ndarray:
         for i in range(math.ceil(height / step)):
             for j in range(math.ceil(width / step)):
                 for size in sizes:
-                    out.append([(j + 0.5) * step / width, (i + 0.5) * step / height,
-                                size / width, size / height])
+                    out.append(
+                        [
+                            (j + 0.5) * step / width,
+                            (i + 0.5) * step / height,
+                            size / width,
+                            size / height,
+                        ]
+                    )
     return np.array(out, np.float32)
 
 
@@ -73,8 +79,9 @@ def test_decode_applies_variances() -> None:
         ([[0, 0, 10, 10], [0, 6, 10, 16]], [0.9, 0.8], 0.3, [0, 1]),  # IoU 0.25 ≤ 0.3: kept
     ],
 )
-def test_nms(boxes: list[list[float]], scores: list[float], threshold: float,
-             kept: list[int]) -> None:
+def test_nms(
+    boxes: list[list[float]], scores: list[float], threshold: float, kept: list[int]
+) -> None:
     xyxy = np.array(boxes, np.float32).reshape(-1, 4)
     result = nms(xyxy, np.array(scores, np.float32), threshold, max_keep=100)
     assert result.tolist() == kept
@@ -93,8 +100,13 @@ def test_postprocess_maps_to_original_pixels_and_clips() -> None:
     result = postprocess(np.zeros((len(priors), 4), np.float32), face, (64, 64), (32, 32), config)
     np.testing.assert_allclose(result.xyxy, [[0, 0, 6, 6]])  # halved, clipped at 0
     assert result.scores.tolist() == pytest.approx([0.9])
-    empty = postprocess(np.zeros((len(priors), 4), np.float32), np.zeros(len(priors), np.float32),
-                        (64, 64), (32, 32), config)
+    empty = postprocess(
+        np.zeros((len(priors), 4), np.float32),
+        np.zeros(len(priors), np.float32),
+        (64, 64),
+        (32, 32),
+        config,
+    )
     assert len(empty) == 0
 
 

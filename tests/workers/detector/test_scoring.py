@@ -31,8 +31,11 @@ def test_iou_matrix() -> None:
     ],
 )
 def test_match(pred: list, scores: list, truth: list, hits: list) -> None:  # type: ignore[type-arg]
-    out = match(np.array(pred, float).reshape(-1, 4), np.array(scores, float),
-                np.array(truth, float).reshape(-1, 4))
+    out = match(
+        np.array(pred, float).reshape(-1, 4),
+        np.array(scores, float),
+        np.array(truth, float).reshape(-1, 4),
+    )
     assert out.tolist() == hits
 
 

@@ -54,20 +54,33 @@ class Running:
 
 
 @pytest.fixture
-def running(kafka_settings: KafkaSettings, unique_name: str,
-            request: pytest.FixtureRequest) -> Iterator[Running]:
+def running(
+    kafka_settings: KafkaSettings, unique_name: str, request: pytest.FixtureRequest
+) -> Iterator[Running]:
     classifier = FakeClassifier(fail_with=getattr(request, "param", None))
-    settings = DetectorSettings(group_id=unique_name, worker_id="w1", max_attempts=3,
-                                max_batch_wait_ms=0, backoff_initial_s=0.1)
-    core = Core(PickyDetector(), CoreConfig(
-        worker_id="w1", classifier_name="mask_classifier", crop=CropConfig(size_px=16),
-        max_age_s=3600, max_frame_bytes=1_000_000,
-    ))
+    settings = DetectorSettings(
+        group_id=unique_name,
+        worker_id="w1",
+        max_attempts=3,
+        max_batch_wait_ms=0,
+        backoff_initial_s=0.1,
+    )
+    core = Core(
+        PickyDetector(),
+        CoreConfig(
+            worker_id="w1",
+            classifier_name="mask_classifier",
+            crop=CropConfig(size_px=16),
+            max_age_s=3600,
+            max_frame_bytes=1_000_000,
+        ),
+    )
     consumer = make_consumer(kafka_settings, unique_name, "w1", kafka_settings.frames_topic)
     producer = make_producer(kafka_settings, "w1")
     stopping = threading.Event()
-    worker = Worker(settings, kafka_settings, consumer, producer, core, classifier, Health(),
-                    stopping)
+    worker = Worker(
+        settings, kafka_settings, consumer, producer, core, classifier, Health(), stopping
+    )
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     yield Running(worker, classifier, kafka_settings)
@@ -85,17 +98,26 @@ def send_frames(kafka: KafkaSettings, widths: list[int]) -> None:
     producer = make_producer(kafka, "test-frames")
     for seq, width in enumerate(widths):
         image = np.full((48, width, 3), 200, np.uint8)
-        meta = FrameMeta(camera_id="cam-a", seq=seq, captured_at=datetime.now(UTC),
-                         width=width, height=48)
-        producer.send(kafka.frames_topic, key=b"cam-a", partition=0, value=jpeg(image),
-                      headers=frame_headers(meta))
+        meta = FrameMeta(
+            camera_id="cam-a", seq=seq, captured_at=datetime.now(UTC), width=width, height=48
+        )
+        producer.send(
+            kafka.frames_topic,
+            key=b"cam-a",
+            partition=0,
+            value=jpeg(image),
+            headers=frame_headers(meta),
+        )
     producer.flush()
     producer.close()
 
 
 def read_all(kafka: KafkaSettings, topic: str, want: int, timeout_s: float = 60) -> list[bytes]:
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers.split(","),
-                             enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers.split(","),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     consumer.assign([TopicPartition(topic, p) for p in range(3)])
     values: list[bytes] = []
     deadline = time.monotonic() + timeout_s
@@ -110,10 +132,14 @@ def test_frame_failing_detection_is_dead_lettered_and_the_partition_moves_on(
     running: Running,
 ) -> None:
     send_frames(running.kafka, [NARROW, WIDE, NARROW])
-    results = [decode(FrameResult, v, SUPPORTED_RESULT_VERSIONS)
-               for v in read_all(running.kafka, running.kafka.results_topic, 2)]
-    letters = [decode(DeadLetter, v, SUPPORTED_DEAD_LETTER_VERSIONS)
-               for v in read_all(running.kafka, running.kafka.dead_letter_topic, 1)]
+    results = [
+        decode(FrameResult, v, SUPPORTED_RESULT_VERSIONS)
+        for v in read_all(running.kafka, running.kafka.results_topic, 2)
+    ]
+    letters = [
+        decode(DeadLetter, v, SUPPORTED_DEAD_LETTER_VERSIONS)
+        for v in read_all(running.kafka, running.kafka.dead_letter_topic, 1)
+    ]
     assert sorted(r.seq for r in results) == [0, 2]
     assert [(d.seq, d.reason.value, d.attempts) for d in letters] == [(1, "processing_failed", 3)]
     assert "cannot handle this frame" in letters[0].message
@@ -126,10 +152,13 @@ def test_persistent_classifier_failure_dead_letters_each_frame_after_bounded_att
     running: Running,
 ) -> None:
     send_frames(running.kafka, [NARROW, NARROW])
-    letters = [decode(DeadLetter, v, SUPPORTED_DEAD_LETTER_VERSIONS)
-               for v in read_all(running.kafka, running.kafka.dead_letter_topic, 2)]
+    letters = [
+        decode(DeadLetter, v, SUPPORTED_DEAD_LETTER_VERSIONS)
+        for v in read_all(running.kafka, running.kafka.dead_letter_topic, 2)
+    ]
     assert sorted((d.seq, d.reason.value, d.attempts) for d in letters) == [
-        (0, "processing_failed", 3), (1, "processing_failed", 3)
+        (0, "processing_failed", 3),
+        (1, "processing_failed", 3),
     ]
     assert all("INVALID_ARGUMENT" in d.message for d in letters)
     deadline = time.monotonic() + 30
