@@ -54,12 +54,12 @@ def worker_with_batched_frames(offsets: list[int]) -> tuple[Worker, RecordingCon
         DetectorSettings(),
         KafkaSettings(),
         consumer,  # type: ignore[arg-type]
-        None,
+        None,  # type: ignore[arg-type]
         core,
-        None,
+        None,  # type: ignore[arg-type]
         Health(),
         threading.Event(),
-    )  # type: ignore[arg-type]
+    )
     now = datetime.now(UTC)
     for offset in offsets:
         message = frame_message(
