@@ -16,7 +16,7 @@ from workers.common.settings import ServiceSettings, load_settings, settings_opt
 class TrainSettings(ServiceSettings):
     """Training options (env prefix MASKWATCH_TRAIN_)."""
 
-    model_config = SettingsConfigDict(env_prefix="MASKWATCH_TRAIN_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_TRAIN_")
 
     data: Path = Field(
         Path("../shared/data"), description="Folder with crops/ and crowd/ (the shared layout)."
@@ -89,7 +89,7 @@ def train_cli(**options: object) -> None:
 class ExportSettings(ServiceSettings):
     """Export options (env prefix MASKWATCH_EXPORT_)."""
 
-    model_config = SettingsConfigDict(env_prefix="MASKWATCH_EXPORT_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_EXPORT_")
 
     weights: Path = Field(
         SHIPPED_WEIGHTS, description="Compact weights folder to export (default: the shipped)."

@@ -31,9 +31,7 @@ SETS = {
 class EvaluateClassifierSettings(ServiceSettings):
     """Classifier evaluation options (env prefix MASKWATCH_EVALUATE_CLASSIFIER_)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MASKWATCH_EVALUATE_CLASSIFIER_", extra="forbid", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_EVALUATE_CLASSIFIER_")
 
     data: Path = Field(Path("../shared/data"), description="Folder with crops/ and crowd/.")
     dataset: Path = Field(

@@ -61,7 +61,7 @@ MAX_WAIT_S = 60.0
 class ServeSettings(ServiceSettings):
     """Model server options (env prefix MASKWATCH_SERVE_)."""
 
-    model_config = SettingsConfigDict(env_prefix="MASKWATCH_SERVE_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_SERVE_")
 
     model_base: Path = Field(Path("var/models"), description="Folder holding <name>/<version>/.")
     model_name: str = Field(

@@ -210,7 +210,7 @@ def _row(name: str, c: Counters) -> str:
 class RunSettings(ServiceSettings):
     """`maskwatch run` options (env prefix MASKWATCH_RUN_)."""
 
-    model_config = SettingsConfigDict(env_prefix="MASKWATCH_RUN_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_RUN_")
 
     cameras: Path = Field(DEFAULT_CAMERAS, description="cameras.yaml the producers read.")
     duration_s: float = Field(

@@ -25,12 +25,9 @@ class RuleOverride(BaseModel):
     cooldown_s: float | None = Field(None, ge=0.0, le=DAY_S)
 
 
-class AggregatorSettings(ServiceSettings):
-    """Where Redis is, how results are consumed, how long state lives, and the alert rules."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="MASKWATCH_AGGREGATOR_", extra="forbid", validate_default=True, frozen=True
-    )
+class RedisState(BaseModel):
+    """Where the per-camera state lives: the aggregator writes it, the API reads it, so both
+    take these two settings from this one definition (each under its own env prefix)."""
 
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0", min_length=8, description="Redis URL (redis://host:port/db)."
@@ -42,6 +39,13 @@ class AggregatorSettings(ServiceSettings):
         pattern=r"^[A-Za-z0-9_.:-]+$",
         description="Prefix of every Redis key (isolates deployments and tests).",
     )
+
+
+class AggregatorSettings(RedisState, ServiceSettings):
+    """Where Redis is, how results are consumed, how long state lives, and the alert rules."""
+
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_AGGREGATOR_")
+
     group_id: str = Field(
         "maskwatch-aggregator", min_length=1, max_length=128, description="Kafka consumer group."
     )

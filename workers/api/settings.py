@@ -7,26 +7,15 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from workers.aggregator.settings import RedisState
 from workers.common.settings import ServiceSettings
 
 
-class ApiSettings(ServiceSettings):
+class ApiSettings(RedisState, ServiceSettings):
     """Where Redis is, where to listen, the optional bearer token and the stream's pace."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MASKWATCH_API_", extra="forbid", validate_default=True, frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_API_")
 
-    redis_url: str = Field(
-        "redis://127.0.0.1:6379/0", min_length=8, description="Redis URL (redis://host:port/db)."
-    )
-    key_prefix: str = Field(
-        "mw:",
-        min_length=1,
-        max_length=128,
-        pattern=r"^[A-Za-z0-9_.:-]+$",
-        description="Prefix of the aggregator's Redis keys.",
-    )
     host: str = Field("0.0.0.0", min_length=1, description="Address to listen on.")
     port: int = Field(8080, ge=0, le=65535, description="HTTP port (API, dashboard, metrics).")
     token: SecretStr | None = Field(

@@ -29,7 +29,7 @@ HEADROOM_BYTES = 64 * 1024
 class KafkaSettings(ServiceSettings):
     """Where Kafka is and what the topics are called (env prefix MASKWATCH_KAFKA_)."""
 
-    model_config = SettingsConfigDict(env_prefix="MASKWATCH_KAFKA_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_KAFKA_")
 
     bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated host:port list.")
     frames_topic: str = Field("maskwatch.frames", description="Topic of JPEG frames.")

@@ -23,7 +23,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ServiceSettings(BaseSettings):
-    """Base of every service's settings: unknown keys rejected, values validated on set."""
+    """Base of every service's settings: unknown keys rejected, defaults validated, frozen.
+
+    Subclasses set only `env_prefix`; pydantic merges the rest of this config into theirs.
+    """
 
     model_config = SettingsConfigDict(extra="forbid", validate_default=True, frozen=True)
 

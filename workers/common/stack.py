@@ -46,7 +46,7 @@ MODEL_NAME = "mask_classifier"
 class StackSettings(ServiceSettings):
     """Where the local stack keeps its state and which ports it uses (env MASKWATCH_STACK_)."""
 
-    model_config = SettingsConfigDict(env_prefix="MASKWATCH_STACK_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_STACK_")
 
     state_dir: Path = Field(
         REPO_ROOT / "var" / "stack", description="Data, pid files and logs of the local services."

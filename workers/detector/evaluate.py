@@ -147,9 +147,7 @@ def run_photos(
 class EvaluatePipelineSettings(ServiceSettings):
     """Pipeline evaluation options (env prefix MASKWATCH_EVALUATE_PIPELINE_)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MASKWATCH_EVALUATE_PIPELINE_", extra="forbid", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_EVALUATE_PIPELINE_")
 
     images: Path = Field(Path("../shared/data/crowd/images"), description="Folder of photos.")
     annotations: Path | None = Field(None, description="VOC XML folder (default: ../annotations).")

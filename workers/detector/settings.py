@@ -21,9 +21,7 @@ def _default_worker_id() -> str:
 class DetectorSettings(ServiceSettings):
     """One detector worker: consumer group, detector, classifier client, delivery bounds."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MASKWATCH_DETECTOR_", extra="forbid", frozen=True, validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_DETECTOR_")
 
     group_id: str = Field(
         "maskwatch-detectors", min_length=1, max_length=255, description="Kafka consumer group."

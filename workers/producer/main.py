@@ -40,7 +40,7 @@ MESSAGE_OVERHEAD_BYTES = 2048
 class ProducerSettings(ServiceSettings):
     """Producer process settings (env prefix MASKWATCH_PRODUCER_; Kafka: MASKWATCH_KAFKA_)."""
 
-    model_config = SettingsConfigDict(env_prefix="MASKWATCH_PRODUCER_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_PRODUCER_")
 
     config: Path = Field(Path("cameras.yaml"), description="Path of the cameras YAML file.")
     cameras_yaml: str | None = Field(

@@ -20,7 +20,7 @@ class Window(BaseModel):
 class DemoSettings(ServiceSettings):
     """A stand-in service's settings."""
 
-    model_config = SettingsConfigDict(env_prefix="MASKWATCH_DEMO_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_DEMO_")
 
     batch_size: int = Field(8, ge=1, le=64, description="Frames per batch.")
     name: str = Field("demo", min_length=1, description="Worker name.")
