@@ -104,14 +104,7 @@ def kafka_settings(unique_name: str, stack_problem: str | None) -> Iterator[Kafk
     if stack_problem:
         missing(stack_problem)
     prefix = f"test.{unique_name}"
-    settings = KafkaSettings(
-        frames_topic=f"{prefix}.frames",
-        results_topic=f"{prefix}.results",
-        dead_letter_topic=f"{prefix}.dead-letters",
-        alerts_topic=f"{prefix}.alerts",
-        frames_partitions=3,
-        results_partitions=3,
-    )
+    settings = KafkaSettings.with_topic_prefix(prefix, partitions=3)
     create_topics(settings)
     yield settings
     delete_topics(

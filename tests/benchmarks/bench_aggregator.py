@@ -86,13 +86,7 @@ def bench_service(client: redis.Redis, n: int, cameras: int, batch: int) -> None
     from workers.common.runtime import ServiceRuntime
 
     tag = uuid.uuid4().hex[:8]
-    kafka = KafkaSettings(
-        results_topic=f"bench.{tag}.results",
-        dead_letter_topic=f"bench.{tag}.dl",
-        alerts_topic=f"bench.{tag}.alerts",
-        frames_topic=f"bench.{tag}.frames",
-        results_partitions=6,
-    )
+    kafka = KafkaSettings.with_topic_prefix(f"bench.{tag}", partitions=6)
     create_topics(kafka)
     prefix = f"bench:{tag}:"
     try:

@@ -84,14 +84,7 @@ def worker_run(
 ) -> dict[str, float]:
     """A real worker process on fresh topics pre-filled with the photos as frames."""
     run = uuid.uuid4().hex[:8]
-    kafka = KafkaSettings(
-        frames_topic=f"bench.{run}.frames",
-        results_topic=f"bench.{run}.results",
-        dead_letter_topic=f"bench.{run}.dead-letters",
-        alerts_topic=f"bench.{run}.alerts",
-        frames_partitions=3,
-        results_partitions=3,
-    )
+    kafka = KafkaSettings.with_topic_prefix(f"bench.{run}", partitions=3)
     create_topics(kafka)
     producer = make_producer(kafka, "bench")
     for seq, path in enumerate(photos):

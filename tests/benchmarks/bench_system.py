@@ -118,14 +118,7 @@ def run_config(
     detectors: int, cameras: int, photos_n: int, phase_s: float, saturation_s: float
 ) -> dict[str, Any]:
     run = f"{detectors}d-{uuid.uuid4().hex[:6]}"
-    kafka = KafkaSettings(
-        frames_topic=f"bench.{run}.frames",
-        results_topic=f"bench.{run}.results",
-        dead_letter_topic=f"bench.{run}.dead-letters",
-        alerts_topic=f"bench.{run}.alerts",
-        frames_partitions=6,
-        results_partitions=6,
-    )
+    kafka = KafkaSettings.with_topic_prefix(f"bench.{run}", partitions=6)
     create_topics(kafka)
     prefix = f"bench:{run}:"
     client = redis.Redis(host="127.0.0.1", port=6379, decode_responses=True)

@@ -45,6 +45,20 @@ class KafkaSettings(ServiceSettings):
         4 * MiB, ge=64 * 1024, le=64 * MiB, description="Largest JPEG frame (bytes)."
     )
 
+    @classmethod
+    def with_topic_prefix(cls, prefix: str, partitions: int) -> KafkaSettings:
+        """Settings whose four topics are `<prefix>.frames`, `.results`, `.dead-letters` and
+        `.alerts`, with `partitions` each for frames and results: lets test runs and
+        benchmarks share one broker without touching each other's (or production) topics."""
+        return cls(
+            frames_topic=f"{prefix}.frames",
+            results_topic=f"{prefix}.results",
+            dead_letter_topic=f"{prefix}.dead-letters",
+            alerts_topic=f"{prefix}.alerts",
+            frames_partitions=partitions,
+            results_partitions=partitions,
+        )
+
 
 def frame_message_bytes(settings: KafkaSettings) -> int:
     """The largest frame record: the frames topic, producers and consumers all use this size."""
