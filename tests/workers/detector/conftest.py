@@ -10,8 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from schemas.frame import FrameMeta, frame_headers
-from serving.crop import ImageBGR
-from workers.detector.core import FrameMessage
+from serving.crop import CropConfig, ImageBGR
+from workers.detector.core import Core, CoreConfig, FrameMessage
 from workers.detector.detectors import Detections
 
 
@@ -29,6 +29,25 @@ class FakeDetector:
         self.calls += 1
         scores = np.linspace(0.99, 0.9, len(self.boxes)).astype(np.float32)
         return Detections(self.boxes.copy(), scores)
+
+
+def make_core(
+    boxes: list[tuple[float, float, float, float]] | None = None,
+    known_cameras: frozenset[str] | None = None,
+    max_frame_bytes: int = 10_000,
+) -> Core:
+    """The worker's pure core over a FakeDetector returning `boxes`, with 16 px crops."""
+    return Core(
+        FakeDetector(boxes),
+        CoreConfig(
+            worker_id="w1",
+            classifier_name="mask_classifier",
+            crop=CropConfig(size_px=16),
+            max_age_s=30.0,
+            max_frame_bytes=max_frame_bytes,
+            known_cameras=known_cameras,
+        ),
+    )
 
 
 def jpeg(image: npt.NDArray[np.uint8]) -> bytes:

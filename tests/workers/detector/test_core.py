@@ -11,27 +11,13 @@ from schemas.common import DeadLetterReason
 from schemas.dead_letter import DeadLetter
 from schemas.frame import HEADER_ENCODING, HEADER_SCHEMA_VERSION, HEADER_SEQ
 from schemas.result import FrameResult, SkipReason
-from serving.crop import CropConfig
-from workers.detector.core import Core, CoreConfig, PendingFrame
+from workers.detector.core import PendingFrame
 
-from .conftest import FakeDetector, frame_message, jpeg
+from .conftest import frame_message, jpeg, make_core
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 IMAGE = np.zeros((48, 64, 3), np.uint8)
 IMAGE[:, :32] = (255, 0, 0)  # left half blue (BGR): its crops are blue in RGB's last channel
-
-
-def make_core(boxes: list[tuple[float, float, float, float]] | None = None) -> Core:
-    return Core(
-        FakeDetector(boxes),
-        CoreConfig(
-            worker_id="w1",
-            classifier_name="mask_classifier",
-            crop=CropConfig(size_px=16),
-            max_age_s=30.0,
-            max_frame_bytes=10_000,
-        ),
-    )
 
 
 def replace(

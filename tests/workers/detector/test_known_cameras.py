@@ -9,33 +9,20 @@ import pytest
 
 from schemas.common import DeadLetterReason
 from schemas.dead_letter import DeadLetter
-from serving.crop import CropConfig
-from workers.detector.core import Core, CoreConfig, PendingFrame
+from workers.detector.core import PendingFrame
 from workers.detector.settings import DetectorSettings
 
-from .conftest import FakeDetector, frame_message, jpeg
+from .conftest import frame_message, jpeg, make_core
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 IMAGE = np.zeros((48, 64, 3), np.uint8)
 
 
-def make_core(known: frozenset[str] | None) -> Core:
-    return Core(
-        FakeDetector([(4.0, 4.0, 20.0, 20.0)]),
-        CoreConfig(
-            worker_id="w1",
-            classifier_name="mask_classifier",
-            crop=CropConfig(size_px=16),
-            max_age_s=30.0,
-            max_frame_bytes=10_000,
-            known_cameras=known,
-        ),
-    )
-
-
 def test_unknown_camera_is_dead_lettered_with_its_id() -> None:
     message = frame_message(jpeg(IMAGE), captured_at=NOW)  # camera cam-1
-    outcome = make_core(frozenset({"cam-a"})).prepare(message, NOW)
+    outcome = make_core([(4.0, 4.0, 20.0, 20.0)], known_cameras=frozenset({"cam-a"})).prepare(
+        message, NOW
+    )
     assert isinstance(outcome, DeadLetter)
     assert outcome.reason is DeadLetterReason.UNKNOWN_CAMERA
     assert outcome.camera_id == "cam-1"
@@ -44,7 +31,9 @@ def test_unknown_camera_is_dead_lettered_with_its_id() -> None:
 @pytest.mark.parametrize("known", [None, frozenset({"cam-1", "cam-b"})])
 def test_known_or_unrestricted_camera_is_processed(known: frozenset[str] | None) -> None:
     message = frame_message(jpeg(IMAGE), captured_at=NOW)  # camera cam-1
-    assert isinstance(make_core(known).prepare(message, NOW), PendingFrame)
+    assert isinstance(
+        make_core([(4.0, 4.0, 20.0, 20.0)], known_cameras=known).prepare(message, NOW), PendingFrame
+    )
 
 
 def test_setting_is_a_json_list_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

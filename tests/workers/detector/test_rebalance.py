@@ -14,14 +14,13 @@ from typing import Any
 import numpy as np
 from kafka import TopicPartition
 
-from serving.crop import CropConfig
 from workers.common.kafka import KafkaSettings
 from workers.common.runtime import Health
-from workers.detector.core import Core, CoreConfig, PendingFrame
+from workers.detector.core import PendingFrame
 from workers.detector.main import Worker
 from workers.detector.settings import DetectorSettings
 
-from .conftest import FakeDetector, frame_message, jpeg
+from .conftest import frame_message, jpeg, make_core
 
 
 class RecordingConsumer:
@@ -39,16 +38,7 @@ class RecordingConsumer:
 
 
 def worker_with_batched_frames(offsets: list[int]) -> tuple[Worker, RecordingConsumer]:
-    core = Core(
-        FakeDetector([(4.0, 4.0, 20.0, 20.0)]),
-        CoreConfig(
-            worker_id="w1",
-            classifier_name="mask_classifier",
-            crop=CropConfig(size_px=16),
-            max_age_s=30.0,
-            max_frame_bytes=100_000,
-        ),
-    )
+    core = make_core([(4.0, 4.0, 20.0, 20.0)], max_frame_bytes=100_000)
     consumer = RecordingConsumer()
     worker = Worker(
         DetectorSettings(),
