@@ -48,18 +48,14 @@ class TrainSettings(ServiceSettings):
 @settings_options(TrainSettings)
 def train_cli(**options: object) -> None:
     """Train the Xception mask classifier (resumes when --out holds a run)."""
-    import numpy as np
-
     from serving.crop import CropConfig
-    from serving.dataset import build
+    from serving.dataset import ensure_packed
     from serving.train import TrainConfig, train
 
     settings = load_settings(TrainSettings, options)
     if not settings.dataset.exists():
         click.echo(f"building {settings.dataset} from {settings.data} ...")
-        settings.dataset.parent.mkdir(parents=True, exist_ok=True)
-        arrays = build(settings.data, CropConfig(size_px=settings.input_px))
-        np.savez(settings.dataset, **arrays)  # type: ignore[arg-type]
+    ensure_packed(settings.dataset, settings.data, CropConfig(size_px=settings.input_px))
     best = train(
         TrainConfig(
             dataset=settings.dataset,

@@ -218,6 +218,15 @@ def decode_all(arrays: dict[str, npt.NDArray[np.generic]]) -> npt.NDArray[np.uin
     return out
 
 
+def ensure_packed(path: Path, shared_data: Path, config: CropConfig) -> Path:
+    """`path`, after building the packed dataset there from `shared_data` if it is missing
+    (building decodes ~17,800 pictures: worth doing once per machine)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **build(shared_data, config))  # type: ignore[arg-type]
+    return path
+
+
 def load(path: Path) -> dict[str, npt.NDArray[np.generic]]:
     """Read a packed dataset written with `np.savez`."""
     with np.load(path) as data:

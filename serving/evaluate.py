@@ -18,7 +18,8 @@ import numpy.typing as npt
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from serving.dataset import SOURCES, SPLITS, build, decode_all, load, select
+from serving.crop import CropConfig
+from serving.dataset import SOURCES, SPLITS, decode_all, ensure_packed, load, select
 from serving.metrics import classification_report
 from workers.common.settings import ServiceSettings, load_settings, settings_options
 
@@ -104,10 +105,7 @@ def evaluate(settings: EvaluateClassifierSettings) -> dict[str, Any]:
     from serving.model import SHIPPED_WEIGHTS, build_classifier
     from serving.weights import load_compact
 
-    if not settings.dataset.exists():
-        settings.dataset.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(settings.dataset, **build(settings.data, _crop_config()))  # type: ignore[arg-type]
-    arrays = load(settings.dataset)
+    arrays = load(ensure_packed(settings.dataset, settings.data, CropConfig()))
     chosen = select(arrays, arrays["split"] == SPLITS.index(settings.split))
     crops_rgb = np.ascontiguousarray(decode_all(chosen)[..., ::-1])
     model = build_classifier(int(chosen["size_px"]), "none")
@@ -128,12 +126,6 @@ def evaluate(settings: EvaluateClassifierSettings) -> dict[str, Any]:
         )
     (settings.out / "report.json").write_text(json.dumps(result, indent=1))
     return result
-
-
-def _crop_config() -> Any:
-    from serving.crop import CropConfig
-
-    return CropConfig()
 
 
 @click.command("classifier")
