@@ -187,14 +187,7 @@ def cli(**options: object) -> None:
     """AP@0.5 per class, mAP and face recall / precision of the whole pipeline on VOC photos."""
     settings = load_settings(EvaluatePipelineSettings, options)
     images, split, out = settings.images, settings.split, settings.out
-    annotations, backend = settings.annotations, settings.detector
-    model_name, classify, score_threshold = (
-        settings.model_name,
-        settings.classify,
-        settings.score_threshold,
-    )
-    upscale_to_px = settings.upscale_to_px
-    annotations = annotations or images.parent / "annotations"
+    annotations = settings.annotations or images.parent / "annotations"
     photos = sorted(
         p
         for p in images.glob("*.jpg")
@@ -204,17 +197,17 @@ def cli(**options: object) -> None:
     if not photos:
         raise click.ClickException(f"no annotated photos in {images} for split {split}")
     config = DetectorConfig(
-        backend=backend,
+        backend=settings.detector,
         model_path=settings.model_path,
-        score_threshold=min(settings.ap_min_score, score_threshold),
-        upscale_to_px=upscale_to_px,
+        score_threshold=min(settings.ap_min_score, settings.score_threshold),
+        upscale_to_px=settings.upscale_to_px,
         nms_threshold=settings.nms_threshold,
     )
     core = Core(
         make_detector(config),
         CoreConfig(
             worker_id="evaluate",
-            classifier_name=model_name,
+            classifier_name=settings.model_name,
             crop=CropConfig(),
             max_age_s=86400.0,
             max_frame_bytes=64 * 1024 * 1024,
@@ -222,15 +215,15 @@ def cli(**options: object) -> None:
     )
     # An evaluation may share a CPU model server with other work: wait, don't fail.
     client = ClientConfig(
-        target=settings.model_server, model_name=model_name, deadline_s=120, max_batch=16
+        target=settings.model_server, model_name=settings.model_name, deadline_s=120, max_batch=16
     )
-    classifier = GrpcClassifier(client) if classify else None
+    classifier = GrpcClassifier(client) if settings.classify else None
     started = time.perf_counter()
     results = run_photos(core, classifier, photos)
     elapsed = time.perf_counter() - started
     predictions = {name: predictions_of(r) for name, r in results.items()}
     truths = {p.name: load_truth(annotations / f"{p.stem}.xml") for p in photos}
-    figures = report(truths, predictions, score_threshold, classify)
+    figures = report(truths, predictions, settings.score_threshold, settings.classify)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
@@ -242,8 +235,9 @@ def cli(**options: object) -> None:
         )
     )
     click.echo(
-        f"photos={len(photos)} split={split} detector={backend} "
-        f"upscale_to_px={upscale_to_px} score_threshold={score_threshold} "
+        f"photos={len(photos)} split={split} detector={settings.detector} "
+        f"upscale_to_px={settings.upscale_to_px} "
+        f"score_threshold={settings.score_threshold} "
         f"classifier={'v' + str(classifier.model_version) if classifier else 'none'} "
         f"({elapsed / len(photos) * 1000:.0f} ms/photo)"
     )
