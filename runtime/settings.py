@@ -8,7 +8,9 @@ defaults (12-factor). Bad values fail at start-up with one readable line per pro
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
 import types
 import typing
 from collections.abc import Callable
@@ -22,6 +24,86 @@ S = TypeVar("S", bound=BaseSettings)
 F = TypeVar("F", bound=Callable[..., Any])
 SECTION_DELIMITER = "__"
 """Between a section and its field in environment names: MASKWATCH_DETECTOR_RUNTIME__LOG_LEVEL."""
+ENV_NAMESPACE = "MASKWATCH_"
+KNOWN_PREFIXES = (
+    "MASKWATCH_AGGREGATOR_",
+    "MASKWATCH_API_",
+    "MASKWATCH_DETECTOR_",
+    "MASKWATCH_EVALUATE_CLASSIFIER_",
+    "MASKWATCH_EVALUATE_PIPELINE_",
+    "MASKWATCH_EXPORT_",
+    "MASKWATCH_KAFKA_",
+    "MASKWATCH_PRODUCER_",
+    "MASKWATCH_RUN_",
+    "MASKWATCH_SERVE_",
+    "MASKWATCH_STACK_",
+    "MASKWATCH_TRAIN_",
+)
+"""The env prefix of every settings class (tests/deploy checks it against the classes): a
+class knows its own variables, and these tell it which other names belong to someone else."""
+TOOLING_VARIABLES = frozenset(
+    {
+        "MASKWATCH_DEPLOY_CACHE",
+        "MASKWATCH_PYTHON",
+        "MASKWATCH_SCHEMAS_OUT",
+        "MASKWATCH_SCREENSHOT",
+        "MASKWATCH_SHARED_DIR",
+        "MASKWATCH_STACK_QUIET",
+        "MASKWATCH_STACK_WIPE",
+    }
+)
+"""MASKWATCH_* variables that are no settings field: read by scripts, tests, and the flags of
+one command (`maskwatch stack down --wipe`, `stack status --quiet`)."""
+
+
+class UnknownSettingError(Exception):
+    """A MASKWATCH_* variable that no settings class reads (a typo would be ignored silently).
+
+    Not a ValueError, so pydantic lets it through as it is instead of wrapping it."""
+
+
+def env_names(settings_cls: type[BaseSettings]) -> set[str]:
+    """Every variable `settings_cls` reads: one per field, plus `<SECTION>__<FIELD>`."""
+    names = set()
+    for name, field in settings_cls.model_fields.items():
+        names.add(_env_name(settings_cls, name))
+        for leaf in _leaf_fields(_section_models(field.annotation)):
+            names.add(_env_name(settings_cls, f"{name}{SECTION_DELIMITER}{leaf}"))
+    return names
+
+
+def unknown_variables(settings_cls: type[BaseSettings], environ: dict[str, str]) -> list[str]:
+    """One line per MASKWATCH_* variable in `environ` that is under `settings_cls`'s prefix
+    but none of its names, or under no known prefix at all, with the closest valid name."""
+    own_prefix = str(settings_cls.model_config.get("env_prefix") or "").upper()
+    own = env_names(settings_cls)
+    others = tuple(p for p in KNOWN_PREFIXES if p != own_prefix)
+    lines = []
+    for variable in sorted(v.upper() for v in environ):
+        if not variable.startswith(ENV_NAMESPACE) or variable in own | TOOLING_VARIABLES:
+            continue
+        if own_prefix and variable.startswith(own_prefix):
+            close = difflib.get_close_matches(variable, sorted(own), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            lines.append(
+                f"unknown setting {variable}: {settings_cls.__name__} has no such field{hint}"
+            )
+        elif not variable.startswith(others):
+            prefix = _closest_prefix(variable, (own_prefix, *others) if own_prefix else others)
+            lines.append(
+                f"unknown setting {variable}: no service has its prefix; "
+                f"did you mean a {prefix}* variable?"
+            )
+    return lines
+
+
+def _closest_prefix(variable: str, prefixes: tuple[str, ...]) -> str:
+    """The prefix that the start of `variable` is most like (a typo in the service's name)."""
+
+    def likeness(prefix: str) -> float:
+        return difflib.SequenceMatcher(None, variable[: len(prefix)], prefix).ratio()
+
+    return max(prefixes, key=likeness)
 
 
 class ServiceSettings(BaseSettings):
@@ -57,6 +139,15 @@ class ServiceSettings(BaseSettings):
                 continue
             merged[name] = {**default.model_dump(exclude_unset=False), **given}
         return merged
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_variables(cls, data: Any) -> Any:
+        """Fail on a MASKWATCH_* variable nobody reads: pydantic-settings would ignore it."""
+        lines = unknown_variables(cls, dict(os.environ))
+        if lines:
+            raise UnknownSettingError("\n".join(lines))
+        return data
 
 
 class RuntimeSettings(BaseModel):
@@ -194,6 +285,8 @@ def load_settings(settings_cls: type[S], cli_values: dict[str, Any]) -> S:
             given[name] = value
     try:
         return settings_cls(**given)
+    except UnknownSettingError as error:
+        raise click.UsageError(str(error)) from None
     except ValidationError as error:
         lines = [
             f"  {'.'.join(map(str, e['loc'])) or '(settings)'} "

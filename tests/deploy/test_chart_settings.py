@@ -16,12 +16,7 @@ from typing import Any
 
 import pytest
 
-from runtime.settings import (
-    SECTION_DELIMITER,
-    ServiceSettings,
-    _leaf_fields,
-    _section_models,
-)
+from runtime.settings import KNOWN_PREFIXES, ServiceSettings, env_names
 from tests.deploy.conftest import (
     PRODUCT_PACKAGES,
     VALUE_SETS,
@@ -88,18 +83,7 @@ def _names(prefix: str) -> str:
 
 def _prefix_env_names(prefix: str) -> set[str]:
     """Every variable the classes with this prefix read (a prefix may be shared)."""
-    return {name for cls in SETTINGS[prefix] for name in _env_names(cls)}
-
-
-def _env_names(cls: type[ServiceSettings]) -> list[str]:
-    """Every variable of `cls`: one per field, plus `<SECTION>__<FIELD>` for section fields."""
-    prefix = str(cls.model_config.get("env_prefix")).upper()
-    names = []
-    for name, field in cls.model_fields.items():
-        names.append(f"{prefix}{name}".upper())
-        leaves = _leaf_fields(_section_models(field.annotation))
-        names += [f"{prefix}{name}{SECTION_DELIMITER}{leaf}".upper() for leaf in leaves]
-    return names
+    return {name for cls in SETTINGS[prefix] for name in env_names(cls)}
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +113,12 @@ def _main_containers(manifests: list[Manifest]) -> dict[str, dict[str, Any]]:
 
 def test_settings_classes_are_found() -> None:
     assert {"MASKWATCH_KAFKA_", "MASKWATCH_DETECTOR_"} <= set(SETTINGS)
+
+
+def test_the_static_prefix_list_is_the_discovered_one() -> None:
+    """Services reject variables under no known prefix, so a class missing from
+    runtime.settings.KNOWN_PREFIXES would make every other service refuse its variables."""
+    assert sorted(KNOWN_PREFIXES) == sorted(SETTINGS)
 
 
 @pytest.mark.parametrize("prefix", sorted(SETTINGS))

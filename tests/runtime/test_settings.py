@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -10,7 +14,16 @@ from click.testing import CliRunner
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
-from runtime.settings import ServiceSettings, load_settings, settings_options
+from runtime.settings import (
+    TOOLING_VARIABLES,
+    ServiceSettings,
+    UnknownSettingError,
+    env_names,
+    load_settings,
+    settings_options,
+)
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Window(BaseModel):
@@ -135,3 +148,81 @@ def test_sections_are_set_field_by_field(
     result = run(args, env)
     assert result.exit_code == 0, result.output
     assert DemoSettings.model_validate_json(result.output).window == expected
+
+
+def test_env_names_cover_fields_and_section_fields() -> None:
+    assert env_names(DemoSettings) == {
+        "MASKWATCH_DEMO_BATCH_SIZE",
+        "MASKWATCH_DEMO_NAME",
+        "MASKWATCH_DEMO_SNAPSHOTS",
+        "MASKWATCH_DEMO_CAMERAS",
+        "MASKWATCH_DEMO_WINDOW",
+        "MASKWATCH_DEMO_WINDOW__SECONDS",
+        "MASKWATCH_DEMO_WINDOW__BUCKETS",
+    }
+
+
+@pytest.mark.parametrize(
+    ("variable", "expected"),
+    [
+        (
+            "MASKWATCH_DEMO_BATCHSIZE",
+            "unknown setting MASKWATCH_DEMO_BATCHSIZE: DemoSettings has no such field; "
+            "did you mean MASKWATCH_DEMO_BATCH_SIZE?",
+        ),
+        (
+            "MASKWATCH_DEMO_WINDOW_SECONDS",
+            "did you mean MASKWATCH_DEMO_WINDOW__SECONDS?",
+        ),
+        ("maskwatch_demo_windows__seconds", "did you mean MASKWATCH_DEMO_WINDOW__SECONDS?"),
+        (
+            "MASKWATCH_KAKFA_BOOTSTRAP_SERVERS",
+            "unknown setting MASKWATCH_KAKFA_BOOTSTRAP_SERVERS: no service has its prefix; "
+            "did you mean a MASKWATCH_KAFKA_* variable?",
+        ),
+    ],
+    ids=["field", "section-delimiter", "lower-case", "prefix"],
+)
+def test_a_misspelt_variable_fails_with_one_line_and_the_closest_name(
+    variable: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run([], {variable: "1"})
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if "unknown setting" in line]
+    assert len(lines) == 1
+    assert expected in lines[0]
+    monkeypatch.setenv(variable, "1")
+    with pytest.raises(UnknownSettingError, match=variable.upper()):
+        DemoSettings()  # constructing the class directly refuses it too
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["MASKWATCH_KAFKA_BOOTSTRAP_SERVERS", "MASKWATCH_DETECTOR_WORKER_ID", *TOOLING_VARIABLES],
+)
+def test_variables_of_other_services_and_tooling_are_left_to_them(
+    variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, "1")
+    assert DemoSettings() == DemoSettings(batch_size=8)
+
+
+def test_the_real_cli_refuses_a_misspelt_variable_at_start_up() -> None:
+    """The aggregator is started as a process; it stops before it connects to anything."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MASKWATCH_")}
+    env["MASKWATCH_AGGREGATOR_GROUPID"] = "typo"
+    env["MASKWATCH_KAFKA_BOOTSTRAP_SERVERS"] = "127.0.0.1:1"
+    result = subprocess.run(
+        [sys.executable, "-c", "from workers.cli import main; main()", "aggregator"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert (
+        "Error: unknown setting MASKWATCH_AGGREGATOR_GROUPID: AggregatorSettings has no such "
+        "field; did you mean MASKWATCH_AGGREGATOR_GROUP_ID?"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr

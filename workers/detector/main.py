@@ -388,7 +388,7 @@ def make_classifier(settings: DetectorSettings) -> GrpcClassifier:
 def cli(**values: Any) -> None:
     """Detect and classify faces in frames from Kafka; publish one result per frame."""
     settings = load_settings(DetectorSettings, values)
-    kafka = KafkaSettings()
+    kafka = load_settings(KafkaSettings, {})
     configure_logging(settings.runtime.log_level, settings.runtime.json_logs)
     runtime = ServiceRuntime("detector", settings.runtime.health_port)
     runtime.install_signal_handlers()

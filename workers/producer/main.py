@@ -194,4 +194,4 @@ def run(settings: ProducerSettings, kafka: KafkaSettings) -> None:
 @settings_options(ProducerSettings)
 def cli(**values: Any) -> None:
     """Read cameras (cameras.yaml) and publish JPEG frames to Kafka."""
-    run(load_settings(ProducerSettings, values), KafkaSettings())
+    run(load_settings(ProducerSettings, values), load_settings(KafkaSettings, {}))
