@@ -33,6 +33,7 @@ import click
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from devtools.certs import StackTls, ensure_tls
 from runtime.kafka import KafkaSettings, broker_info, create_topics
 from runtime.logs import configure_logging
 from runtime.settings import ServiceSettings, load_settings, settings_options
@@ -57,6 +58,12 @@ class StackSettings(ServiceSettings):
     kafka_heap_mb: int = Field(1024, ge=256, le=8192, description="Kafka JVM heap (MiB).")
     kafka_port: int = Field(9092, ge=1, le=65535, description="Kafka client port.")
     controller_port: int = Field(9093, ge=1, le=65535, description="KRaft controller port.")
+    kafka_sasl_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Also a SASL_SSL (SCRAM) listener on this port (null = plaintext only).",
+    )
     redis_port: int = Field(6379, ge=1, le=65535, description="Redis port.")
     model_server: bool = Field(True, description="Also export and serve the shipped classifier.")
     model_base: Path = Field(
@@ -222,6 +229,49 @@ def kafka_healthy(settings: StackSettings) -> str | None:
     return ".".join(map(str, info.version)) if info.broker_ids else None
 
 
+SCRAM_USER = "maskwatch"
+"""The SCRAM user `stack up` creates; its password is generated into the stack's tls folder."""
+
+
+def stack_tls(settings: StackSettings) -> StackTls:
+    """The stack's certificates and generated passwords (made on first use, then cached)."""
+    return ensure_tls(settings.state_dir / "tls")
+
+
+def _kafka_config(settings: StackSettings, home: Path) -> str:
+    """server.properties: the plaintext template, plus the SASL_SSL listener if asked for."""
+    values: dict[str, object] = {
+        "host": HOST,
+        "kafka_port": settings.kafka_port,
+        "controller_port": settings.controller_port,
+        "data_dir": home / "data",
+    }
+    text = string.Template((LOCAL_DIR / "kafka.properties").read_text()).substitute(values)
+    if settings.kafka_sasl_port is None:
+        return text
+    tls = stack_tls(settings)
+    sasl = string.Template((LOCAL_DIR / "kafka-sasl-ssl.properties").read_text())
+    return text + sasl.substitute(
+        values,
+        sasl_port=settings.kafka_sasl_port,
+        keystore=tls.server_keystore,
+        keystore_password=tls.secret("keystore").read_text(),
+        ca_file=tls.ca_file,
+    )
+
+
+def _scram_users(settings: StackSettings) -> list[str]:
+    """`kafka-storage format` arguments adding the stack's SCRAM user (both SHA variants)."""
+    if settings.kafka_sasl_port is None:
+        return []
+    password = stack_tls(settings).secret("kafka-password").read_text()
+    return [
+        arg
+        for mechanism in ("SCRAM-SHA-512", "SCRAM-SHA-256")
+        for arg in ("--add-scram", f"{mechanism}=[name={SCRAM_USER},password={password}]")
+    ]
+
+
 def _cluster_id() -> str:
     """A KRaft cluster id: a random UUID as 22 URL-safe base64 characters."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -248,15 +298,8 @@ def kafka_up(settings: StackSettings) -> None:
             )
         home.mkdir(parents=True, exist_ok=True)
         config = home / "server.properties"
-        template = string.Template((LOCAL_DIR / "kafka.properties").read_text())
-        config.write_text(
-            template.substitute(
-                host=HOST,
-                kafka_port=settings.kafka_port,
-                controller_port=settings.controller_port,
-                data_dir=home / "data",
-            )
-        )
+        config.touch(mode=0o600)
+        config.write_text(_kafka_config(settings, home))
         java = [
             "java",
             f"-Xms{settings.kafka_heap_mb}m",
@@ -268,7 +311,13 @@ def kafka_up(settings: StackSettings) -> None:
             "-cp",
             f"{libs}/*",
         ]
-        if not (home / "data" / "meta.properties").exists():
+        formatted = (home / "data" / "meta.properties").exists()
+        if formatted and settings.kafka_sasl_port and not (home / "scram-user").exists():
+            raise click.ClickException(
+                "Kafka's storage was formatted without the SCRAM user: "
+                "`maskwatch stack down --wipe`, then `up` with --kafka-sasl-port"
+            )
+        if not formatted:
             click.echo("kafka: formatting KRaft storage")
             subprocess.run(
                 [
@@ -280,16 +329,25 @@ def kafka_up(settings: StackSettings) -> None:
                     _cluster_id(),
                     "-c",
                     str(config),
+                    *_scram_users(settings),
                 ],
                 check=True,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 cwd=home,
             )
+            if settings.kafka_sasl_port:
+                (home / "scram-user").write_text(f"{SCRAM_USER}\n")
         pid = _spawn([*java, "kafka.Kafka", str(config)], log, pidfile, home)
         click.echo(f"kafka: started (pid {pid}, log {log})")
     _wait("kafka", lambda: kafka_healthy(settings) is not None, settings.start_timeout_s, pid, log)
     click.echo(f"kafka: healthy, broker {kafka_healthy(settings)} on {HOST}:{settings.kafka_port}")
+    if settings.kafka_sasl_port:
+        tls = stack_tls(settings)
+        click.echo(
+            f"kafka: SASL_SSL on {HOST}:{settings.kafka_sasl_port}, SCRAM user {SCRAM_USER}, "
+            f"password file {tls.secret('kafka-password')}, CA {tls.ca_file}"
+        )
 
 
 # ---------------------------------------------------------------- Redis
@@ -494,6 +552,7 @@ def down(wipe: bool, **values: Any) -> None:
     ports = (
         settings.kafka_port,
         settings.controller_port,
+        *([settings.kafka_sasl_port] if settings.kafka_sasl_port else []),
         settings.redis_port,
         settings.grpc_port,
         settings.serve_health_port,

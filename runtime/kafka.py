@@ -7,19 +7,23 @@ poll interval long enough for a slow batch of crowded frames.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from runtime.kafka_check import KafkaConnectError, explain
+from runtime.kafka_security import KafkaSecurity
 from runtime.logs import get_logger
 from runtime.settings import ServiceSettings
 
 log = get_logger("kafka")
+T = TypeVar("T")
 
 MiB = 1024 * 1024
 HEADROOM_BYTES = 64 * 1024
@@ -43,6 +47,9 @@ class KafkaSettings(ServiceSettings):
     replication_factor: int = Field(1, ge=1, le=5, description="Replicas of every topic.")
     max_frame_bytes: int = Field(
         4 * MiB, ge=64 * 1024, le=64 * MiB, description="Largest JPEG frame (bytes)."
+    )
+    security: KafkaSecurity = Field(
+        default_factory=KafkaSecurity, description="TLS and SASL of every Kafka client."
     )
 
     @classmethod
@@ -103,7 +110,20 @@ def topic_specs(settings: KafkaSettings) -> list[TopicSpec]:
 
 
 def _common(settings: KafkaSettings, client_id: str) -> dict[str, Any]:
-    return {"bootstrap_servers": settings.bootstrap_servers.split(","), "client_id": client_id}
+    """What every producer, consumer and admin client is given: where, who, how secured."""
+    return {
+        "bootstrap_servers": settings.bootstrap_servers.split(","),
+        "client_id": client_id,
+        **settings.security.client_config(),
+    }
+
+
+def _connected(settings: KafkaSettings, build: Callable[[], T]) -> T:
+    """Build a client; if it cannot bootstrap, say which step failed (runtime/kafka_check)."""
+    try:
+        return build()
+    except KafkaTimeoutError as error:
+        raise KafkaConnectError(explain(settings.bootstrap_servers, settings.security)) from error
 
 
 def make_producer(settings: KafkaSettings, client_id: str, **overrides: Any) -> KafkaProducer:
@@ -121,7 +141,7 @@ def make_producer(settings: KafkaSettings, client_id: str, **overrides: Any) -> 
         "max_in_flight_requests_per_connection": 5,
     }
     config.update(overrides)
-    return KafkaProducer(**config)
+    return _connected(settings, lambda: KafkaProducer(**config))
 
 
 def make_consumer(
@@ -141,7 +161,7 @@ def make_consumer(
         "max_partition_fetch_bytes": frame_message_bytes(settings),
     }
     config.update(overrides)
-    consumer = KafkaConsumer(**config)
+    consumer = _connected(settings, lambda: KafkaConsumer(**config))
     if topics:
         consumer.subscribe(list(topics))
     return consumer
@@ -150,7 +170,8 @@ def make_consumer(
 def make_admin(
     settings: KafkaSettings, client_id: str = "maskwatch-admin", **overrides: Any
 ) -> KafkaAdminClient:
-    return KafkaAdminClient(**{**_common(settings, client_id), **overrides})
+    config = {**_common(settings, client_id), **overrides}
+    return _connected(settings, lambda: KafkaAdminClient(**config))
 
 
 @dataclass(frozen=True)

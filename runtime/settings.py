@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 import click
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 S = TypeVar("S", bound=BaseSettings)
@@ -180,6 +180,14 @@ def _env_name(settings_cls: type[BaseSettings], field: str) -> str:
     return f"{prefix}{field}".upper()
 
 
+def is_secret(annotation: Any) -> bool:
+    """A SecretStr field (optional or not): set only through the environment or its file,
+    never as a command-line flag, which any user on the machine can read in `ps`."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(is_secret(a) for a in typing.get_args(annotation))
+    return annotation is SecretStr
+
+
 def _is_flag(annotation: Any) -> bool:
     return annotation is bool
 
@@ -234,19 +242,23 @@ def _shown(default: Any, annotation: Any) -> Any:
 
 def settings_options(settings_cls: type[BaseSettings]) -> Callable[[F], F]:
     """Decorator adding one `--field-name` option per settings field to a click command;
-    a section's fields become `--section-field` options."""
+    a section's fields become `--section-field` options. Secret fields get no option."""
 
     def decorate(func: F) -> F:
         for name, field in reversed(list(settings_cls.model_fields.items())):
             default = field.get_default(call_default_factory=True)
             models = _section_models(field.annotation)
             if not models:
+                if is_secret(field.annotation):
+                    continue
                 env = _env_name(settings_cls, name)
                 shown = _shown(default, field.annotation)
                 help_text = f"{field.description or ''} [env: {env}; default: {shown}]".strip()
                 func = _option(func, name, field.annotation, help_text)
                 continue
             for leaf, sub in reversed(list(_leaf_fields(models).items())):
+                if is_secret(sub.annotation):
+                    continue
                 key = f"{name}{SECTION_DELIMITER}{leaf}"
                 env = _env_name(settings_cls, key)
                 shown = _shown(getattr(default, leaf, None), sub.annotation)
