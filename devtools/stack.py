@@ -65,6 +65,12 @@ class StackSettings(ServiceSettings):
         description="Also a SASL_SSL (SCRAM) listener on this port (null = plaintext only).",
     )
     redis_port: int = Field(6379, ge=1, le=65535, description="Redis port.")
+    redis_tls_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Also a TLS port, and AUTH with a generated password (null = no AUTH).",
+    )
     model_server: bool = Field(True, description="Also export and serve the shipped classifier.")
     model_base: Path = Field(
         REPO_ROOT / "var" / "models", description="Model base folder of the model server."
@@ -354,13 +360,32 @@ def kafka_up(settings: StackSettings) -> None:
 
 
 def redis_healthy(settings: StackSettings) -> bool:
-    """PING over RESP (no client library needed to tell that Redis answers)."""
+    """PING over RESP (no client library needed to tell that Redis answers; with AUTH on,
+    the refusal to answer without it is an answer too)."""
     try:
         with socket.create_connection((HOST, settings.redis_port), timeout=1.0) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
+
+
+def _redis_tls_config(settings: StackSettings) -> str:
+    """Config read from stdin: the password never shows on a command line (`ps`)."""
+    if settings.redis_tls_port is None:
+        return ""
+    tls = stack_tls(settings)
+    return "\n".join(
+        [
+            f"requirepass {tls.secret('redis-password').read_text()}",
+            f"tls-port {settings.redis_tls_port}",
+            f"tls-cert-file {tls.server_cert}",
+            f"tls-key-file {tls.server_key}",
+            f"tls-ca-cert-file {tls.ca_file}",
+            "tls-auth-clients optional",
+            "",
+        ]
+    )
 
 
 def redis_up(settings: StackSettings) -> None:
@@ -377,6 +402,7 @@ def redis_up(settings: StackSettings) -> None:
     subprocess.run(
         [
             server,
+            "-",
             "--bind",
             HOST,
             "--port",
@@ -396,6 +422,7 @@ def redis_up(settings: StackSettings) -> None:
             "--protected-mode",
             "yes",
         ],
+        input=_redis_tls_config(settings).encode(),
         check=True,
     )
     _wait(
@@ -404,6 +431,12 @@ def redis_up(settings: StackSettings) -> None:
     click.echo(
         f"redis: healthy on {HOST}:{settings.redis_port} (pid {_read_pid(home / 'redis.pid')})"
     )
+    if settings.redis_tls_port:
+        tls = stack_tls(settings)
+        click.echo(
+            f"redis: TLS on {HOST}:{settings.redis_tls_port}, AUTH password file "
+            f"{tls.secret('redis-password')}, CA {tls.ca_file}"
+        )
 
 
 # ---------------------------------------------------------------- model server
@@ -553,6 +586,7 @@ def down(wipe: bool, **values: Any) -> None:
         settings.kafka_port,
         settings.controller_port,
         *([settings.kafka_sasl_port] if settings.kafka_sasl_port else []),
+        *([settings.redis_tls_port] if settings.redis_tls_port else []),
         settings.redis_port,
         settings.grpc_port,
         settings.serve_health_port,

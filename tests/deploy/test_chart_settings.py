@@ -14,9 +14,19 @@ import os
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 
-from runtime.settings import KNOWN_PREFIXES, ServiceSettings, env_names
+from runtime.settings import (
+    KNOWN_PREFIXES,
+    SECTION_DELIMITER,
+    ServiceSettings,
+    _leaf_fields,
+    _section_models,
+    env_names,
+    is_secret,
+    settings_options,
+)
 from tests.deploy.conftest import (
     PRODUCT_PACKAGES,
     VALUE_SETS,
@@ -119,6 +129,41 @@ def test_the_static_prefix_list_is_the_discovered_one() -> None:
     """Services reject variables under no known prefix, so a class missing from
     runtime.settings.KNOWN_PREFIXES would make every other service refuse its variables."""
     assert sorted(KNOWN_PREFIXES) == sorted(SETTINGS)
+
+
+def _secret_fields(cls: type[ServiceSettings]) -> list[tuple[str, set[str]]]:
+    """(`field` or `section__field`, names of its siblings) of every SecretStr field."""
+    found = []
+    for name, field in cls.model_fields.items():
+        if is_secret(field.annotation):
+            found.append((name, set(cls.model_fields)))
+        leaves = _leaf_fields(_section_models(field.annotation))
+        for leaf, sub in leaves.items():
+            if is_secret(sub.annotation):
+                found.append((f"{name}{SECTION_DELIMITER}{leaf}", set(leaves)))
+    return found
+
+
+@pytest.mark.parametrize("prefix", sorted(SETTINGS))
+def test_secrets_are_env_or_file_only(prefix: str) -> None:
+    """No SecretStr field is a command-line flag (readable by anyone in `ps`), and each has a
+    `<name>_file` sibling for a mounted Secret."""
+    for cls in SETTINGS[prefix]:
+        options = {
+            p.name
+            for p in settings_options(cls)(click.command()(lambda **_: None)).params
+            if p.name
+        }
+        for name, siblings in _secret_fields(cls):
+            assert name not in options, f"{cls.__qualname__}.{name} is a command-line option"
+            leaf = name.rpartition(SECTION_DELIMITER)[2]
+            assert f"{leaf}_file" in siblings, f"{cls.__qualname__}.{name} has no {leaf}_file"
+
+
+def test_the_secret_check_sees_the_secrets() -> None:
+    from runtime.kafka import KafkaSettings
+
+    assert [name for name, _ in _secret_fields(KafkaSettings)] == ["security__password"]
 
 
 @pytest.mark.parametrize("prefix", sorted(SETTINGS))

@@ -41,7 +41,11 @@ class Service:
     ) -> None:
         self.settings, self.kafka, self.runtime = settings, kafka, runtime
         self.redis = Redis.from_url(
-            settings.redis_url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5
+            settings.redis_url,
+            decode_responses=True,
+            socket_timeout=10,
+            socket_connect_timeout=5,
+            **settings.redis_options(),
         )
         self.producer: KafkaProducer = make_producer(kafka, f"{settings.client_id}-out")
         self.webhook = (

@@ -68,7 +68,9 @@ class Metrics:
 
 def create_app(settings: ApiSettings) -> FastAPI:
     """Build the API (see the module doc)."""
-    redis = Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5)
+    redis = Redis.from_url(
+        settings.redis_url, decode_responses=True, socket_timeout=5, **settings.redis_options()
+    )
     store = Store(
         redis, Keys(settings.key_prefix), settings.stale_after_s, settings.compliance_target
     )
