@@ -32,6 +32,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from runtime.grpc_tls import GrpcServerTls
 from runtime.logs import configure_logging, get_logger
 from runtime.service import Health, ServiceRuntime
 from runtime.settings import (
@@ -86,6 +87,9 @@ class ServeSettings(ServiceSettings):
     grpc_threads: int = Field(32, ge=1, le=1024, description="gRPC handler threads.")
     max_message_mb: int = Field(64, ge=4, le=2047, description="gRPC message size limit (MiB).")
     grace_s: float = Field(10.0, ge=0, le=600, description="Drain time for in-flight calls.")
+    tls: GrpcServerTls = Field(
+        default_factory=GrpcServerTls, description="TLS of the gRPC port (mutual: client CA)."
+    )
 
     @property
     def batching(self) -> BatchConfig:
@@ -265,7 +269,7 @@ class ModelServer:
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(api, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self._set_serving(False, "no version loaded yet")
-        self.port = self._server.add_insecure_port(f"{settings.host}:{settings.port}")
+        self.port = settings.tls.add_port(self._server, f"{settings.host}:{settings.port}")
         if self.port == 0:
             raise OSError(f"cannot bind {settings.host}:{settings.port}")
         self._watch_thread = futures.ThreadPoolExecutor(1, thread_name_prefix="watcher")

@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import grpc
@@ -30,6 +30,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from runtime.grpc_tls import GrpcClientTls
 from schemas.model_server import CLASSES, INPUT, MODEL_NAME, OUTPUT, SIGNATURE
 from serving.tensors import TensorError, from_tensor_proto, to_tensor_proto
 
@@ -86,6 +87,8 @@ class ClientConfig:
     backoff_initial_s: float = 0.05
     backoff_max_s: float = 2.0
     max_message_mb: int = 64
+    tls: GrpcClientTls = field(default_factory=GrpcClientTls)
+    """TLS of the channel (plaintext by default)."""
 
     def __post_init__(self) -> None:
         positive = {
@@ -117,7 +120,7 @@ class GrpcClassifier:
     def __init__(self, config: ClientConfig, sleep: Callable[[float], None] = time.sleep) -> None:
         self.config = config
         limit = config.max_message_mb * 1024 * 1024
-        self._channel = grpc.insecure_channel(
+        self._channel = config.tls.channel(
             config.target,
             options=[
                 ("grpc.max_send_message_length", limit),

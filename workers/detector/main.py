@@ -379,6 +379,7 @@ def make_classifier(settings: DetectorSettings) -> GrpcClassifier:
             model_name=settings.model_name,
             deadline_s=settings.classify_timeout_s,
             max_batch=settings.max_batch_crops,
+            tls=settings.model_server_tls,
         )
     )
 

@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from imaging.crop import CropConfig
+from runtime.grpc_tls import GrpcClientTls
 from runtime.settings import RuntimeSettings, ServiceSettings, runtime_section
 from schemas.model_server import MODEL_NAME
 from workers.detector.backends import DetectorConfig, detector_config
@@ -40,6 +41,9 @@ class DetectorSettings(ServiceSettings):
     runtime: RuntimeSettings = runtime_section(9102)
     model_server: str = Field("127.0.0.1:8500", min_length=3, description="gRPC host:port.")
     model_name: str = Field(MODEL_NAME, min_length=1, description="Served model name.")
+    model_server_tls: GrpcClientTls = Field(
+        default_factory=GrpcClientTls, description="TLS of the model-server channel."
+    )
     classify_timeout_s: float = Field(10.0, gt=0, le=120, description="Deadline per classify call.")
     detector: DetectorConfig = Field(
         default_factory=detector_config, description="Face detector backend and its config."
