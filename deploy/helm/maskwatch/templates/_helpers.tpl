@@ -47,13 +47,68 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- default (printf "%s-secrets" (include "maskwatch.fullname" .)) .Values.secrets.existingSecret -}}
 {{- end -}}
 
-{{/* Kafka bootstrap: Strimzi's bootstrap Service, or the external servers. */}}
+{{/* Kafka bootstrap: Strimzi's bootstrap Service (9093: its TLS + SCRAM listener), or the external servers. */}}
 {{- define "maskwatch.kafkaBootstrap" -}}
 {{- if .Values.kafka.strimzi.enabled -}}
-{{- printf "%s-kafka-bootstrap.%s.svc:9092" .Values.kafka.strimzi.clusterName .Release.Namespace -}}
+{{- $port := ternary 9093 9092 (eq .Values.kafka.security.protocol "SASL_SSL") -}}
+{{- printf "%s-kafka-bootstrap.%s.svc:%d" .Values.kafka.strimzi.clusterName .Release.Namespace $port -}}
 {{- else -}}
 {{- required "kafka.bootstrapServers is required when kafka.strimzi.enabled=false" .Values.kafka.bootstrapServers -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Kafka security: the SASL user, and the Secrets holding its password and the CA. */}}
+{{- define "maskwatch.kafkaSasl" -}}
+{{- if hasPrefix "SASL_" .Values.kafka.security.protocol -}}true{{- end -}}
+{{- end -}}
+
+{{- define "maskwatch.kafkaTls" -}}
+{{- if has .Values.kafka.security.protocol (list "SSL" "SASL_SSL") -}}true{{- end -}}
+{{- end -}}
+
+{{- define "maskwatch.kafkaUser" -}}
+{{- default (include "maskwatch.fullname" .) .Values.kafka.security.username -}}
+{{- end -}}
+
+{{- define "maskwatch.kafkaPasswordSecret" -}}
+{{- $name := .Values.kafka.security.passwordSecret.name -}}
+{{- if and (not $name) .Values.kafka.strimzi.enabled -}}
+{{- $name = include "maskwatch.kafkaUser" . -}}
+{{- end -}}
+{{- required "kafka.security.passwordSecret.name is required for SASL_* without Strimzi" $name -}}
+{{- end -}}
+
+{{- define "maskwatch.kafkaCaSecret" -}}
+{{- $name := .Values.kafka.security.caSecret.name -}}
+{{- if and (not $name) .Values.kafka.strimzi.enabled -}}
+{{- $name = printf "%s-cluster-ca-cert" .Values.kafka.strimzi.clusterName -}}
+{{- end -}}
+{{- $name -}}
+{{- end -}}
+
+{{/* Secret volumes and mounts of every Kafka client (YAML lists; empty for PLAINTEXT). */}}
+{{- define "maskwatch.kafkaVolumes" -}}
+{{- $s := .Values.kafka.security -}}
+{{- if include "maskwatch.kafkaSasl" . }}
+- name: kafka-auth
+  secret:
+    secretName: {{ include "maskwatch.kafkaPasswordSecret" . }}
+    items: [{key: {{ $s.passwordSecret.key }}, path: password}]
+{{- end }}
+{{- if and (include "maskwatch.kafkaTls" .) (include "maskwatch.kafkaCaSecret" .) }}
+- name: kafka-ca
+  secret:
+    secretName: {{ include "maskwatch.kafkaCaSecret" . }}
+    items: [{key: {{ $s.caSecret.key }}, path: ca.crt}]
+{{- end }}
+{{- end -}}
+
+{{- define "maskwatch.kafkaMounts" -}}
+{{- range (include "maskwatch.kafkaVolumes" . | fromYamlArray) }}
+- name: {{ .name }}
+  mountPath: /etc/maskwatch/{{ .name }}
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{- define "maskwatch.redisUrl" -}}
@@ -112,6 +167,15 @@ MASKWATCH_KAFKA_FRAMES_PARTITIONS: {{ include "maskwatch.envString" $k.framesPar
 MASKWATCH_KAFKA_RESULTS_PARTITIONS: {{ include "maskwatch.envString" $k.resultsPartitions | quote }}
 MASKWATCH_KAFKA_REPLICATION_FACTOR: {{ include "maskwatch.envString" $k.replicationFactor | quote }}
 MASKWATCH_KAFKA_MAX_FRAME_BYTES: {{ include "maskwatch.envString" $k.maxFrameBytes | quote }}
+MASKWATCH_KAFKA_SECURITY__PROTOCOL: {{ $k.security.protocol | quote }}
+{{- if include "maskwatch.kafkaSasl" . }}
+MASKWATCH_KAFKA_SECURITY__SASL_MECHANISM: {{ $k.security.saslMechanism | quote }}
+MASKWATCH_KAFKA_SECURITY__USERNAME: {{ include "maskwatch.kafkaUser" . | quote }}
+MASKWATCH_KAFKA_SECURITY__PASSWORD_FILE: /etc/maskwatch/kafka-auth/password
+{{- end }}
+{{- if and (include "maskwatch.kafkaTls" .) (include "maskwatch.kafkaCaSecret" .) }}
+MASKWATCH_KAFKA_SECURITY__CA_FILE: /etc/maskwatch/kafka-ca/ca.crt
+{{- end }}
 {{- range $name, $value := $k.env }}
 {{ $name }}: {{ include "maskwatch.envString" $value | quote }}
 {{- end }}
@@ -227,6 +291,12 @@ affinity:
 {{- if and (eq .Values.producer.kind "Deployment") (gt (int .Values.producer.replicas) 1) -}}
 {{- fail "producer.replicas > 1 needs producer.kind=StatefulSet (each camera must have exactly one producer)" -}}
 {{- end -}}
+{{- if not (has .Values.kafka.security.protocol (list "PLAINTEXT" "SSL" "SASL_PLAINTEXT" "SASL_SSL")) -}}
+{{- fail "kafka.security.protocol must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL" -}}
+{{- end -}}
+{{- if and .Values.kafka.strimzi.enabled (not (has .Values.kafka.security.protocol (list "PLAINTEXT" "SASL_SSL"))) -}}
+{{- fail "with Strimzi, kafka.security.protocol is PLAINTEXT or SASL_SSL (its TLS + SCRAM listener)" -}}
+{{- end -}}
 {{- if not (has .Values.modelServer.engine (list "tensorflow-serving" "maskwatch")) -}}
 {{- fail "modelServer.engine must be tensorflow-serving or maskwatch" -}}
 {{- end -}}
@@ -303,12 +373,18 @@ spec:
         {{- with .mounts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
+        {{- if .kafka }}
+        {{- include "maskwatch.kafkaMounts" $root | nindent 8 }}
+        {{- end }}
   volumes:
     - name: tmp
       emptyDir:
         sizeLimit: 256Mi
     {{- with .volumes }}
     {{- toYaml . | nindent 4 }}
+    {{- end }}
+    {{- if .kafka }}
+    {{- include "maskwatch.kafkaVolumes" $root | nindent 4 }}
     {{- end }}
   {{- include "maskwatch.scheduling" .values | nindent 2 }}
 {{- end -}}

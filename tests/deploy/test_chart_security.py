@@ -1,0 +1,105 @@
+"""Kafka security in the chart: the same Secrets reach every Kafka client and KEDA, Strimzi
+gets a TLS + SCRAM listener and a KafkaUser, and plaintext stays the default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.deploy.conftest import VALUE_SETS, Manifest, Render, component, containers
+
+STRIMZI = next(p for p in VALUE_SETS if p.name == "values-strimzi.yaml")
+DEFAULT = next(p for p in VALUE_SETS if p.name == "values-default.yaml")
+PRODUCTION = next(p for p in VALUE_SETS if p.name == "values-production.yaml")
+KAFKA_CLIENTS = {"producer", "detector", "aggregator", "api", "topics"}
+
+
+def _kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
+    return [m for m in manifests if m["kind"] == kind]
+
+
+def _clients(manifests: list[Manifest]) -> dict[str, dict[str, Any]]:
+    return {
+        component(m): m
+        for m in manifests
+        if m["kind"] in {"Deployment", "StatefulSet", "Job"} and component(m) in KAFKA_CLIENTS
+    }
+
+
+def _env(manifest: Manifest) -> dict[str, str]:
+    main = containers(manifest)[0]
+    return {e["name"]: e.get("value", "") for e in main["env"]}
+
+
+def test_plaintext_is_the_default_and_mounts_nothing(render: Render) -> None:
+    for manifest in _clients(render(DEFAULT)).values():
+        assert _env(manifest)["MASKWATCH_KAFKA_SECURITY__PROTOCOL"] == "PLAINTEXT"
+        volumes = manifest["spec"]["template"]["spec"].get("volumes", [])
+        assert not {v["name"] for v in volumes} & {"kafka-auth", "kafka-ca"}
+
+
+def test_strimzi_with_sasl_ssl_has_only_a_tls_scram_listener_and_a_user(
+    render: Render, tmp_path: Path
+) -> None:
+    manifests = render(STRIMZI, {"keda": {"enabled": True, "maxReplicaCount": 12}}, tmp=tmp_path)
+    (kafka,) = _kind(manifests, "Kafka")
+    (listener,) = kafka["spec"]["kafka"]["listeners"]
+    assert listener["tls"] is True and listener["port"] == 9093
+    assert listener["authentication"] == {"type": "scram-sha-512"}
+    assert kafka["spec"]["kafka"]["authorization"] == {"type": "simple"}
+    (user,) = _kind(manifests, "KafkaUser")
+    name = user["metadata"]["name"]
+    assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+    topics = {a["resource"]["name"] for a in user["spec"]["authorization"]["acls"]}
+    assert "maskwatch.frames" in topics
+
+    clients = _clients(manifests)
+    assert set(clients) == KAFKA_CLIENTS - {"topics"}  # Strimzi's operator makes the topics
+    for label, manifest in clients.items():
+        env = _env(manifest)
+        assert env["MASKWATCH_KAFKA_SECURITY__PROTOCOL"] == "SASL_SSL", label
+        assert env["MASKWATCH_KAFKA_SECURITY__USERNAME"] == name, label
+        assert env["MASKWATCH_KAFKA_BOOTSTRAP_SERVERS"].endswith(":9093"), label
+        assert "MASKWATCH_KAFKA_SECURITY__PASSWORD" not in env, "a password as plain env"
+        pod = manifest["spec"]["template"]["spec"]
+        secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+        assert secrets == {"kafka-auth": name, "kafka-ca": "maskwatch-cluster-ca-cert"}, label
+        mounts = {m["mountPath"] for m in containers(manifest)[0]["volumeMounts"]}
+        password_dir = env["MASKWATCH_KAFKA_SECURITY__PASSWORD_FILE"].rsplit("/", 1)[0]
+        ca_dir = env["MASKWATCH_KAFKA_SECURITY__CA_FILE"].rsplit("/", 1)[0]
+        assert {password_dir, ca_dir} <= mounts, label
+
+    (auth,) = _kind(manifests, "TriggerAuthentication")
+    refs = {r["parameter"]: (r["name"], r["key"]) for r in auth["spec"]["secretTargetRef"]}
+    assert refs["password"] == (name, "password")  # the Secret the services mount
+    assert refs["ca"] == ("maskwatch-cluster-ca-cert", "ca.crt")
+    (scaled,) = _kind(manifests, "ScaledObject")
+    trigger = scaled["spec"]["triggers"][0]
+    assert trigger["authenticationRef"] == {"name": auth["metadata"]["name"]}
+    assert trigger["metadata"]["sasl"] == "scram_sha512"
+    assert trigger["metadata"]["tls"] == "enable"
+
+
+def test_production_values_turn_kafka_security_on(render: Render) -> None:
+    manifests = render(PRODUCTION)
+    for manifest in _clients(manifests).values():
+        assert _env(manifest)["MASKWATCH_KAFKA_SECURITY__PROTOCOL"] == "SASL_SSL"
+    (auth,) = _kind(manifests, "TriggerAuthentication")
+    refs = {r["parameter"]: r["name"] for r in auth["spec"]["secretTargetRef"]}
+    assert refs["password"] == "maskwatch-kafka-user"
+
+
+def test_the_api_always_gets_a_token(render: Render, tmp_path: Path) -> None:
+    """No token given: the chart generates one (the API is never open by default)."""
+    manifests = render(DEFAULT)
+    (secret,) = [
+        m for m in _kind(manifests, "Secret") if m["metadata"]["name"].endswith("-secrets")
+    ]
+    token = secret["stringData"]["api-token"]
+    assert len(token) == 40 and token.isalnum()
+    given = render(DEFAULT, {"secrets": {"apiToken": "given"}}, tmp=tmp_path)
+    assert [m for m in _kind(given, "Secret") if m["stringData"].get("api-token") == "given"]
+    (api,) = [m for m in manifests if m["kind"] == "Deployment" and component(m) == "api"]
+    refs = {e["name"]: e["valueFrom"] for e in containers(api)[0]["env"] if "valueFrom" in e}
+    assert refs["MASKWATCH_API_TOKEN"]["secretKeyRef"]["key"] == "api-token"
+    assert refs["MASKWATCH_API_TOKEN"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
