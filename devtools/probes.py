@@ -36,7 +36,9 @@ def group_lag(admin: KafkaAdminClient, consumer: KafkaConsumer, group: str, topi
 def kafka_probe(kafka: KafkaSettings) -> Iterator[tuple[KafkaAdminClient, KafkaConsumer]]:
     admin = make_admin(kafka, "maskwatch-run-probe")
     consumer = KafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers.split(","), client_id="maskwatch-run-probe"
+        bootstrap_servers=kafka.bootstrap_servers.split(","),
+        client_id="maskwatch-run-probe",
+        **kafka.security.client_config(),
     )
     try:
         yield admin, consumer

@@ -285,12 +285,13 @@ def fail_if_dead(children: Children) -> None:
 
 def run_pipeline(options: RunSettings, stop: threading.Event) -> dict[str, Counters]:
     """Start, report, stop and drain; returns this run's per-camera counts."""
-    kafka = KafkaSettings()
+    kafka = load_settings(KafkaSettings, {})
     detector_group = DetectorSettings().group_id
-    aggregator_group = AggregatorSettings().group_id
     keys = Keys(options.key_prefix)
-    client = redis.Redis(
-        host="127.0.0.1", port=_redis_port(), decode_responses=True, socket_timeout=10
+    aggregator = AggregatorSettings()
+    aggregator_group = aggregator.group_id
+    client = redis.Redis.from_url(
+        aggregator.redis_url, decode_responses=True, socket_timeout=10, **aggregator.redis_options()
     )
     before = camera_counters(client, keys)
     options.log_dir.mkdir(parents=True, exist_ok=True)
@@ -369,13 +370,6 @@ def drain(
             return True
         stop.wait(1.0)
     return False
-
-
-def _redis_port() -> int:
-    """The Redis port of the aggregator's URL (the stack's Redis by default)."""
-    from urllib.parse import urlparse
-
-    return urlparse(AggregatorSettings().redis_url).port or 6379
 
 
 @click.command("run")

@@ -33,7 +33,14 @@ import click
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from devtools.certs import StackTls, ensure_tls
+from devtools.stack_security import (
+    SCRAM_USER,
+    StackTls,
+    ensure_tls,
+    redis_tls_config,
+    sasl_listener_config,
+    scram_format_args,
+)
 from runtime.kafka import KafkaSettings, broker_info, create_topics
 from runtime.logs import configure_logging
 from runtime.settings import ServiceSettings, load_settings, settings_options
@@ -235,10 +242,6 @@ def kafka_healthy(settings: StackSettings) -> str | None:
     return ".".join(map(str, info.version)) if info.broker_ids else None
 
 
-SCRAM_USER = "maskwatch"
-"""The SCRAM user `stack up` creates; its password is generated into the stack's tls folder."""
-
-
 def stack_tls(settings: StackSettings) -> StackTls:
     """The stack's certificates and generated passwords (made on first use, then cached)."""
     return ensure_tls(settings.state_dir / "tls")
@@ -255,27 +258,10 @@ def _kafka_config(settings: StackSettings, home: Path) -> str:
     text = string.Template((LOCAL_DIR / "kafka.properties").read_text()).substitute(values)
     if settings.kafka_sasl_port is None:
         return text
-    tls = stack_tls(settings)
-    sasl = string.Template((LOCAL_DIR / "kafka-sasl-ssl.properties").read_text())
-    return text + sasl.substitute(
-        values,
-        sasl_port=settings.kafka_sasl_port,
-        keystore=tls.server_keystore,
-        keystore_password=tls.secret("keystore").read_text(),
-        ca_file=tls.ca_file,
+    template = (LOCAL_DIR / "kafka-sasl-ssl.properties").read_text()
+    return text + sasl_listener_config(
+        stack_tls(settings), template, values, settings.kafka_sasl_port
     )
-
-
-def _scram_users(settings: StackSettings) -> list[str]:
-    """`kafka-storage format` arguments adding the stack's SCRAM user (both SHA variants)."""
-    if settings.kafka_sasl_port is None:
-        return []
-    password = stack_tls(settings).secret("kafka-password").read_text()
-    return [
-        arg
-        for mechanism in ("SCRAM-SHA-512", "SCRAM-SHA-256")
-        for arg in ("--add-scram", f"{mechanism}=[name={SCRAM_USER},password={password}]")
-    ]
 
 
 def _cluster_id() -> str:
@@ -335,7 +321,7 @@ def kafka_up(settings: StackSettings) -> None:
                     _cluster_id(),
                     "-c",
                     str(config),
-                    *_scram_users(settings),
+                    *(scram_format_args(stack_tls(settings)) if settings.kafka_sasl_port else []),
                 ],
                 check=True,
                 stdout=subprocess.DEVNULL,
@@ -368,24 +354,6 @@ def redis_healthy(settings: StackSettings) -> bool:
             return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
-
-
-def _redis_tls_config(settings: StackSettings) -> str:
-    """Config read from stdin: the password never shows on a command line (`ps`)."""
-    if settings.redis_tls_port is None:
-        return ""
-    tls = stack_tls(settings)
-    return "\n".join(
-        [
-            f"requirepass {tls.secret('redis-password').read_text()}",
-            f"tls-port {settings.redis_tls_port}",
-            f"tls-cert-file {tls.server_cert}",
-            f"tls-key-file {tls.server_key}",
-            f"tls-ca-cert-file {tls.ca_file}",
-            "tls-auth-clients optional",
-            "",
-        ]
-    )
 
 
 def redis_up(settings: StackSettings) -> None:
@@ -422,7 +390,7 @@ def redis_up(settings: StackSettings) -> None:
             "--protected-mode",
             "yes",
         ],
-        input=_redis_tls_config(settings).encode(),
+        input=redis_tls_config(stack_tls(settings), settings.redis_tls_port).encode(),
         check=True,
     )
     _wait(

@@ -1,6 +1,6 @@
 """The model server over TLS and mutual TLS, called by the detector's classifier client.
 
-Certificates are the local stack's kind (devtools/certs.py: a throwaway CA, a server
+Certificates are the local stack's kind (devtools/stack_security.py: a throwaway CA, a server
 certificate for 127.0.0.1 / localhost, a client certificate), made in a temporary folder.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from devtools.certs import StackTls, ensure_tls
+from devtools.stack_security import StackTls, ensure_tls
 from runtime.grpc_tls import GrpcClientTls, GrpcServerTls
 from workers.detector.classifier import ClassifierError, ClientConfig, GrpcClassifier
 

@@ -1,4 +1,5 @@
-"""Certificates and credentials of the local stack's TLS listeners, made once with openssl.
+"""The local stack's security: certificates and passwords (made once with openssl), and the
+config of its SASL_SSL Kafka listener and TLS + AUTH Redis.
 
 One throwaway CA signs a server certificate for 127.0.0.1 / localhost (Kafka's SASL_SSL
 listener, Redis TLS, the model server's gRPC TLS all use it) and a client certificate for
@@ -10,12 +11,15 @@ Nothing here is for production: the CA key sits next to the certificates.
 from __future__ import annotations
 
 import secrets
+import string
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
+SCRAM_USER = "maskwatch"
+"""The SCRAM user `stack up` creates; its password is generated into the stack's tls folder."""
 VALID_DAYS = 825
 SERVER_NAMES = "subjectAltName=IP:127.0.0.1,DNS:localhost"
 
@@ -109,3 +113,42 @@ def ensure_tls(folder: Path) -> StackTls:
     for key in folder.glob("*.key"):
         key.chmod(0o600)
     return tls
+
+
+def sasl_listener_config(
+    tls: StackTls, template: str, values: dict[str, object], sasl_port: int
+) -> str:
+    """deploy/local/kafka-sasl-ssl.properties filled in (appended to server.properties)."""
+    return string.Template(template).substitute(
+        values,
+        sasl_port=sasl_port,
+        keystore=tls.server_keystore,
+        keystore_password=tls.secret("keystore").read_text(),
+        ca_file=tls.ca_file,
+    )
+
+
+def scram_format_args(tls: StackTls) -> list[str]:
+    """`kafka-storage format` arguments adding the stack's SCRAM user (both SHA variants)."""
+    password = tls.secret("kafka-password").read_text()
+    return [
+        arg
+        for mechanism in ("SCRAM-SHA-512", "SCRAM-SHA-256")
+        for arg in ("--add-scram", f"{mechanism}=[name={SCRAM_USER},password={password}]")
+    ]
+
+
+def redis_tls_config(tls: StackTls, tls_port: int | None) -> str:
+    """Redis config read from stdin (the password never shows on a command line, `ps`):
+    a TLS port with the stack's certificate and `requirepass`; empty without a TLS port."""
+    if tls_port is None:
+        return ""
+    lines = [
+        f"requirepass {tls.secret('redis-password').read_text()}",
+        f"tls-port {tls_port}",
+        f"tls-cert-file {tls.server_cert}",
+        f"tls-key-file {tls.server_key}",
+        f"tls-ca-cert-file {tls.ca_file}",
+        "tls-auth-clients optional",
+    ]
+    return "\n".join(lines) + "\n"
