@@ -3,15 +3,15 @@
 `create_app(settings)` builds a self-contained app (its own Redis client and Prometheus
 registry), so tests and the pipeline runner can start several in one process.
 
-Auth: when a bearer token is configured, everything under /api/v1 requires it; the probes,
-/metrics, the OpenAPI spec and the dashboard's static files stay open (the dashboard holds
-no data and asks for the token). The stream is read with fetch(), not EventSource, so the
-browser can send the token in a header instead of a URL that ends up in access logs.
+Auth (workers/api/auth.py): when a bearer token is configured, everything under /api/v1
+requires it or the dashboard's session cookie (POST /auth/login exchanges the token for an
+HttpOnly, SameSite=Strict cookie, so the token never sits in the page's storage or in a URL);
+the probes, /metrics, the OpenAPI spec and the dashboard's static files stay open (the
+dashboard holds no data and asks for the token).
 """
 
 import asyncio
 import json
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,7 +21,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, PlainTextResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -37,6 +36,7 @@ from sse_starlette import EventSourceResponse
 from runtime.logs import get_logger
 from schemas.alert import AlertEvent
 from schemas.redis_state import Keys
+from workers.api.auth import authorizer, login_router
 from workers.api.models import CameraStatus, Overview
 from workers.api.settings import ApiSettings
 from workers.api.store import Store
@@ -105,18 +105,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         metrics.latency.labels(name).observe(time.perf_counter() - started)
         return response
 
-    bearer = HTTPBearer(auto_error=False, description="Required when the API has a token.")
-
-    async def authorize(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> None:
-        if token is None:
-            return
-        given = credentials.credentials if credentials else ""
-        if not secrets.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(
-                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
+    authorize = authorizer(token)
+    app.include_router(login_router(token))
 
     # The spec declares bearer auth only when a token is set, so it never lies about it.
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)] if token else [])

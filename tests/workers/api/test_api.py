@@ -81,6 +81,27 @@ def test_bearer_token_guards_the_api_but_not_probes(token_api: LiveServer) -> No
         assert httpx.get(f"{token_api.url}{open_path}").status_code == 200, open_path
 
 
+def test_the_dashboard_login_sets_a_strict_http_only_session_cookie(
+    token_api: LiveServer,
+) -> None:
+    url = f"{token_api.url}/api/v1/cameras"
+    wrong = httpx.post(f"{token_api.url}/auth/login", json={"token": "wrong"})
+    assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
+    with httpx.Client(base_url=token_api.url) as browser:
+        login = browser.post("/auth/login", json={"token": "s3cret-token"})
+        assert login.status_code == 204
+        cookie = login.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+        assert "s3cret-token" not in cookie  # an HMAC of the token, not the token
+        assert browser.get("/api/v1/cameras").status_code == 200
+        with browser.stream("GET", "/api/v1/stream") as events:  # what EventSource sends
+            assert events.status_code == 200
+        assert browser.post("/auth/logout").status_code == 204
+        assert browser.get("/api/v1/cameras").status_code == 401
+    forged = httpx.get(url, cookies={"maskwatch_session": "0" * 64})
+    assert forged.status_code == 401
+
+
 def test_probes_and_metrics(live_api: LiveServer) -> None:
     assert httpx.get(f"{live_api.url}/healthz").text == "ok\n"
     assert httpx.get(f"{live_api.url}/readyz").status_code == 200

@@ -1,5 +1,6 @@
 // maskwatch dashboard: one tile per camera, updated live from /api/v1/stream.
-// The stream is read with fetch() (not EventSource) so a bearer token can go in a header.
+// Auth is a session cookie (POST /auth/login); the stream is still read with fetch(), which
+// sends the cookie too (the native EventSource could replace it now).
 "use strict";
 
 const state = { cameras: new Map(), staleAfter: 60, target: 0.8, clockOffsetMs: 0, updates: 0 };
@@ -170,11 +171,6 @@ function onEvent(type, data) {
   touched();
 }
 
-function authHeaders() {
-  const token = localStorage.getItem("maskwatch-token");
-  return token ? { Authorization: "Bearer " + token } : {};
-}
-
 function setConn(up, text) {
   const conn = $("conn");
   conn.className = "conn " + (up ? "conn-up" : "conn-down");
@@ -182,14 +178,14 @@ function setConn(up, text) {
 }
 
 async function loadAlerts() {
-  const res = await fetch("/api/v1/alerts?limit=50", { headers: authHeaders() });
+  const res = await fetch("/api/v1/alerts?limit=50");
   if (!res.ok) return;
   $("alerts").replaceChildren();
   for (const event of await res.json()) addAlert(event, false);
 }
 
 async function stream() {
-  const res = await fetch("/api/v1/stream", { headers: authHeaders(), cache: "no-store" });
+  const res = await fetch("/api/v1/stream", { cache: "no-store" });
   if (res.status === 401) { $("auth").hidden = false; throw new Error("unauthorized"); }
   if (!res.ok || !res.body) throw new Error("stream: HTTP " + res.status);
   setConn(true, "live");
@@ -230,10 +226,18 @@ async function run() {
   }
 }
 
-$("auth").addEventListener("submit", (event) => {
+// The token is exchanged once for an HttpOnly, SameSite=Strict session cookie: this page
+// never stores it, and every later request (the stream included) carries the cookie.
+$("auth").addEventListener("submit", async (event) => {
   event.preventDefault();
-  localStorage.setItem("maskwatch-token", $("token").value);
-  $("auth").hidden = true;
+  const res = await fetch("/auth/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ token: $("token").value }),
+  });
+  $("token").value = "";
+  $("auth").hidden = res.ok;
+  if (!res.ok) setConn(false, "wrong token");
 });
 setInterval(refreshAges, 1000);
 run();
