@@ -103,3 +103,47 @@ def test_the_api_always_gets_a_token(render: Render, tmp_path: Path) -> None:
     refs = {e["name"]: e["valueFrom"] for e in containers(api)[0]["env"] if "valueFrom" in e}
     assert refs["MASKWATCH_API_TOKEN"]["secretKeyRef"]["key"] == "api-token"
     assert refs["MASKWATCH_API_TOKEN"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
+
+
+def _egress(manifests: list[Manifest]) -> dict[str, list[dict[str, Any]]]:
+    return {
+        m["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]: m["spec"]["egress"]
+        for m in _kind(manifests, "NetworkPolicy")
+        if m["spec"]["policyTypes"] == ["Egress"]
+    }
+
+
+def _ports(rules: list[dict[str, Any]]) -> set[int]:
+    return {p["port"] for rule in rules for p in rule.get("ports", [])}
+
+
+def test_every_workload_may_reach_only_what_it_uses(render: Render, tmp_path: Path) -> None:
+    manifests = render(
+        DEFAULT, {"secrets": {"webhookUrl": "https://hooks.invalid/x"}}, tmp=tmp_path
+    )
+    egress = _egress(manifests)
+    workloads = {
+        component(m) for m in manifests if m["kind"] in {"Deployment", "StatefulSet", "Job"}
+    }
+    assert workloads <= set(egress)
+    assert _ports(egress["detector"]) == {53, 9092, 9093, 8500}  # DNS, Kafka, model server
+    assert _ports(egress["api"]) == {53, 9092, 9093, 6379}  # DNS, Kafka, in-chart Redis
+    assert _ports(egress["aggregator"]) == {53, 9092, 9093, 6379, 443}  # + the webhook
+    assert _ports(egress["model-server"]) == _ports(egress["redis"]) == {53}
+    (redis_rule,) = [r for r in egress["api"] if {"port": 6379, "protocol": "TCP"} in r["ports"]]
+    assert (
+        redis_rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "redis"
+    )
+
+
+def test_strimzi_kafka_egress_goes_to_the_broker_pods(render: Render) -> None:
+    egress = _egress(render(STRIMZI))
+    kafka_rules = [r for r in egress["detector"] if {"port": 9093, "protocol": "TCP"} in r["ports"]]
+    (rule,) = kafka_rules
+    assert rule["to"] == [
+        {
+            "podSelector": {
+                "matchLabels": {"strimzi.io/cluster": "maskwatch", "strimzi.io/kind": "Kafka"}
+            }
+        }
+    ]
