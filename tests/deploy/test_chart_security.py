@@ -27,7 +27,7 @@ def _clients(manifests: list[Manifest]) -> dict[str, dict[str, Any]]:
 
 
 def _env(manifest: Manifest) -> dict[str, str]:
-    main = containers(manifest)[0]
+    main = manifest["spec"]["template"]["spec"]["containers"][0]
     return {e["name"]: e.get("value", "") for e in main["env"]}
 
 
@@ -147,3 +147,40 @@ def test_strimzi_kafka_egress_goes_to_the_broker_pods(render: Render) -> None:
             }
         }
     ]
+
+
+def _pod(manifests: list[Manifest], name: str) -> dict[str, Any]:
+    (workload,) = [m for m in manifests if m["kind"] == "Deployment" and component(m) == name]
+    return dict(workload["spec"]["template"]["spec"])
+
+
+def test_grpc_tls_wires_tf_serving_ssl_config_and_the_detectors(
+    render: Render, tmp_path: Path
+) -> None:
+    tls = {"enabled": True, "sslConfigSecret": "tfs-ssl", "caSecret": "ms-ca"}
+    manifests = render(DEFAULT, {"modelServer": {"tls": tls}}, tmp=tmp_path)
+    server = _pod(manifests, "model-server")
+    assert "--ssl_config_file=/etc/tfserving-tls/ssl.config" in server["containers"][0]["args"]
+    assert {"name": "ssl-config", "mountPath": "/etc/tfserving-tls", "readOnly": True} in server[
+        "containers"
+    ][0]["volumeMounts"]
+    assert {v["name"]: v.get("secret", {}).get("secretName") for v in server["volumes"]}[
+        "ssl-config"
+    ] == "tfs-ssl"
+    detector = _pod(manifests, "detector")
+    env = _env({"spec": {"template": {"spec": detector}}, "kind": "Deployment"})
+    assert env["MASKWATCH_DETECTOR_MODEL_SERVER_TLS__ENABLED"] == "true"
+    ca_file = env["MASKWATCH_DETECTOR_MODEL_SERVER_TLS__CA_FILE"]
+    mounts = {m["mountPath"] for m in detector["containers"][0]["volumeMounts"]}
+    assert ca_file.rsplit("/", 1)[0] in mounts
+
+
+def test_grpc_tls_on_the_maskwatch_engine_is_mutual_when_asked(
+    render: Render, tmp_path: Path
+) -> None:
+    tls = {"enabled": True, "certSecret": "ms-tls", "clientAuth": True}
+    values = {"modelServer": {"engine": "maskwatch", "canary": {"enabled": False}, "tls": tls}}
+    server = _pod(render(DEFAULT, values, tmp=tmp_path), "model-server")
+    env = _env({"spec": {"template": {"spec": server}}, "kind": "Deployment"})
+    assert env["MASKWATCH_SERVE_TLS__CERT_FILE"] == "/etc/maskwatch/grpc-tls/tls.crt"
+    assert env["MASKWATCH_SERVE_TLS__CLIENT_CA_FILE"] == "/etc/maskwatch/grpc-tls/ca.crt"
