@@ -42,6 +42,7 @@ from devtools.stack_security import (
     scram_format_args,
 )
 from runtime.kafka import KafkaSettings, broker_info, create_topics
+from runtime.kafka_security import KafkaSecurity
 from runtime.logs import configure_logging
 from runtime.settings import ServiceSettings, load_settings, settings_options
 from schemas.model_server import MODEL_NAME
@@ -228,7 +229,11 @@ def kafka_libs(settings: StackSettings) -> Path:
 
 
 def _kafka_settings(settings: StackSettings) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=f"{HOST}:{settings.kafka_port}")
+    """The stack's own plaintext port, whatever MASKWATCH_KAFKA_SECURITY__* the caller's
+    environment sets for the services (they may use the SASL_SSL listener)."""
+    return KafkaSettings(
+        bootstrap_servers=f"{HOST}:{settings.kafka_port}", security=KafkaSecurity()
+    )
 
 
 def kafka_healthy(settings: StackSettings) -> str | None:
