@@ -122,6 +122,9 @@ def test_pipeline_end_to_end_over_tls_and_sasl(
     redis_url = f"rediss://127.0.0.1:{secure.ports['redis_tls']}/0"
     env = {
         **secure.env,
+        # The stages are started through the venv's `maskwatch` script: make it run this
+        # checkout (an editable install elsewhere would otherwise be imported first).
+        "PYTHONPATH": str(REPO),
         "MASKWATCH_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "MASKWATCH_KAFKA_SECURITY__PROTOCOL": "SASL_SSL",
         "MASKWATCH_KAFKA_SECURITY__USERNAME": str(kafka.security.username),
