@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from schemas.model_server import CLASSES
 from serving.crop import CropConfig, crop_face, fit_to_square
 
-CLASSES = ("with_mask", "without_mask")
 """Class index order of the classifier's output."""
 VOC_LABELS = {"with_mask": 0, "without_mask": 1, "mask_weared_incorrect": 1}
 """Masks worn wrongly count as no mask."""

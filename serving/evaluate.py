@@ -84,7 +84,7 @@ def plot_pr(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from serving.dataset import CLASSES
+    from schemas.model_server import CLASSES
 
     figure, axes = plt.subplots(figsize=(5, 4), dpi=120)
     for index, name in enumerate(CLASSES):

@@ -6,7 +6,7 @@ A version is written under a hidden temporary name and renamed into place at the
 server polling the folder never sees a half-written version.
 
 The `serving_default` signature takes uint8 RGB crops `[N, S, S, 3]` named `crops` and
-returns `probabilities` float32 `[N, 2]` in `serving.dataset.CLASSES` order. Normalisation
+returns `probabilities` float32 `[N, 2]` in `schemas.model_server.CLASSES` order. Normalisation
 is part of the Keras model, so every client sends raw pixels.
 """
 
@@ -19,12 +19,11 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from schemas.model_server import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME
+
 if TYPE_CHECKING:
     import keras
 
-SIGNATURE = "serving_default"
-INPUT = "crops"
-OUTPUT = "probabilities"
 PROVENANCE = "assets.extra/maskwatch_export.json"
 """Inside a version folder: what it was exported from (TF Serving ignores assets.extra)."""
 _VERSION = re.compile(r"^[0-9]+$")
@@ -109,9 +108,9 @@ def export_model(
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
-        name=SIGNATURE,
-        fn=lambda crops: {OUTPUT: tf.cast(model(crops, training=False), tf.float32)},
-        input_signature=[tf.TensorSpec([None, height, width, channels], tf.uint8, name=INPUT)],
+        name=SIGNATURE_NAME,
+        fn=lambda crops: {OUTPUT_NAME: tf.cast(model(crops, training=False), tf.float32)},
+        input_signature=[tf.TensorSpec([None, height, width, channels], tf.uint8, name=INPUT_NAME)],
     )
     staging = model_dir / f".{number}.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -130,13 +129,13 @@ def _write_warmup(path: Path, model_name: str, shape: tuple[int, ...]) -> None:
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
-    from serving.tensors import to_tensor_proto
+    from schemas.model_server.tensors import fill_tensor
 
     log = prediction_log_pb2.PredictionLog()
     request = log.predict_log.request
     request.model_spec.name = model_name
-    request.model_spec.signature_name = SIGNATURE
-    request.inputs[INPUT].CopyFrom(to_tensor_proto(np.zeros(shape, np.uint8)))
+    request.model_spec.signature_name = SIGNATURE_NAME
+    fill_tensor(request.inputs[INPUT_NAME], np.zeros(shape, np.uint8))
     with tf.io.TFRecordWriter(str(path)) as writer:
         writer.write(log.SerializeToString())
 

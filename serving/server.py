@@ -32,10 +32,10 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from schemas.model_server import SIGNATURE_NAME
+from schemas.model_server.tensors import TensorError, fill_tensor, from_tensor_proto
 from serving.batching import BatcherClosedError, QueueFullError
-from serving.export import SIGNATURE
 from serving.servable import BatchConfig, ModelWatcher, RpcError, Servable
-from serving.tensors import TensorError, from_tensor_proto, to_tensor_proto
 from workers.common.logs import configure_logging, get_logger
 from workers.common.runtime import Health, ServiceRuntime
 from workers.common.settings import ServiceSettings, load_settings, settings_options
@@ -149,7 +149,7 @@ class _Api(
     def _predict(
         self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
     ) -> predict_pb2.PredictResponse:
-        key = request.model_spec.signature_name or SIGNATURE
+        key = request.model_spec.signature_name or SIGNATURE_NAME
         try:
             inputs = {name: from_tensor_proto(t) for name, t in request.inputs.items()}
         except TensorError as error:
@@ -188,7 +188,7 @@ class _Api(
         response.model_spec.version.value = servable.version
         response.model_spec.signature_name = key
         for name in wanted:
-            response.outputs[name].CopyFrom(to_tensor_proto(outputs[name]))
+            fill_tensor(response.outputs[name], outputs[name])
         return response
 
     def _metadata(

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from schemas.model_server import CLASSES
 from serving.cli import export_cli
 from serving.client import ClientConfig, GrpcClassifier
 from serving.crop import fit_to_square
-from serving.dataset import CLASSES
 from serving.model import SHIPPED_WEIGHTS
 
 WEIGHTS = SHIPPED_WEIGHTS

@@ -29,10 +29,11 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from schemas.frame import FrameMeta, frame_headers
+from schemas.model_server import CLASSES
 from schemas.result import FrameResult
 from serving.client import ClientConfig, GrpcClassifier
 from serving.crop import CropConfig
-from serving.dataset import CLASSES, VOC_LABELS, crowd_photo_split, read_voc
+from serving.dataset import VOC_LABELS, crowd_photo_split, read_voc
 from workers.common.settings import ServiceSettings, load_settings, settings_options
 from workers.detector.core import Core, CoreConfig, FrameMessage, PendingFrame
 from workers.detector.detectors import BackendName, DetectorConfig, make_detector
