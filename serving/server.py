@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 import grpc
@@ -35,6 +35,7 @@ from tensorflow_serving.apis import (
 from schemas.model_server import SIGNATURE_NAME
 from schemas.model_server.tensors import TensorError, fill_tensor, from_tensor_proto
 from serving.batching import BatcherClosedError, QueueFullError
+from serving.runtimes import RUNTIMES, RuntimeConfig
 from serving.servable import BatchConfig, ModelWatcher, RpcError, Servable
 from workers.common.logs import configure_logging, get_logger
 from workers.common.runtime import Health, ServiceRuntime
@@ -80,9 +81,20 @@ class ServeSettings(ServiceSettings):
     max_queued: int = Field(256, ge=1, le=100_000, description="Requests waiting for a batch.")
     batch_threads: int = Field(1, ge=1, le=64, description="Threads running model calls.")
     grpc_threads: int = Field(32, ge=1, le=1024, description="gRPC handler threads.")
+    runtime: Literal["auto", *RUNTIMES] = Field(  # type: ignore[valid-type]
+        "tensorflow",
+        description="Inference runtime; auto: the fastest variant the export measured.",
+    )
+    threads: int | None = Field(
+        None, ge=1, le=256, description="Threads per model call (set to the CPU limit)."
+    )
     max_message_mb: int = Field(64, ge=4, le=2047, description="gRPC message size limit (MiB).")
     grace_s: float = Field(10.0, ge=0, le=600, description="Drain time for in-flight calls.")
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Log level.")
+
+    @property
+    def runtime_config(self) -> RuntimeConfig:
+        return RuntimeConfig(self.runtime, self.threads)
 
     @property
     def batching(self) -> BatchConfig:
@@ -245,7 +257,9 @@ class ModelServer:
 
     def __init__(self, settings: ServeSettings, health_flag: Health | None = None) -> None:
         self.settings = settings
-        self.watcher = ModelWatcher(settings.model_base, settings.model_name, settings.batching)
+        self.watcher = ModelWatcher(
+            settings.model_base, settings.model_name, settings.batching, settings.runtime_config
+        )
         self._health_flag = health_flag
         self._stopping = threading.Event()
         self._health = health.HealthServicer(experimental_non_blocking=True)
