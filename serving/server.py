@@ -37,6 +37,7 @@ from schemas.model_server.tensors import TensorError, fill_tensor, from_tensor_p
 from serving.batching import BatcherClosedError, QueueFullError
 from serving.runtimes import RUNTIMES, RuntimeConfig
 from serving.servable import BatchConfig, ModelWatcher, RpcError, Servable
+from workers.common.cpus import cpu_share
 from workers.common.logs import configure_logging, get_logger
 from workers.common.runtime import Health, ServiceRuntime
 from workers.common.settings import ServiceSettings, load_settings, settings_options
@@ -86,7 +87,7 @@ class ServeSettings(ServiceSettings):
         description="Inference runtime; auto: the fastest variant the export measured.",
     )
     threads: int | None = Field(
-        None, ge=1, le=256, description="Threads per model call (set to the CPU limit)."
+        None, ge=1, le=256, description="Threads per model call (default: the CPU share)."
     )
     max_message_mb: int = Field(64, ge=4, le=2047, description="gRPC message size limit (MiB).")
     grace_s: float = Field(10.0, ge=0, le=600, description="Drain time for in-flight calls.")
@@ -94,7 +95,7 @@ class ServeSettings(ServiceSettings):
 
     @property
     def runtime_config(self) -> RuntimeConfig:
-        return RuntimeConfig(self.runtime, self.threads)
+        return RuntimeConfig(self.runtime, self.threads or cpu_share())
 
     @property
     def batching(self) -> BatchConfig:

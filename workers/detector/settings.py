@@ -44,7 +44,9 @@ class DetectorSettings(ServiceSettings):
     upscale_to_px: int = Field(1200, ge=64, le=8192, description="Upscale shorter frames to this.")
     max_upscale: float = Field(3.0, ge=1, le=8, description="Largest detection upscaling factor.")
     max_side_px: int = Field(2048, ge=64, le=8192, description="Downscale longer frames to this.")
-    detector_threads: int = Field(0, ge=0, le=64, description="Detector threads (0 = default).")
+    detector_threads: int = Field(
+        0, ge=0, le=64, description="Detector threads (0 = the CPU share)."
+    )
     mask_threshold: float = Field(0.5, ge=0, le=1, description="P(with_mask) for the label.")
     small_face_px: int = Field(32, ge=0, le=1024, description="Faces below this are enlarged.")
     small_face_enlarge: float = Field(0.35, ge=0, le=4, description="Small-face enlargement.")
