@@ -30,11 +30,11 @@ from prometheus_client import Counter
 from schemas.model_server import (
     CLASSES,
     GET_MODEL_STATUS_METHOD,
-    INPUT_NAME,
+    INPUT,
     MODEL_NAME,
-    OUTPUT_NAME,
+    OUTPUT,
     PREDICT_METHOD,
-    SIGNATURE_NAME,
+    SIGNATURE,
     wire,
 )
 from schemas.model_server.tensors import TensorError, fill_tensor, from_tensor_proto
@@ -77,9 +77,9 @@ class ClientConfig:
 
     target: str = "127.0.0.1:8500"
     model_name: str = MODEL_NAME
-    signature_name: str = SIGNATURE_NAME
-    input_name: str = INPUT_NAME
-    output_name: str = OUTPUT_NAME
+    signature_name: str = SIGNATURE
+    input_name: str = INPUT
+    output_name: str = OUTPUT
     num_classes: int = len(CLASSES)
     deadline_s: float = 5.0
     """Deadline of one call (one attempt)."""

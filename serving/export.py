@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from schemas.model_server import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME
+from schemas.model_server import INPUT, OUTPUT, SIGNATURE
 
 if TYPE_CHECKING:
     import keras
@@ -114,9 +114,9 @@ def export_model(
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
-        name=SIGNATURE_NAME,
-        fn=lambda crops: {OUTPUT_NAME: tf.cast(model(crops, training=False), tf.float32)},
-        input_signature=[tf.TensorSpec([None, height, width, channels], tf.uint8, name=INPUT_NAME)],
+        name=SIGNATURE,
+        fn=lambda crops: {OUTPUT: tf.cast(model(crops, training=False), tf.float32)},
+        input_signature=[tf.TensorSpec([None, height, width, channels], tf.uint8, name=INPUT)],
     )
     staging = model_dir / f".{number}.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -148,8 +148,8 @@ def _write_warmup(path: Path, model_name: str, shape: tuple[int, ...]) -> None:
     log = prediction_log_pb2.PredictionLog()
     request = log.predict_log.request
     request.model_spec.name = model_name
-    request.model_spec.signature_name = SIGNATURE_NAME
-    fill_tensor(request.inputs[INPUT_NAME], np.zeros(shape, np.uint8))
+    request.model_spec.signature_name = SIGNATURE
+    fill_tensor(request.inputs[INPUT], np.zeros(shape, np.uint8))
     with tf.io.TFRecordWriter(str(path)) as writer:
         writer.write(log.SerializeToString())
 

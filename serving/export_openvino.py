@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from schemas.model_server import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME
+from schemas.model_server import INPUT, OUTPUT, SIGNATURE
 from serving.metrics import classification_report
 from serving.runtimes import (
     OPENVINO_DIR,
@@ -115,10 +115,10 @@ def score_variant(
     probabilities themselves."""
     runtime = load_runtime(version_dir, RuntimeConfig(name, spec.threads))
     crops = spec.held_out_rgb
-    runtime.run(SIGNATURE_NAME, {INPUT_NAME: crops[:BATCH]})
+    runtime.run(SIGNATURE, {INPUT: crops[:BATCH]})
     started = time.perf_counter()
     parts = [
-        runtime.run(SIGNATURE_NAME, {INPUT_NAME: crops[i : i + BATCH]})[OUTPUT_NAME]
+        runtime.run(SIGNATURE, {INPUT: crops[i : i + BATCH]})[OUTPUT]
         for i in range(0, len(crops), BATCH)
     ]
     elapsed_s = time.perf_counter() - started

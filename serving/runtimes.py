@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from schemas.model_server import SIGNATURE_NAME
+from schemas.model_server import SIGNATURE
 from serving.batching import Arrays
 
 RuntimeName = Literal["tensorflow", "openvino-fp32", "openvino-bf16", "openvino-int8"]
@@ -148,7 +148,7 @@ class OpenVinoRuntime:
         self._compiled = ov.Core().compile_model(str(path), "CPU", properties)
         self._outputs = [(port.get_any_name(), port) for port in self._compiled.outputs]
         self._local = threading.local()
-        self.keys = frozenset({SIGNATURE_NAME})
+        self.keys = frozenset({SIGNATURE})
         """Conversion keeps the serving signature only."""
 
     def run(self, key: str, inputs: Arrays) -> Arrays:

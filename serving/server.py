@@ -32,7 +32,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from schemas.model_server import SIGNATURE_NAME
+from schemas.model_server import SIGNATURE
 from schemas.model_server.tensors import TensorError, fill_tensor, from_tensor_proto
 from serving.batching import BatcherClosedError, QueueFullError
 from serving.runtimes import RUNTIMES, RuntimeConfig
@@ -162,7 +162,7 @@ class _Api(
     def _predict(
         self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
     ) -> predict_pb2.PredictResponse:
-        key = request.model_spec.signature_name or SIGNATURE_NAME
+        key = request.model_spec.signature_name or SIGNATURE
         try:
             inputs = {name: from_tensor_proto(t) for name, t in request.inputs.items()}
         except TensorError as error:

@@ -28,7 +28,7 @@ import numpy.typing as npt
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from schemas.model_server import INPUT_NAME, SIGNATURE_NAME  # noqa: E402
+from schemas.model_server import INPUT, SIGNATURE  # noqa: E402
 from serving.runtimes import (  # noqa: E402
     RUNTIMES,
     Runtime,
@@ -68,12 +68,12 @@ def measure(
 ) -> tuple[float, float]:
     """(crops/s wall, crops per process CPU-second) of back-to-back calls for `seconds`."""
     inputs = [crops[i : i + batch] for i in range(0, len(crops) - batch + 1, batch)]
-    runtime.run(SIGNATURE_NAME, {INPUT_NAME: inputs[0]})  # warm-up at this shape
+    runtime.run(SIGNATURE, {INPUT: inputs[0]})  # warm-up at this shape
     done, index = 0, 0
     wall, cpu = time.perf_counter(), time.process_time()
     stop = wall + seconds
     while time.perf_counter() < stop:
-        runtime.run(SIGNATURE_NAME, {INPUT_NAME: inputs[index % len(inputs)]})
+        runtime.run(SIGNATURE, {INPUT: inputs[index % len(inputs)]})
         done += batch
         index += 1
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

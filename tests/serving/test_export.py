@@ -15,7 +15,7 @@ from google.protobuf import text_format  # type: ignore[import-untyped]
 from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from schemas.model_server import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME
+from schemas.model_server import INPUT, OUTPUT, SIGNATURE
 from schemas.model_server.tensors import from_tensor_proto
 from serving.cli import export_cli
 from serving.export import (
@@ -50,17 +50,17 @@ def test_signature_takes_uint8_crops_and_returns_probabilities(
 ) -> None:
     path = export_model(tiny_model, tmp_path, "m")
     loaded = tf.saved_model.load(str(path))
-    signature = loaded.signatures[SIGNATURE_NAME]
+    signature = loaded.signatures[SIGNATURE]
     _, inputs = signature.structured_input_signature
-    assert list(inputs) == [INPUT_NAME]
-    assert inputs[INPUT_NAME].dtype == tf.uint8
-    assert inputs[INPUT_NAME].shape.as_list() == [None, tiny.px, tiny.px, 3]
+    assert list(inputs) == [INPUT]
+    assert inputs[INPUT].dtype == tf.uint8
+    assert inputs[INPUT].shape.as_list() == [None, tiny.px, tiny.px, 3]
     outputs = signature.structured_outputs
-    assert list(outputs) == [OUTPUT_NAME]
-    assert outputs[OUTPUT_NAME].dtype == tf.float32
-    assert outputs[OUTPUT_NAME].shape.as_list() == [None, 2]
+    assert list(outputs) == [OUTPUT]
+    assert outputs[OUTPUT].dtype == tf.float32
+    assert outputs[OUTPUT].shape.as_list() == [None, 2]
     crops = tiny.crops(5)
-    got = signature(crops=tf.constant(crops))[OUTPUT_NAME].numpy()
+    got = signature(crops=tf.constant(crops))[OUTPUT].numpy()
     np.testing.assert_allclose(got, tiny.expected(tiny_model, crops), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-5)
 
@@ -108,8 +108,8 @@ def test_version_carries_a_tf_serving_warmup_request(
     assert len(records) == 1
     log = prediction_log_pb2.PredictionLog.FromString(records[0].numpy())
     request = log.predict_log.request
-    assert request.model_spec.signature_name == SIGNATURE_NAME
-    crops = from_tensor_proto(request.inputs[INPUT_NAME])
+    assert request.model_spec.signature_name == SIGNATURE
+    crops = from_tensor_proto(request.inputs[INPUT])
     assert crops.dtype == np.dtype(np.uint8)
     assert crops.shape == (1, tiny.px, tiny.px, 3)
 
