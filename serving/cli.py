@@ -10,8 +10,9 @@ import click
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from runtime.settings import ServiceSettings, load_settings, settings_options
+from schemas.model_server import MODEL_NAME
 from serving.model import SHIPPED_WEIGHTS
-from workers.common.settings import ServiceSettings, load_settings, settings_options
 
 if TYPE_CHECKING:
     from serving.export_openvino import OpenVinoExport
@@ -52,7 +53,7 @@ class TrainSettings(ServiceSettings):
 @settings_options(TrainSettings)
 def train_cli(**options: object) -> None:
     """Train the Xception mask classifier (resumes when --out holds a run)."""
-    from serving.crop import CropConfig
+    from imaging.crop import CropConfig
     from serving.dataset import ensure_packed
     from serving.train import TrainConfig, train
 
@@ -96,7 +97,7 @@ class ExportSettings(ServiceSettings):
     )
     model_base: Path = Field(Path("var/models"), description="TF Serving model base folder.")
     model_name: str = Field(
-        "mask_classifier", pattern=r"^[A-Za-z0-9_.-]+$", description="Model name (subfolder)."
+        MODEL_NAME, pattern=r"^[A-Za-z0-9_.-]+$", description="Model name (subfolder)."
     )
     version: int | None = Field(
         None, ge=1, le=2**62, description="Version number; default: one above the highest."
@@ -162,7 +163,7 @@ def _openvino_inputs(settings: ExportSettings) -> OpenVinoExport:
     """Crowd crops of the TRAIN split (calibration) and of the test split (the gate), RGB."""
     import numpy as np
 
-    from serving.crop import CropConfig
+    from imaging.crop import CropConfig
     from serving.dataset import SPLITS, crowd_faces
     from serving.export_openvino import OpenVinoExport
 

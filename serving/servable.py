@@ -24,11 +24,11 @@ import numpy as np
 from prometheus_client import Counter, Gauge
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
+from runtime.logs import get_logger
 from schemas.model_server.tensors import DTYPES, dtype_name
 from serving.batching import Arrays, Batcher
 from serving.export import versions
 from serving.runtimes import RuntimeConfig, RuntimeInputError, load_runtime
-from workers.common.logs import get_logger
 
 log = get_logger("servable")
 

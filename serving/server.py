@@ -32,15 +32,21 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from schemas.model_server import SIGNATURE
+from runtime.cpus import cpu_share
+from runtime.logs import configure_logging, get_logger
+from runtime.service import Health, ServiceRuntime
+from runtime.settings import (
+    RuntimeSettings,
+    ServiceSettings,
+    load_settings,
+    runtime_section,
+    settings_options,
+)
+from schemas.model_server import MODEL_NAME, SIGNATURE
 from schemas.model_server.tensors import TensorError, fill_tensor, from_tensor_proto
 from serving.batching import BatcherClosedError, QueueFullError
 from serving.runtimes import RUNTIMES, RuntimeConfig
 from serving.servable import BatchConfig, ModelWatcher, RpcError, Servable
-from workers.common.cpus import cpu_share
-from workers.common.logs import configure_logging, get_logger
-from workers.common.runtime import Health, ServiceRuntime
-from workers.common.settings import ServiceSettings, load_settings, settings_options
 
 log = get_logger("model_server")
 
@@ -67,13 +73,11 @@ class ServeSettings(ServiceSettings):
 
     model_base: Path = Field(Path("var/models"), description="Folder holding <name>/<version>/.")
     model_name: str = Field(
-        "mask_classifier", pattern=r"^[A-Za-z0-9_.-]+$", description="Model name served."
+        MODEL_NAME, pattern=r"^[A-Za-z0-9_.-]+$", description="Model name served."
     )
     host: str = Field("0.0.0.0", min_length=1, description="gRPC bind address.")
     port: int = Field(8500, ge=0, le=65535, description="gRPC port (0: any free port).")
-    health_port: int | None = Field(
-        9100, ge=0, le=65535, description="HTTP /healthz /readyz /metrics port."
-    )
+    runtime: RuntimeSettings = runtime_section(9100)
     poll_s: float = Field(2.0, gt=0, le=60, description="Seconds between new-version checks.")
     max_batch_size: int = Field(32, ge=1, le=4096, description="Most crops per model call.")
     batch_timeout_ms: float = Field(
@@ -82,20 +86,19 @@ class ServeSettings(ServiceSettings):
     max_queued: int = Field(256, ge=1, le=100_000, description="Requests waiting for a batch.")
     batch_threads: int = Field(1, ge=1, le=64, description="Threads running model calls.")
     grpc_threads: int = Field(32, ge=1, le=1024, description="gRPC handler threads.")
-    runtime: Literal["auto", *RUNTIMES] = Field(  # type: ignore[valid-type]
+    inference_runtime: Literal["auto", *RUNTIMES] = Field(  # type: ignore[valid-type]
         "tensorflow",
-        description="Inference runtime; auto: the fastest variant the export measured.",
+        description="tensorflow or openvino-fp32|bf16|int8; auto: the fastest export measured.",
     )
-    threads: int | None = Field(
+    inference_threads: int | None = Field(
         None, ge=1, le=256, description="Threads per model call (default: the CPU share)."
     )
     max_message_mb: int = Field(64, ge=4, le=2047, description="gRPC message size limit (MiB).")
     grace_s: float = Field(10.0, ge=0, le=600, description="Drain time for in-flight calls.")
-    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Log level.")
 
     @property
     def runtime_config(self) -> RuntimeConfig:
-        return RuntimeConfig(self.runtime, self.threads or cpu_share())
+        return RuntimeConfig(self.inference_runtime, self.inference_threads or cpu_share())
 
     @property
     def batching(self) -> BatchConfig:
@@ -333,8 +336,8 @@ class ModelServer:
 def cli(**options: object) -> None:
     """Serve the newest SavedModel version over the TensorFlow Serving gRPC API."""
     settings = load_settings(ServeSettings, options)
-    configure_logging(settings.log_level)
-    runtime = ServiceRuntime("model-server", settings.health_port)
+    configure_logging(settings.runtime.log_level, settings.runtime.json_logs)
+    runtime = ServiceRuntime("model-server", settings.runtime.health_port)
     runtime.install_signal_handlers()
     server = ModelServer(settings, runtime.health)
     server.start()

@@ -41,7 +41,7 @@ BATCHES = (1, 8, 32)
 
 
 def held_out_crops(data: Path) -> npt.NDArray[np.uint8]:
-    from serving.crop import CropConfig
+    from imaging.crop import CropConfig
     from serving.dataset import SPLITS, crowd_faces
 
     crops_bgr, _, splits = crowd_faces(data, CropConfig())

@@ -2,7 +2,7 @@
 
   before  ONNX Runtime's default session (thread pool sized to the node, spin-waiting) and
           the earlier input conversion (float HWC copy, mean subtraction, transpose copy);
-  tuned   `retinaface_onnx.session_options` (threads = CPU share, all graph optimisations,
+  tuned   `retinaface_mobilenet.session_options` (threads = CPU share, all graph optimisations,
           sequential, no spinning) and the one-pass `to_input`.
 Both run the same model on the same crowd photos, rounds alternating. Figures: ms per frame
 (wall) and CPU-ms per frame of the whole process (core-seconds are what a node pays for),
@@ -28,9 +28,14 @@ import onnxruntime as ort
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from workers.common.cpus import cpu_share  # noqa: E402
-from workers.detector.detectors import DetectorConfig, detection_scale  # noqa: E402
-from workers.detector.retinaface_onnx import MEAN_BGR, session_options, to_input  # noqa: E402
+from runtime.cpus import cpu_share  # noqa: E402
+from workers.detector.backends import detector_config  # noqa: E402
+from workers.detector.backends.base import BackendConfig, detection_scale  # noqa: E402
+from workers.detector.backends.retinaface_mobilenet import (  # noqa: E402
+    MEAN_BGR,
+    session_options,
+    to_input,
+)
 
 F32 = npt.NDArray[np.float32]
 
@@ -51,7 +56,7 @@ def run_variant(
     session: ort.InferenceSession,
     convert: Callable[[npt.NDArray[np.uint8], float], F32],
     images: list[npt.NDArray[np.uint8]],
-    config: DetectorConfig,
+    config: BackendConfig,
 ) -> tuple[float, float, float]:
     """(ms/frame wall, CPU-ms/frame, ms/frame in the input conversion alone)."""
     convert_s = 0.0
@@ -78,7 +83,7 @@ def main() -> None:
 
     paths = sorted((args.data / "crowd" / "images").glob("*.jpg"))[: args.photos]
     images = [np.asarray(cv2.imread(str(p), cv2.IMREAD_COLOR), np.uint8) for p in paths]
-    config = DetectorConfig()
+    config = detector_config()
     model = args.model.read_bytes()
     providers = ["CPUExecutionProvider"]
     variants = {

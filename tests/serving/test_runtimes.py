@@ -12,10 +12,10 @@ import keras
 import numpy as np
 import pytest
 
-from serving.client import ClientConfig, GrpcClassifier
 from serving.export import export_model, versions
 from serving.export_openvino import AccuracyGateError, OpenVinoExport, gate_failures
 from serving.runtimes import RUNTIMES, VARIANTS_RECORD, fastest_variant, recorded_variants
+from workers.detector.classifier import ClientConfig, GrpcClassifier
 
 TOLERANCE = {
     "tensorflow": 1e-6,
@@ -71,7 +71,7 @@ def test_each_runtime_serves_the_model_over_grpc(
 ) -> None:
     crops = tiny.crops(11, seed=3)
     with (
-        tiny.serve(openvino_base, runtime=runtime, threads=1) as server,
+        tiny.serve(openvino_base, inference_runtime=runtime, inference_threads=1) as server,
         GrpcClassifier(
             ClientConfig(target=f"127.0.0.1:{server.port}", model_name=tiny.name)
         ) as client,
@@ -88,7 +88,7 @@ def test_each_runtime_serves_the_model_over_grpc(
 def test_auto_serves_the_fastest_recorded_variant(openvino_base: Path, tiny: Any) -> None:
     version = openvino_base / tiny.name / "1"
     expected = min(recorded_variants(version).items(), key=lambda kv: kv[1]["ms_per_crop"])[0]
-    with tiny.serve(openvino_base, runtime="auto") as server:
+    with tiny.serve(openvino_base, inference_runtime="auto") as server:
         assert server.watcher.current is not None
         assert server.watcher.current.runtime.name == expected
 

@@ -42,7 +42,7 @@ def test_service_help_imports_no_tensorflow(service: str) -> None:
 
 
 def test_the_detector_and_its_classifier_client_import_no_tensorflow() -> None:
-    body = "import workers.detector.main, serving.client, workers.detector.evaluate"
+    body = "import workers.detector.main, workers.detector.classifier, schemas.model_server.wire"
     assert heavy_modules_after(body) == []
 
 
