@@ -64,6 +64,15 @@ class Runtime(Protocol):
         ...
 
 
+def supported_runtimes() -> tuple[RuntimeName, ...]:
+    """The runtimes that are what they say on this CPU: bf16 needs bf16 instructions (without
+    them OpenVINO quietly runs the bf16 variant in fp32)."""
+    import openvino as ov
+
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return tuple(r for r in RUNTIMES if r != "openvino-bf16" or "BF16" in capabilities)
+
+
 def recorded_variants(version_dir: Path) -> dict[str, dict[str, Any]]:
     """What export measured per variant (`name → {macro_f1, ms_per_crop, ...}`), or {}."""
     record = version_dir / VARIANTS_RECORD
