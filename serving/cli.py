@@ -155,7 +155,8 @@ def export_cli(**options: object) -> None:
         for name, scores in recorded_variants(path).items():
             click.echo(
                 f"  {name:<14} crowd macro-F1 {scores['macro_f1']:.4f} "
-                f"(Δ {scores['macro_f1_delta']:+.4f})  {scores['ms_per_crop']:.2f} ms/crop"
+                f"(Δ {scores['macro_f1_delta']:+.4f})  {scores['ms_per_crop']:.2f} ms/crop, "
+                f"{scores['cpu_ms_per_crop']:.2f} CPU-ms/crop"
             )
 
 

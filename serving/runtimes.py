@@ -74,7 +74,7 @@ def supported_runtimes() -> tuple[RuntimeName, ...]:
 
 
 def recorded_variants(version_dir: Path) -> dict[str, dict[str, Any]]:
-    """What export measured per variant (`name → {macro_f1, ms_per_crop, ...}`), or {}."""
+    """What export measured per variant (`name → {macro_f1, cpu_ms_per_crop, ...}`), or {}."""
     record = version_dir / VARIANTS_RECORD
     if not record.is_file():
         return {}
@@ -83,9 +83,12 @@ def recorded_variants(version_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def fastest_variant(version_dir: Path) -> RuntimeName:
-    """The recorded variant with the lowest ms/crop; `tensorflow` when nothing was recorded."""
+    """The recorded variant with the fewest CPU-ms per crop (wall time on a shared machine
+    says more about the neighbours); `tensorflow` when nothing was recorded."""
     variants = recorded_variants(version_dir)
-    ranked = sorted((v["ms_per_crop"], name) for name, v in variants.items() if name in RUNTIMES)
+    ranked = sorted(
+        (v["cpu_ms_per_crop"], name) for name, v in variants.items() if name in RUNTIMES
+    )
     chosen: RuntimeName = ranked[0][1] if ranked else "tensorflow"
     return chosen
 
