@@ -125,7 +125,8 @@ class ExportSettings(ServiceSettings):
 @click.command("export")
 @settings_options(ExportSettings)
 def export_cli(**options: object) -> None:
-    """Export compact classifier weights as a TensorFlow Serving SavedModel version."""
+    """Export compact classifier weights as a SavedModel version, with OpenVINO IR variants
+    gated on held-out crowd macro-F1 (fails, publishing nothing, when one moves too far)."""
     from serving.export import export_weights, provenance, weights_source
     from serving.export_openvino import AccuracyGateError
     from serving.runtimes import recorded_variants
