@@ -17,7 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "Bring the local stack (Kafka, Redis, model server) up or down.",
     ),
     "topics": ("workers.common.topics:cli", "Create or describe the Kafka topics."),
-    "schemas": ("schemas.export:cli", "Write the JSON Schema files of the message contracts."),
+    "schemas": ("devtools.schemas:cli", "Write the JSON Schema files of the message contracts."),
     "train": ("serving.cli:train_cli", "Train the Xception mask classifier."),
     "export": ("serving.cli:export_cli", "Export classifier weights as a TF Serving SavedModel."),
     "serve": ("serving.server:cli", "Serve SavedModels over the TensorFlow Serving gRPC API."),
