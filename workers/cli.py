@@ -26,6 +26,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "detector": ("workers.detector.main:cli", "Detect and classify faces in frames from Kafka."),
     "aggregator": ("workers.aggregator.main:cli", "Fold frame results into Redis per camera."),
     "api": ("workers.api.main:cli", "HTTP read API and live dashboard over Redis."),
+    "results": (
+        "consumers.results:cli",
+        "Watch or export the results topic (read-only, no consumer group).",
+    ),
     "run": ("workers.pipeline:cli", "Run the whole pipeline locally on sample cameras."),
 }
 

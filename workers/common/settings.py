@@ -64,6 +64,8 @@ def settings_options(settings_cls: type[BaseSettings]) -> Callable[[F], F]:
             default = field.get_default(call_default_factory=True)
             structured = _is_structured(field.annotation)
             shown = json.dumps(default, default=_jsonable) if structured else default
+            if field.is_required():
+                shown = "required"
             help_text = f"{field.description or ''} [env: {env}; default: {shown}]".strip()
             option = "--" + name.replace("_", "-")
             if _is_flag(field.annotation):

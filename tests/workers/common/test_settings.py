@@ -109,3 +109,22 @@ def test_settings_are_frozen_and_strict() -> None:
     settings = DemoSettings()
     with pytest.raises(ValueError, match="frozen"):
         settings.batch_size = 2  # type: ignore[misc]
+
+
+class NeedsStart(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_NEEDS_")
+
+    start: int = Field(description="First thing.")
+
+
+def test_help_calls_a_field_without_default_required() -> None:
+    @click.command()
+    @settings_options(NeedsStart)
+    def needs(**values: Any) -> None:
+        click.echo(load_settings(NeedsStart, values).model_dump_json())
+
+    text = " ".join(CliRunner().invoke(needs, ["--help"]).output.split())
+    assert "First thing. [env: MASKWATCH_NEEDS_START; default: required]" in text
+    missing = CliRunner().invoke(needs, [], env={})
+    assert missing.exit_code != 0
+    assert "start (MASKWATCH_NEEDS_START): Field required" in missing.output
