@@ -37,7 +37,7 @@ if [ -x /etc/init.d/redis-server ] && /etc/init.d/redis-server status >/dev/null
 fi
 
 # 2. Python virtualenv ----------------------------------------------------------------------
-EXTRAS="producer,detector,serving,aggregator,api,dev"
+EXTRAS="producer,detector,serving,aggregator,api,parquet,examples,dev"
 STAMP=".venv/.maskwatch-install"
 want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1) $EXTRAS"
 if [ ! -x .venv/bin/python ]; then
