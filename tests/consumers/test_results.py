@@ -18,26 +18,12 @@ from consumers.results import cli
 from schemas.common import decode, encode
 from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
 from tests.conftest import REPO_ROOT
+from tests.consumers.groups import groups_with_offsets_on
 from workers.aggregator.synthetic import result
-from workers.common.kafka import KafkaSettings, make_admin, make_producer
+from workers.common.kafka import KafkaSettings, make_producer
 
 pytestmark = pytest.mark.integration
 HOUR_MS = 3_600_000
-
-
-def groups_reading(settings: KafkaSettings) -> set[str]:
-    """Consumer groups with offsets on the test's results topic (the broker is shared, so
-    other tests' groups come and go; only ours would have offsets on this topic)."""
-    admin = make_admin(settings)
-    try:
-        names = [g["group_id"] for g in admin.list_groups()]
-        return {
-            name
-            for name in names
-            if any(tp.topic == settings.results_topic for tp in admin.list_group_offsets(name))
-        }
-    finally:
-        admin.close()
 
 
 def publish(settings: KafkaSettings, items: list[tuple[str, bytes, int]]) -> None:
@@ -105,7 +91,7 @@ def test_export_a_time_range_in_every_format(kafka_settings: KafkaSettings, tmp_
     assert table.num_rows == 11
     assert sorted(set(table.column("seq").to_pylist())) == list(range(5, 10))
 
-    assert not groups_reading(kafka_settings), "an export must not create a consumer group"
+    assert not groups_with_offsets_on(kafka_settings), "an export must not create a consumer group"
 
 
 def test_export_needs_a_file_for_parquet(kafka_settings: KafkaSettings) -> None:
