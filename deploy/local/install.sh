@@ -2,7 +2,7 @@
 # Install what the local stack and the tests need, idempotently (quick when all is there):
 #   1. Debian packages: Redis, ffmpeg, Chromium, GStreamer's RTSP server, Java 17, Maven and jq;
 #   2. the virtualenv .venv with maskwatch and all its service extras (editable);
-#   3. the Apache Kafka broker jars from Maven Central, cached in ~/.cache/maskwatch.
+#   3. the Apache Kafka broker (and console tools) jars from Maven Central, cached in ~/.cache/maskwatch.
 # Environment: MASKWATCH_PYTHON (interpreter for a new venv; default python3.11 or python3).
 set -euo pipefail
 
