@@ -15,9 +15,9 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from runtime.kafka import KafkaSettings
 from schemas.common import SchemaError, decode
 from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult, Label
-from workers.common.kafka import KafkaSettings
 
 POLL_MS = 500
 

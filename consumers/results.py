@@ -31,11 +31,11 @@ from consumers.reader import (
     read_between,
     seek_all,
 )
+from runtime.kafka import KafkaSettings
+from runtime.logs import configure_logging
+from runtime.settings import ServiceSettings, load_settings, settings_options
 from schemas.common import CameraId
 from schemas.result import Label
-from workers.common.kafka import KafkaSettings
-from workers.common.logs import configure_logging
-from workers.common.settings import ServiceSettings, load_settings, settings_options
 
 _AGO = re.compile(r"^(\d+)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -1,6 +1,6 @@
 """Training data: class folders and PASCAL VOC crowd photos, split by source picture.
 
-Every sample is a square classifier crop. Crowd faces are cut with `serving.crop.crop_face`,
+Every sample is a square classifier crop. Crowd faces are cut with `imaging.crop.crop_face`,
 the function the detector uses. Splits are assigned per *group*, never per crop: all faces of
 one crowd photo share a group, and pictures whose perceptual hashes are near each other
 (the web set repeats pictures of the Kaggle set) are merged into one group, so a picture and
@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from serving.crop import CropConfig, crop_face, fit_to_square
+from imaging.crop import CropConfig, crop_face, fit_to_square
+from schemas.model_server import CLASSES
 
-CLASSES = ("with_mask", "without_mask")
 """Class index order of the classifier's output."""
 VOC_LABELS = {"with_mask": 0, "without_mask": 1, "mask_weared_incorrect": 1}
 """Masks worn wrongly count as no mask."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.common.kafka import KafkaSettings, make_admin
+from runtime.kafka import KafkaSettings, make_admin
 
 
 def groups_with_offsets_on(settings: KafkaSettings) -> set[str]:

@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from consumers.results import cli
+from runtime.kafka import KafkaSettings, make_producer
 from schemas.common import decode, encode
 from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
 from tests.conftest import REPO_ROOT
 from tests.consumers.groups import groups_with_offsets_on
 from workers.aggregator.synthetic import result
-from workers.common.kafka import KafkaSettings, make_producer
 
 pytestmark = pytest.mark.integration
 HOUR_MS = 3_600_000

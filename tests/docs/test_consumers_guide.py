@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from runtime.kafka import KafkaSettings, make_admin, make_producer
 from schemas.common import encode
 from tests.conftest import REPO_ROOT
 from tests.consumers.groups import groups_with_offsets_on
 from workers.aggregator.synthetic import stream
-from workers.common.kafka import KafkaSettings, make_admin, make_producer
 
 pytestmark = pytest.mark.integration
 GUIDE = REPO_ROOT / "docs" / "CONSUMERS.md"

@@ -19,14 +19,14 @@ import redis
 from kafka import KafkaConsumer, TopicPartition
 
 from examples.duckdb_sink.sink import figures_24h
+from runtime.kafka import KafkaSettings, make_producer
 from schemas.common import encode
+from schemas.redis_state import WINDOWS, Keys, sum_counters
 from schemas.result import FrameResult
 from tests.conftest import REPO_ROOT
 from workers.aggregator.core import Aggregator
-from workers.aggregator.model import WINDOWS, Keys, sum_counters
 from workers.aggregator.settings import AggregatorSettings
 from workers.aggregator.synthetic import stream
-from workers.common.kafka import KafkaSettings, make_producer
 
 pytestmark = pytest.mark.integration
 CAMERAS = ["cam-1", "cam-2", "cam-3", "cam-4", "cam-5"]

@@ -21,10 +21,10 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 import schemas
+from runtime.kafka import KafkaSettings, make_producer
 from schemas.common import encode
 from tests.conftest import REPO_ROOT
 from workers.aggregator.synthetic import stream
-from workers.common.kafka import KafkaSettings, make_producer
 
 pytestmark = pytest.mark.integration
 PACKAGE = REPO_ROOT / "packages" / "maskwatch-schemas"
