@@ -77,7 +77,10 @@ def pip(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def build_wheel(dist: Path) -> Path:
+    """With this environment's setuptools (offline); an isolated build (PyPI) if it has none."""
     built = pip("wheel", "--no-deps", "--no-build-isolation", str(PACKAGE), "-w", str(dist))
+    if built.returncode != 0:
+        built = pip("wheel", "--no-deps", str(PACKAGE), "-w", str(dist))
     assert built.returncode == 0, built.stderr
     (wheel,) = dist.glob("maskwatch_schemas-*.whl")
     return wheel
