@@ -153,3 +153,17 @@ def test_fresh_venv_decodes_results_with_only_the_contracts_package(
         (c, s) for c in ("cam-1", "cam-2") for s in range(20)
     }
     assert report["errors"] == ["unsupported_schema_version"]
+
+    out = tmp_path / "json"
+    exported = subprocess.run(
+        [str(venv / "bin" / "python"), "-I", "-m", "schemas.export", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert exported.returncode == 0, exported.stderr
+    shipped = Path(schemas.__file__).parent / "json"
+    assert {p.name: p.read_text() for p in out.glob("*.json")} == {
+        p.name: p.read_text() for p in shipped.glob("*.json")
+    }  # the package regenerates the very files the repository ships
