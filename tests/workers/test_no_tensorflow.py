@@ -36,7 +36,7 @@ def heavy_modules_after(body: str) -> list[str]:
     return [m for m in line.removeprefix("HEAVY").strip().split(",") if m]
 
 
-@pytest.mark.parametrize("service", ["detector", "producer", "aggregator", "api"])
+@pytest.mark.parametrize("service", ["detector", "producer", "aggregator", "api", "results"])
 def test_service_help_imports_no_tensorflow(service: str) -> None:
     assert heavy_modules_after(HELP.format(args=[service, "--help"])) == []
 
