@@ -34,6 +34,8 @@ KNOWN_PREFIXES = (
     "MASKWATCH_EXPORT_",
     "MASKWATCH_KAFKA_",
     "MASKWATCH_PRODUCER_",
+    "MASKWATCH_RESULTS_EXPORT_",
+    "MASKWATCH_RESULTS_TAIL_",
     "MASKWATCH_RUN_",
     "MASKWATCH_SERVE_",
     "MASKWATCH_STACK_",
@@ -252,7 +254,7 @@ def settings_options(settings_cls: type[BaseSettings]) -> Callable[[F], F]:
                 if is_secret(field.annotation):
                     continue
                 env = _env_name(settings_cls, name)
-                shown = _shown(default, field.annotation)
+                shown = "required" if field.is_required() else _shown(default, field.annotation)
                 help_text = f"{field.description or ''} [env: {env}; default: {shown}]".strip()
                 func = _option(func, name, field.annotation, help_text)
                 continue

@@ -297,8 +297,11 @@ affinity:
 {{- if and .Values.kafka.strimzi.enabled (not (has .Values.kafka.security.protocol (list "PLAINTEXT" "SASL_SSL"))) -}}
 {{- fail "with Strimzi, kafka.security.protocol is PLAINTEXT or SASL_SSL (its TLS + SCRAM listener)" -}}
 {{- end -}}
-{{- if not (has .Values.modelServer.engine (list "tensorflow-serving" "maskwatch")) -}}
-{{- fail "modelServer.engine must be tensorflow-serving or maskwatch" -}}
+{{- if not (has .Values.modelServer.engine (list "tensorflow-serving" "maskwatch" "openvino-model-server")) -}}
+{{- fail "modelServer.engine must be tensorflow-serving, maskwatch or openvino-model-server" -}}
+{{- end -}}
+{{- if not (has .Values.modelServer.openvino.precision (list "int8" "fp32")) -}}
+{{- fail "modelServer.openvino.precision must be int8 or fp32" -}}
 {{- end -}}
 {{- $m := .Values.modelServer -}}
 {{- range $variant := list (dict "path" "modelServer" "versions" $m.versions "labels" $m.versionLabels) (dict "path" "modelServer.canary" "versions" $m.canary.versions "labels" $m.canary.versionLabels) -}}
