@@ -2,7 +2,7 @@
 Redis TLS + AUTH, and gRPC mutual TLS between detectors and the model server.
 
 A private stack (tests/runtime/secure_stack.py) and a `maskwatch serve` with TLS on free
-ports; `maskwatch run` streams two folder cameras for ~25 s with every stage configured
+ports; `maskwatch run` streams two folder cameras for ~15 s with every stage configured
 through the environment only. Every count in Redis (read over TLS) must match the results
 topic (read over SASL_SSL), and no credential may appear in any stage's log.
 """
@@ -145,9 +145,9 @@ def test_pipeline_end_to_end_over_tls_and_sasl(
         env[f"MASKWATCH_{stage}_REDIS_SECURITY__CA_FILE"] = str(tls.ca_file)
     prefix, logs = "sec-run:", tmp_path / "logs"
     done = subprocess.run(
-        [*MASKWATCH, "run", "--cameras", str(cameras), "--duration-s", "25",
+        [*MASKWATCH, "run", "--cameras", str(cameras), "--duration-s", "15",
          "--api-port", str(free_port()), "--key-prefix", prefix, "--log-dir", str(logs),
-         "--report-every-s", "10", "--drain-timeout-s", "180"],
+         "--report-every-s", "10", "--drain-timeout-s", "420"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
