@@ -8,9 +8,10 @@ TensorFlow, which a CPU worker running the MobileNet default should never load.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from serving.crop import ImageBGR
 
-BackendName = Literal["retinaface-mobilenet", "retinaface-resnet50"]
+RetinaFaceBackend = Literal["retinaface-mobilenet", "retinaface-resnet50"]
+BackendName = Literal["centerface", "scrfd-2.5g", "retinaface-mobilenet", "retinaface-resnet50"]
+DEFAULT_BACKEND: BackendName = "centerface"
 
 
 @dataclass(frozen=True)
@@ -28,10 +31,13 @@ class Detections:
     Attributes:
         xyxy: N×4 float32 boxes (x1, y1, x2, y2) in pixels of the frame.
         scores: N float32 detector confidences in [0, 1].
+        landmarks: N×5×2 float32 (x, y) of eyes, nose, mouth corners in pixels of the frame,
+            or None when the backend gives none (kept for a later face-alignment step).
     """
 
     xyxy: npt.NDArray[np.float32]
     scores: npt.NDArray[np.float32]
+    landmarks: npt.NDArray[np.float32] | None = None
 
     def __post_init__(self) -> None:
         if self.xyxy.ndim != 2 or self.xyxy.shape[1] != 4:
@@ -42,6 +48,13 @@ class Detections:
             )
         if self.xyxy.dtype != np.float32 or self.scores.dtype != np.float32:
             raise ValueError(f"expected float32 arrays, got {self.xyxy.dtype}/{self.scores.dtype}")
+        if self.landmarks is not None:
+            expected = (self.xyxy.shape[0], 5, 2)
+            if self.landmarks.shape != expected or self.landmarks.dtype != np.float32:
+                raise ValueError(
+                    f"landmarks must be float32 {expected}, got "
+                    f"{self.landmarks.dtype} {self.landmarks.shape}"
+                )
 
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
@@ -72,7 +85,7 @@ class DetectorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: BackendName = Field("retinaface-mobilenet", description="Face detector backend.")
+    backend: RetinaFaceBackend = Field("retinaface-mobilenet", description="Face detector backend.")
     model_path: Path | None = Field(
         None, description="Detector weights file (ONNX for mobilenet, .h5 for resnet50)."
     )
@@ -107,7 +120,18 @@ class DetectorConfig(BaseModel):
         return self
 
 
-def detection_scale(resolution_wh: tuple[int, int], config: DetectorConfig) -> float:
+class ScalePolicy(Protocol):
+    """The config fields that decide how a frame is resized before detection."""
+
+    @property
+    def upscale_to_px(self) -> int: ...
+    @property
+    def max_upscale(self) -> float: ...
+    @property
+    def max_side_px(self) -> int: ...
+
+
+def detection_scale(resolution_wh: tuple[int, int], config: ScalePolicy) -> float:
     """The factor a frame is resized by before detection (1.0 = as is)."""
     longer = max(resolution_wh)
     if longer > config.max_side_px:
@@ -133,14 +157,43 @@ def adjust_boxes(
     return np.stack([cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2], axis=1)
 
 
-def make_detector(config: DetectorConfig) -> FaceDetector:
-    """The configured backend, loaded and ready (raises with a how-to-fix message if not)."""
-    if config.backend == "retinaface-mobilenet":
-        from workers.detector.retinaface_onnx import MobileNetRetinaFace
+if TYPE_CHECKING:
+    from workers.detector.backends.centerface import CenterFaceConfig
+    from workers.detector.backends.scrfd import ScrfdConfig
 
-        detector: FaceDetector = MobileNetRetinaFace(config)
-    else:
+    AnyDetectorConfig: TypeAlias = DetectorConfig | ScrfdConfig | CenterFaceConfig
+
+
+def detector_config(backend: BackendName, overrides: Mapping[str, object]) -> AnyDetectorConfig:
+    """The config of `backend`: its own calibrated defaults, with `overrides` (only the
+    settings an operator set explicitly) on top. Unknown keys are rejected by the model."""
+    if backend == "scrfd-2.5g":
+        from workers.detector.backends.scrfd import ScrfdConfig
+
+        return ScrfdConfig.model_validate({**overrides, "backend": backend})
+    if backend == "centerface":
+        from workers.detector.backends.centerface import CenterFaceConfig
+
+        return CenterFaceConfig.model_validate({**overrides, "backend": backend})
+    return DetectorConfig.model_validate({**overrides, "backend": backend})
+
+
+def make_detector(config: AnyDetectorConfig) -> FaceDetector:
+    """The configured backend, loaded and ready (raises with a how-to-fix message if not).
+
+    Backend modules are imported only here, when chosen: the ResNet-50 one pulls TensorFlow.
+    """
+    if isinstance(config, DetectorConfig):
+        if config.backend == "retinaface-mobilenet":
+            from workers.detector.retinaface_onnx import MobileNetRetinaFace
+
+            return MobileNetRetinaFace(config)
         from workers.detector.retinaface_resnet import ResNetRetinaFace
 
-        detector = ResNetRetinaFace(config)
-    return detector
+        return ResNetRetinaFace(config)
+    from workers.detector.backends.centerface import CenterFace, CenterFaceConfig
+    from workers.detector.backends.scrfd import Scrfd
+
+    if isinstance(config, CenterFaceConfig):
+        return CenterFace(config)
+    return Scrfd(config)
