@@ -65,10 +65,12 @@ class Detections:
 
 
 class FaceDetector(Protocol):
-    """Finds faces in BGR frames; `name` and `version` go into every FrameResult."""
+    """Finds faces in BGR frames; `name` and `version` go into every FrameResult, `licence`
+    (the terms of the loaded weights) into the start-up log."""
 
     name: str
     version: str
+    licence: str
 
     def detect(self, image: ImageBGR) -> Detections:
         """Faces in `image` (H×W×3 uint8 BGR), boxes in its pixels."""

@@ -35,12 +35,18 @@ from serving.crop import CropConfig
 from serving.dataset import CLASSES, VOC_LABELS, crowd_photo_split, read_voc
 from workers.common.settings import ServiceSettings, load_settings, settings_options
 from workers.detector.core import Core, CoreConfig, FrameMessage, PendingFrame
-from workers.detector.detectors import BackendName, DetectorConfig, make_detector
+from workers.detector.detectors import (
+    DEFAULT_BACKEND,
+    BackendName,
+    detector_config,
+    make_detector,
+)
 from workers.detector.scoring import (
     PrecisionRecall,
     average_precision,
     best_recall_at_precision,
     match,
+    matched_truths,
 )
 
 
@@ -113,10 +119,46 @@ def report(
     kept = all_scores >= operating_score
     point = PrecisionRecall(int(all_hits[kept].sum()), int(kept.sum()), total)
     out["face_ap"] = average_precision(all_scores, all_hits, total)
+    out.update(recall_by_size(truths, predictions, operating_score))
     out["face_recall"], out["face_precision"] = point.recall, point.precision
     recall_90, threshold_90 = best_recall_at_precision(all_scores, all_hits, total, 0.9)
     out["face_recall_at_p90"], out["score_at_p90"] = recall_90, threshold_90
     out["faces"], out["photos"] = float(total), float(len(truths))
+    return out
+
+
+SIZE_BINS_PX = ((0.0, 16.0), (16.0, 32.0), (32.0, float("inf")))
+
+
+def face_size_px(xyxy: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Face size as the geometric mean of box width and height (N boxes → N sizes)."""
+    return np.sqrt(
+        np.clip(xyxy[:, 2] - xyxy[:, 0], 0, None) * np.clip(xyxy[:, 3] - xyxy[:, 1], 0, None)
+    )
+
+
+def recall_by_size(
+    truths: dict[str, Truth], predictions: dict[str, list[Prediction]], operating_score: float
+) -> dict[str, float]:
+    """Face recall at the operating score per annotated face size (< 16, 16–32, ≥ 32 px):
+    which faces the detector misses. Truths are matched VOC-style (IoU 0.5) per photo."""
+    found = np.zeros(len(SIZE_BINS_PX), np.int64)
+    counts = np.zeros(len(SIZE_BINS_PX), np.int64)
+    for name, truth in truths.items():
+        kept = [p for p in predictions[name] if p.detector_score >= operating_score]
+        boxes = np.array([p.xyxy for p in kept], np.float64).reshape(-1, 4)
+        ranks = np.array([p.detector_score for p in kept], np.float64)
+        matched = matched_truths(boxes, ranks, truth.xyxy)
+        sizes = face_size_px(truth.xyxy)
+        for index, (low, high) in enumerate(SIZE_BINS_PX):
+            in_bin = (sizes >= low) & (sizes < high)
+            counts[index] += int(in_bin.sum())
+            found[index] += int((in_bin & matched).sum())
+    names = ("lt16", "16to32", "ge32")
+    out = {}
+    for index, label in enumerate(names):
+        out[f"recall_{label}px"] = float(found[index] / counts[index]) if counts[index] else 0.0
+        out[f"faces_{label}px"] = float(counts[index])
     return out
 
 
@@ -157,24 +199,22 @@ class EvaluatePipelineSettings(ServiceSettings):
     classify: bool = Field(True, description="Classify through the model server (off: faces only).")
     model_server: str = Field("127.0.0.1:8500", min_length=3, description="gRPC host:port.")
     model_name: str = Field("mask_classifier", min_length=1, description="Served model name.")
-    detector: BackendName = Field("retinaface-mobilenet", description="Face detector backend.")
+    detector: BackendName = Field(DEFAULT_BACKEND, description="Face detector backend.")
     model_path: Path | None = Field(None, description="Detector weights file (default: resolved).")
-    score_threshold: float = Field(
-        DetectorConfig().score_threshold,
+    score_threshold: float | None = Field(
+        None,
         ge=0,
         le=1,
-        description="Operating detector score for face recall / precision.",
+        description="Operating detector score for face recall / precision (default: backend's).",
     )
     ap_min_score: float = Field(0.05, ge=0, le=1, description="Lowest score kept for AP curves.")
-    upscale_to_px: int = Field(
-        DetectorConfig().upscale_to_px,
-        ge=64,
-        le=8192,
-        description="Upscale shorter frames to this.",
+    upscale_to_px: int | None = Field(
+        None, ge=64, le=8192, description="Upscale shorter frames to this (default: backend's)."
     )
-    nms_threshold: float = Field(
-        DetectorConfig().nms_threshold, gt=0, le=1, description="NMS IoU threshold."
+    nms_threshold: float | None = Field(
+        None, gt=0, le=1, description="NMS IoU threshold (default: the backend's)."
     )
+    threads: int = Field(0, ge=0, le=64, description="Detector threads (0 = runtime default).")
     out: Path = Field(
         Path("var/eval/predictions.json"),
         description="Predictions JSON: file name → [[x1, y1, x2, y2, label, score]].",
@@ -196,12 +236,20 @@ def cli(**options: object) -> None:
     )
     if not photos:
         raise click.ClickException(f"no annotated photos in {images} for split {split}")
-    config = DetectorConfig(
-        backend=settings.detector,
-        model_path=settings.model_path,
-        score_threshold=min(settings.ap_min_score, settings.score_threshold),
-        upscale_to_px=settings.upscale_to_px,
-        nms_threshold=settings.nms_threshold,
+    given = {
+        "model_path": settings.model_path,
+        "upscale_to_px": settings.upscale_to_px,
+        "nms_threshold": settings.nms_threshold,
+        "threads": settings.threads,
+    }
+    operating = detector_config(
+        settings.detector, {k: v for k, v in given.items() if v is not None}
+    )
+    operating_score = (
+        operating.score_threshold if settings.score_threshold is None else settings.score_threshold
+    )
+    config = operating.model_copy(
+        update={"score_threshold": min(settings.ap_min_score, operating_score)}
     )
     core = Core(
         make_detector(config),
@@ -223,7 +271,10 @@ def cli(**options: object) -> None:
     elapsed = time.perf_counter() - started
     predictions = {name: predictions_of(r) for name, r in results.items()}
     truths = {p.name: load_truth(annotations / f"{p.stem}.xml") for p in photos}
-    figures = report(truths, predictions, settings.score_threshold, settings.classify)
+    figures = report(truths, predictions, operating_score, settings.classify)
+    figures["detect_ms_per_frame"] = float(
+        np.mean([r.timings_ms.detect_ms for r in results.values()])
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
@@ -236,8 +287,8 @@ def cli(**options: object) -> None:
     )
     click.echo(
         f"photos={len(photos)} split={split} detector={settings.detector} "
-        f"upscale_to_px={settings.upscale_to_px} "
-        f"score_threshold={settings.score_threshold} "
+        f"upscale_to_px={config.upscale_to_px} nms={config.nms_threshold} "
+        f"score_threshold={operating_score} "
         f"classifier={'v' + str(classifier.model_version) if classifier else 'none'} "
         f"({elapsed / len(photos) * 1000:.0f} ms/photo)"
     )

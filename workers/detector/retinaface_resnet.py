@@ -79,6 +79,9 @@ class ResNetRetinaFace:
     """The `retina-face` package's ResNet-50 RetinaFace on ONNX Runtime."""
 
     name = "retinaface-resnet50"
+    licence = (
+        "RetinaFace ResNet-50 weights of the retina-face package (code MIT; weights unverified)"
+    )
 
     def __init__(self, config: DetectorConfig) -> None:
         weights = resolve_weights(config.model_path)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from serving.crop import CropConfig
 from workers.common.settings import ServiceSettings
-from workers.detector.detectors import BackendName, DetectorConfig
+from workers.detector.detectors import DEFAULT_BACKEND, BackendName, detector_config
+
+if TYPE_CHECKING:
+    from workers.detector.detectors import AnyDetectorConfig
 
 
 def _default_worker_id() -> str:
@@ -37,13 +41,23 @@ class DetectorSettings(ServiceSettings):
     model_server: str = Field("127.0.0.1:8500", min_length=3, description="gRPC host:port.")
     model_name: str = Field("mask_classifier", min_length=1, description="Served model name.")
     classify_timeout_s: float = Field(10.0, gt=0, le=120, description="Deadline per classify call.")
-    detector: BackendName = Field("retinaface-mobilenet", description="Face detector backend.")
+    detector: BackendName = Field(DEFAULT_BACKEND, description="Face detector backend.")
     model_path: Path | None = Field(None, description="Detector weights file (default: resolved).")
-    score_threshold: float = Field(0.78, ge=0, le=1, description="Minimum face confidence.")
-    nms_threshold: float = Field(0.4, gt=0, le=1, description="NMS IoU threshold.")
-    upscale_to_px: int = Field(1200, ge=64, le=8192, description="Upscale shorter frames to this.")
-    max_upscale: float = Field(3.0, ge=1, le=8, description="Largest detection upscaling factor.")
-    max_side_px: int = Field(2048, ge=64, le=8192, description="Downscale longer frames to this.")
+    score_threshold: float | None = Field(
+        None, ge=0, le=1, description="Minimum face confidence (default: the backend's)."
+    )
+    nms_threshold: float | None = Field(
+        None, gt=0, le=1, description="NMS IoU threshold (default: the backend's)."
+    )
+    upscale_to_px: int | None = Field(
+        None, ge=64, le=8192, description="Upscale shorter frames to this (default: backend's)."
+    )
+    max_upscale: float | None = Field(
+        None, ge=1, le=8, description="Largest detection upscaling (default: the backend's)."
+    )
+    max_side_px: int | None = Field(
+        None, ge=64, le=8192, description="Downscale longer frames to this (default: backend's)."
+    )
     detector_threads: int = Field(0, ge=0, le=64, description="Detector threads (0 = default).")
     mask_threshold: float = Field(0.5, ge=0, le=1, description="P(with_mask) for the label.")
     small_face_px: int = Field(32, ge=0, le=1024, description="Faces below this are enlarged.")
@@ -61,17 +75,19 @@ class DetectorSettings(ServiceSettings):
     backoff_initial_s: float = Field(0.5, gt=0, le=60, description="First model-server back-off.")
     backoff_max_s: float = Field(10.0, gt=0, le=300, description="Longest back-off.")
 
-    def detector_config(self) -> DetectorConfig:
-        return DetectorConfig(
-            backend=self.detector,
-            model_path=self.model_path,
-            score_threshold=self.score_threshold,
-            nms_threshold=self.nms_threshold,
-            upscale_to_px=self.upscale_to_px,
-            max_upscale=self.max_upscale,
-            max_side_px=self.max_side_px,
-            threads=self.detector_threads,
-        )
+    def detector_config(self) -> AnyDetectorConfig:
+        """The chosen backend's config: its calibrated defaults, overridden only by the
+        detection settings given here (each backend has its own operating point)."""
+        given = {
+            "model_path": self.model_path,
+            "score_threshold": self.score_threshold,
+            "nms_threshold": self.nms_threshold,
+            "upscale_to_px": self.upscale_to_px,
+            "max_upscale": self.max_upscale,
+            "max_side_px": self.max_side_px,
+        }
+        overrides = {key: value for key, value in given.items() if value is not None}
+        return detector_config(self.detector, {**overrides, "threads": self.detector_threads})
 
     def crop_config(self) -> CropConfig:
         return CropConfig(

@@ -38,7 +38,7 @@ WIDE, NARROW = 96, 64
 class PickyDetector:
     """One face per frame; raises on frames WIDE pixels wide (a frame it cannot handle)."""
 
-    name, version = "picky", "1"
+    name, version, licence = "picky", "1", "test fake"
 
     def detect(self, image: ImageBGR) -> Detections:
         if image.shape[1] == WIDE:

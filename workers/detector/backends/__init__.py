@@ -1,0 +1,1 @@
+"""Face-detector backends, one module each with its own config model."""
