@@ -36,11 +36,17 @@ from workers.aggregator.model import Counters, Keys, counters_of
 from workers.aggregator.settings import AggregatorSettings
 from workers.common.kafka import KafkaSettings, make_admin
 from workers.common.settings import ServiceSettings, load_settings, settings_options
+from workers.detector.detectors import DEFAULT_BACKEND
 from workers.detector.settings import DetectorSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CAMERAS = REPO_ROOT / "deploy" / "local" / "cameras.example.yaml"
-SHARED_DETECTOR_MODEL = REPO_ROOT.parent / "shared" / "models" / "retinaface_mnet025.onnx"
+SHARED_MODELS = REPO_ROOT.parent / "shared" / "models"
+SHARED_DETECTOR_MODELS = {
+    "centerface": SHARED_MODELS / "centerface.onnx",
+    "scrfd-2.5g": SHARED_MODELS / "scrfd_2.5g_kps.onnx",
+    "retinaface-mobilenet": SHARED_MODELS / "retinaface_mnet025.onnx",
+}
 STOP_ORDER = ("producer", "detector", "aggregator", "api")
 
 
@@ -265,8 +271,10 @@ def child_env(key_prefix: str, api_port: int) -> dict[str, str]:
         "MASKWATCH_DETECTOR_HEALTH_PORT": "0",
         "MASKWATCH_AGGREGATOR_HEALTH_PORT": "0",
     }
-    if SHARED_DETECTOR_MODEL.is_file():
-        defaults["MASKWATCH_DETECTOR_MODEL_PATH"] = str(SHARED_DETECTOR_MODEL)
+    backend = env.get("MASKWATCH_DETECTOR_DETECTOR", DEFAULT_BACKEND)
+    shared_model = SHARED_DETECTOR_MODELS.get(backend)
+    if shared_model is not None and shared_model.is_file():
+        defaults["MASKWATCH_DETECTOR_MODEL_PATH"] = str(shared_model)
     for name, value in defaults.items():
         env.setdefault(name, value)
     env |= {

@@ -111,6 +111,7 @@ def worker_run(
         "MASKWATCH_DETECTOR_HEALTH_PORT": "0",
         "MASKWATCH_DETECTOR_MODEL_SERVER": model_server,
         "MASKWATCH_DETECTOR_MAX_AGE_S": "3600",
+        "MASKWATCH_DETECTOR_DETECTOR": "retinaface-mobilenet",  # the serial baseline's detector
         "MASKWATCH_DETECTOR_MODEL_PATH": str(detector_model),
     }
     results: list[FrameResult] = []

@@ -74,6 +74,7 @@ def start_stages(run: str, detectors: int, kafka: KafkaSettings, prefix: str) ->
         "MASKWATCH_DETECTOR_GROUP_ID": f"bench-{run}-detectors",
         "MASKWATCH_AGGREGATOR_GROUP_ID": f"bench-{run}-aggregator",
         "MASKWATCH_DETECTOR_MAX_AGE_S": "3600",  # measure work, not the too-old shortcut
+        "MASKWATCH_DETECTOR_DETECTOR": "retinaface-mobilenet",  # as the README's figures ran
         "MASKWATCH_DETECTOR_MODEL_PATH": str(DETECTOR_MODEL),
     }
     log_dir = REPO / "var" / "bench" / run

@@ -94,6 +94,7 @@ class Soak:
             "MASKWATCH_DETECTOR_GROUP_ID": DETECTOR_GROUP,
             "MASKWATCH_DETECTOR_MODEL_SERVER": f"127.0.0.1:{grpc}",
             "MASKWATCH_DETECTOR_KNOWN_CAMERAS": json.dumps(cameras),
+            "MASKWATCH_DETECTOR_DETECTOR": "retinaface-mobilenet",  # as the README's soak ran
             "MASKWATCH_DETECTOR_MODEL_PATH": str(SHARED / "models" / "retinaface_mnet025.onnx"),
             # Frames wait longer in the crop batcher, so rebalances catch some in it.
             "MASKWATCH_DETECTOR_MAX_BATCH_WAIT_MS": "500",

@@ -93,6 +93,8 @@ class Worker:
             "MASKWATCH_DETECTOR_WORKER_ID": name,
             "MASKWATCH_DETECTOR_HEALTH_PORT": str(self.health_port),
             "MASKWATCH_DETECTOR_MODEL_SERVER": model_server,
+            # The cheapest backend (not the default): these tests are about delivery.
+            "MASKWATCH_DETECTOR_DETECTOR": "retinaface-mobilenet",
             "MASKWATCH_DETECTOR_MODEL_PATH": str(shared_dir / "models" / "retinaface_mnet025.onnx"),
             "MASKWATCH_DETECTOR_UPSCALE_TO_PX": "640",  # cheap detection: tests share 2 cores
             "MASKWATCH_DETECTOR_DETECTOR_THREADS": "1",
