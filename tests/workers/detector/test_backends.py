@@ -121,7 +121,8 @@ def test_centerface_decode_one_face(
 
 
 def test_centerface_decode_empty_heatmap() -> None:
-    xyxy, scores, points = centerface.decode(*centerface_maps(4, 6), score_threshold=0.1)
+    heatmap, log_size, offset, marks = centerface_maps(4, 6)
+    xyxy, scores, points = centerface.decode(heatmap, log_size, offset, marks, 0.1)
     assert xyxy.shape == (0, 4) and scores.shape == (0,) and points.shape == (0, 5, 2)
 
 
