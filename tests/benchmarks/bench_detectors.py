@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 
 from serving.dataset import crowd_photo_split
-from workers.detector.detectors import BackendName, detector_config, make_detector
+from workers.detector.backends import detector_config, make_detector
 
 CROWD = Path("../shared/data/crowd")
-MODELS: dict[BackendName, Path] = {
+MODELS: dict[str, Path] = {
     "retinaface-mobilenet": Path("../shared/models/retinaface_mnet025.onnx"),
     "centerface": Path("../shared/models/centerface.onnx"),
     "scrfd-2.5g": Path("../shared/models/scrfd_2.5g_kps.onnx"),
@@ -39,7 +39,7 @@ def cli(photos: int, threads: int) -> None:
     )
     chosen = paths[:: max(1, len(paths) // photos)][:photos]
     detectors = {
-        name: make_detector(detector_config(name, {"model_path": path, "threads": threads}))
+        name: make_detector(detector_config(backend=name, model_path=path, threads=threads))
         for name, path in MODELS.items()
     }
     images = [np.asarray(cv2.imread(str(p)), np.uint8) for p in chosen]

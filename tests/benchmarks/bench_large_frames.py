@@ -21,15 +21,11 @@ import click
 import cv2
 import numpy as np
 
+from devtools.evaluate.pipeline import face_size_px, load_truth
+from devtools.evaluate.scoring import best_recall_at_precision, match, matched_truths
+from imaging.precision import average_precision
 from serving.dataset import crowd_photo_split
-from workers.detector.detectors import BackendName, detector_config, make_detector
-from workers.detector.evaluate import face_size_px, load_truth
-from workers.detector.scoring import (
-    average_precision,
-    best_recall_at_precision,
-    match,
-    matched_truths,
-)
+from workers.detector.backends import detector_config, make_detector
 
 CROWD = Path("../shared/data/crowd")
 MODELS = {
@@ -56,26 +52,24 @@ def on_canvas(
 @click.option("--photos", type=int, default=40, show_default=True)
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--caps", default="640,1280,native", show_default=True, help="max_side_px values.")
-def cli(backend: BackendName, photos: int, threads: int, caps: str) -> None:
+def cli(backend: str, photos: int, threads: int, caps: str) -> None:
     """Face AP / recall / ms per frame size and downscaling cap."""
     paths = sorted(
         p for p in (CROWD / "images").glob("*.jpg") if crowd_photo_split(p.name) == "test"
     )
     chosen = paths[:: max(1, len(paths) // photos)][:photos]
-    base = detector_config(backend, {"model_path": MODELS[backend]})
+    base = detector_config(backend=backend, model_path=MODELS[backend])
     click.echo(f"{backend}: {len(chosen)} test photos; calibrated max_side_px={base.max_side_px}")
     for frame_wh in FRAMES_WH:
         for cap in caps.split(","):
             max_side = max(frame_wh) if cap == "native" else int(cap)
             config = detector_config(
-                backend,
-                {
-                    "model_path": MODELS[backend],
-                    "score_threshold": 0.05,
-                    "max_side_px": max_side,
-                    "upscale_to_px": min(base.upscale_to_px, max_side),
-                    "threads": threads,
-                },
+                backend=backend,
+                model_path=MODELS[backend],
+                score_threshold=0.05,
+                max_side_px=max_side,
+                upscale_to_px=min(base.upscale_to_px, max_side),
+                threads=threads,
             )
             detector = make_detector(config)
             scores, hits, small_found, small_total, total, times_ms = [], [], 0, 0, 0, []

@@ -21,13 +21,14 @@ import click
 import cv2
 import numpy as np
 
+from devtools.evaluate.pipeline import load_truth
+from devtools.evaluate.scoring import best_recall_at_precision, match
+from imaging.boxes import adjust_boxes, nms
+from imaging.precision import average_precision
 from serving.dataset import crowd_photo_split
+from workers.detector.backends import detector_config, make_detector
 from workers.detector.backends.centerface import CenterFace
 from workers.detector.backends.scrfd import Scrfd
-from workers.detector.detectors import BackendName, adjust_boxes, detector_config, make_detector
-from workers.detector.evaluate import load_truth
-from workers.detector.retinaface_onnx import nms
-from workers.detector.scoring import average_precision, best_recall_at_precision, match
 
 CROWD = Path("../shared/data/crowd")
 MODELS = {
@@ -66,17 +67,15 @@ def cli() -> None:
 @click.option("--upscale-to-px", type=int, required=True)
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--out-dir", type=click.Path(path_type=Path), default=Path("var/calib"))
-def cache(backend: BackendName, upscale_to_px: int, threads: int, out_dir: Path) -> None:
+def cache(backend: str, upscale_to_px: int, threads: int, out_dir: Path) -> None:
     """Every candidate (score ≥ 0.05, before NMS) of every train + val photo, at one scale."""
     config = detector_config(
-        backend,
-        {
-            "model_path": MODELS[backend],
-            "score_threshold": 0.05,
-            "upscale_to_px": upscale_to_px,
-            "max_side_px": max(upscale_to_px, 1280),
-            "threads": threads,
-        },
+        backend=backend,
+        model_path=MODELS[backend],
+        score_threshold=0.05,
+        upscale_to_px=upscale_to_px,
+        max_side_px=max(upscale_to_px, 1280),
+        threads=threads,
     )
     detector = make_detector(config)
     if not isinstance(detector, Scrfd | CenterFace):

@@ -29,12 +29,12 @@ import zipfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
-import onnx
 
-from workers.detector.onnx_dynamic import centerface_dynamic, scrfd_dynamic
+if TYPE_CHECKING:
+    import onnx
 
 MODEL_FILE = "retinaface_mnet025.onnx"
 MODEL_SHA256 = "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5"
@@ -104,7 +104,7 @@ def resolve_model(configured: Path | None) -> bytes:
         return installed
     raise ModelNotFoundError(
         f"no RetinaFace MobileNet model: run `{FETCH_COMMAND}` (writes {cache_path()}) or "
-        "set MASKWATCH_DETECTOR_MODEL_PATH to an ONNX file"
+        "set MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH to an ONNX file"
     )
 
 
@@ -170,6 +170,10 @@ def _is_dynamic(model: onnx.ModelProto) -> bool:
 def make_dynamic(backend: str, data: bytes) -> bytes:
     """The model with free input sizes (`onnx_dynamic`); already-converted files are returned
     as they are, so a configured path may name either the published or the converted file."""
+    import onnx
+
+    from workers.detector.onnx_dynamic import centerface_dynamic, scrfd_dynamic
+
     model = onnx.load_from_string(data)
     if _is_dynamic(model):
         return data

