@@ -51,7 +51,7 @@ def on_canvas(
 @click.option("--backend", type=click.Choice(list(MODELS)), default="centerface")
 @click.option("--photos", type=int, default=40, show_default=True)
 @click.option("--threads", type=int, default=2, show_default=True)
-@click.option("--caps", default="640,1280,native", show_default=True, help="max_side_px values.")
+@click.option("--caps", default="960,1280,native", show_default=True, help="max_side_px values.")
 def cli(backend: str, photos: int, threads: int, caps: str) -> None:
     """Face AP / recall / ms per frame size and downscaling cap."""
     paths = sorted(
@@ -61,8 +61,8 @@ def cli(backend: str, photos: int, threads: int, caps: str) -> None:
     base = detector_config(backend=backend, model_path=MODELS[backend])
     click.echo(f"{backend}: {len(chosen)} test photos; calibrated max_side_px={base.max_side_px}")
     for frame_wh in FRAMES_WH:
-        for cap in caps.split(","):
-            max_side = max(frame_wh) if cap == "native" else int(cap)
+        sides = {max(frame_wh) if cap == "native" else int(cap) for cap in caps.split(",")}
+        for max_side in sorted(side for side in sides if side <= max(frame_wh)):
             config = detector_config(
                 backend=backend,
                 model_path=MODELS[backend],
