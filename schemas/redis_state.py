@@ -140,6 +140,10 @@ class Keys:
         """Hash: `ms` (capture time of the newest result) and `json` (its summary)."""
         return f"{self.prefix}cam:{camera}:latest"
 
+    def labels(self, camera: str) -> str:
+        """Hash: the camera's labels (name → value, e.g. site, zone) from its newest result."""
+        return f"{self.prefix}cam:{camera}:labels"
+
     def camera_totals(self, camera: str) -> str:
         """Hash of the camera's lifetime counters."""
         return f"{self.prefix}cam:{camera}:totals"

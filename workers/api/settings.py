@@ -33,11 +33,23 @@ class ApiSettings(RedisState, ServiceSettings):
         le=1.0,
         description="Compliance the dashboard draws as the target line (match the alert rule).",
     )
-    stream_refresh_s: float = Field(
-        5.0, ge=0.5, le=300.0, description="The event stream resends a full snapshot this often."
+    tick_s: float = Field(
+        10.0,
+        ge=0.5,
+        le=300.0,
+        description="Windows are rolled, totals read and changes streamed this often (s).",
+    )
+    resync_s: float = Field(
+        60.0,
+        ge=1.0,
+        le=3600.0,
+        description="Every camera is re-read this often (bounds a lost update message) (s).",
     )
     stream_coalesce_s: float = Field(
-        0.5, ge=0.05, le=10.0, description="Camera updates are batched this long per stream (s)."
+        0.5, ge=0.05, le=10.0, description="Camera updates are batched this long (s)."
+    )
+    max_page: int = Field(
+        5000, ge=1, le=100_000, description="Most cameras one GET /api/v1/cameras returns."
     )
     max_streams: int = Field(100, ge=1, le=10_000, description="Concurrent event streams allowed.")
     max_alerts: int = Field(500, ge=1, le=10_000, description="Most alert events one request gets.")
