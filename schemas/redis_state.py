@@ -217,6 +217,21 @@ def counters_of(fields: dict[str, str]) -> Counters:
     return Counters(*(int(fields.get(name, 0)) for name in COUNTERS))
 
 
+EMPTY = Counters()
+
+
+def total(counters: list[Counters]) -> Counters:
+    """The sum of some Counters (plain loops: the API sums ~90 per camera per tick)."""
+    frames = skipped = faces = with_mask = without_mask = 0
+    for c in counters:
+        frames += c.frames
+        skipped += c.skipped
+        faces += c.faces
+        with_mask += c.with_mask
+        without_mask += c.without_mask
+    return Counters(frames, skipped, faces, with_mask, without_mask)
+
+
 def sum_counters(hashes: list[dict[str, str]]) -> Counters:
     """The sum of several bucket hashes (missing or expired buckets are empty dicts)."""
     total = Counters()

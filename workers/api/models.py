@@ -18,10 +18,9 @@ from schemas.redis_state import (
     Counters,
     FrameSummary,
     WindowName,
-    counters_of,
     history_starts,
     rule_state,
-    sum_counters,
+    total,
 )
 
 HISTORY_READS = 60
@@ -129,14 +128,14 @@ def _at(t: float) -> datetime:
 
 
 def window_stats(
-    history: list[dict[str, str]], short: list[dict[str, str]], day: list[dict[str, str]]
+    history: list[Counters], short: list[Counters], day: list[Counters]
 ) -> list[WindowStats]:
     """1m from the 10 s buckets, 15m from the last 15 minute buckets, 24h from hour buckets."""
     tail = WINDOWS["15m"].buckets
     spans: dict[WindowName, Counters] = {
-        "1m": sum_counters(short),
-        "15m": sum_counters(history[-tail:]),
-        "24h": sum_counters(day),
+        "1m": total(short),
+        "15m": total(history[-tail:]),
+        "24h": total(day),
     }
     return [
         WindowStats(window=name, seconds=WINDOWS[name].seconds, **Stats.of(c).model_dump())
@@ -146,16 +145,16 @@ def window_stats(
 
 @dataclass(frozen=True)
 class CameraReplies:
-    """The raw Redis replies one camera's view is assembled from."""
+    """The Redis replies (decoded) one camera's view is assembled from."""
 
     camera: str
     last_ms: float
-    latest_json: str | None
+    latest: FrameSummary | None
     alert_fields: dict[str, str]
     labels: dict[str, str]
-    history: list[dict[str, str]]
-    short: list[dict[str, str]]
-    day: list[dict[str, str]]
+    history: list[Counters]
+    short: list[Counters]
+    day: list[Counters]
 
 
 def _summary_fields(r: CameraReplies, now: float, stale_after_s: float) -> dict[str, Any]:
@@ -176,7 +175,7 @@ def _summary_fields(r: CameraReplies, now: float, stale_after_s: float) -> dict[
         "last_seen": _at(r.last_ms / 1000),
         "silent_for_s": round(silent, 3),
         "stale": silent > stale_after_s,
-        "latest": FrameSummary.model_validate_json(r.latest_json) if r.latest_json else None,
+        "latest": r.latest,
         "windows": window_stats(r.history, r.short, r.day),
         "alerts": rules,
         "firing": any(x.state == "firing" for x in rules),
@@ -185,7 +184,7 @@ def _summary_fields(r: CameraReplies, now: float, stale_after_s: float) -> dict[
 
 def camera_summary(r: CameraReplies, now: float, stale_after_s: float) -> CameraSummary:
     """One camera's list-view entry from its raw replies (no per-minute objects built)."""
-    spark = [counters_of(fields).compliance for fields in r.history]
+    spark = [c.compliance for c in r.history]
     return CameraSummary(**_summary_fields(r, now, stale_after_s), spark=spark)
 
 
@@ -193,8 +192,8 @@ def camera_status(r: CameraReplies, now: float, stale_after_s: float) -> CameraS
     """One camera in full (summary plus per-minute history) from its raw replies."""
     starts = history_starts(now, len(r.history))
     points = [
-        HistoryPoint(start=_at(start), **Stats.of(counters_of(fields)).model_dump())
-        for start, fields in zip(starts, r.history, strict=True)
+        HistoryPoint(start=_at(start), **Stats.of(c).model_dump())
+        for start, c in zip(starts, r.history, strict=True)
     ]
     return CameraStatus(
         **_summary_fields(r, now, stale_after_s),

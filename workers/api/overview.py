@@ -32,6 +32,8 @@ from workers.api.models import CameraSummary, Totals, camera_summary
 from workers.api.store import CameraRaw, Store, replies_at
 
 log = get_logger("api.overview")
+TICK_CHUNK = 50
+"""Summaries re-assembled between two turns of the event loop (bounds a request's wait)."""
 ChangeKind = Literal["cameras", "removed", "alert", "totals"]
 
 
@@ -226,7 +228,10 @@ class LiveOverview:
     async def tick(self) -> None:
         """Roll every camera's windows to now from the buckets held; read the totals."""
         now = time.time()
-        self._publish([self._put(e.raw, now) for e in list(self.entries.values())], now)
+        raws = [e.raw for e in self.entries.values()]
+        for first in range(0, len(raws), TICK_CHUNK):
+            self._publish([self._put(raw, now) for raw in raws[first : first + TICK_CHUNK]], now)
+            await asyncio.sleep(0)  # let requests in between chunks
         await self._read_totals(now)
 
     async def _read_totals(self, now: float) -> None:

@@ -40,10 +40,11 @@ class ApiSettings(RedisState, ServiceSettings):
         description="Windows are rolled, totals read and changes streamed this often (s).",
     )
     resync_s: float = Field(
-        60.0,
+        300.0,
         ge=1.0,
         le=3600.0,
-        description="Every camera is re-read this often (bounds a lost update message) (s).",
+        description="Every camera is re-read this often: bounds a lost update message and "
+        "drops pruned cameras (s).",
     )
     stream_coalesce_s: float = Field(
         0.5, ge=0.05, le=10.0, description="Camera updates are batched this long (s)."

@@ -16,7 +16,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from schemas.alert import AlertEvent
-from schemas.redis_state import WINDOWS, Keys, counters_of
+from schemas.redis_state import COUNTERS, EMPTY, WINDOWS, Counters, FrameSummary, Keys, counters_of
 from workers.api.models import (
     HISTORY_READS,
     CameraReplies,
@@ -27,7 +27,7 @@ from workers.api.models import (
     window_stats,
 )
 
-CHUNK_CAMERAS = 50
+CHUNK_CAMERAS = 10
 """Cameras per pipeline: bounds one reply's size and how long the event loop is busy."""
 
 
@@ -37,10 +37,10 @@ class CameraRaw:
 
     camera: str
     last_ms: float
-    latest_json: str | None
+    latest: FrameSummary | None
     alert_fields: dict[str, str]
     labels: dict[str, str]
-    buckets: dict[str, dict[str, str]]
+    buckets: dict[str, Counters]
 
 
 def bucket_keys(keys: Keys, camera: str | None, now: float) -> list[list[str]]:
@@ -59,17 +59,57 @@ def replies_at(raw: CameraRaw, keys: Keys, now: float) -> CameraReplies:
     were empty (a newer bucket only exists once a frame is written to it).
     """
     history, short, day = (
-        [raw.buckets.get(key, {}) for key in group] for group in bucket_keys(keys, raw.camera, now)
+        [raw.buckets.get(key, EMPTY) for key in group]
+        for group in bucket_keys(keys, raw.camera, now)
     )
     return CameraReplies(
         raw.camera,
         raw.last_ms,
-        raw.latest_json,
+        raw.latest,
         raw.alert_fields,
         raw.labels,
         history,
         short,
         day,
+    )
+
+
+READ_LUA = """
+-- One camera's view in one call (a reply parsed in C instead of ~93 replies in Python).
+-- KEYS: 1 latest, 2 alert state, 3 labels, 4.. bucket keys; ARGV: the counter names.
+-- Returns {latest json or nil, alert hash flat, labels hash flat,
+--          {index, counters..., index, counters...} for the buckets that exist}.
+local buckets = {}
+for i = 4, #KEYS do
+  local values = redis.call('HMGET', KEYS[i], unpack(ARGV))
+  if values[1] then
+    buckets[#buckets + 1] = i - 3
+    for j = 1, #ARGV do buckets[#buckets + 1] = tonumber(values[j] or '0') end
+  end
+end
+return {redis.call('HGET', KEYS[1], 'json'), redis.call('HGETALL', KEYS[2]),
+  redis.call('HGETALL', KEYS[3]), buckets}
+"""
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _raw_of(camera: str, last_ms: float, keys: list[str], reply: list[Any]) -> CameraRaw:
+    latest, alert, labels, flat = reply
+    width = 1 + len(COUNTERS)
+    buckets = {
+        keys[int(flat[i]) - 1]: Counters(*map(int, flat[i + 1 : i + width]))
+        for i in range(0, len(flat), width)
+    }
+    return CameraRaw(
+        camera,
+        last_ms,
+        FrameSummary.model_validate_json(latest) if latest else None,
+        _pairs(alert),
+        _pairs(labels),
+        buckets,
     )
 
 
@@ -81,6 +121,7 @@ class Store:
         self.redis = redis
         self.keys = keys
         self.stale_after_s = stale_after_s
+        self._read = redis.register_script(READ_LUA)
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
@@ -93,7 +134,8 @@ class Store:
         return sorted((str(camera), float(ms)) for camera, ms in seen)
 
     async def raw(self, cameras: list[tuple[str, float]], now: float) -> list[CameraRaw]:
-        """Every reply a view of each (camera, last-seen ms) at `now` needs."""
+        """Every reply a view of each (camera, last-seen ms) at `now` needs: one script
+        call per camera, `CHUNK_CAMERAS` per round trip."""
         out: list[CameraRaw] = []
         for first in range(0, len(cameras), CHUNK_CAMERAS):
             chunk = cameras[first : first + CHUNK_CAMERAS]
@@ -102,27 +144,15 @@ class Store:
             for camera, _ in chunk:
                 keys = [key for group in bucket_keys(self.keys, camera, now) for key in group]
                 plans.append(keys)
-                pipe.hget(self.keys.latest(camera), "json")
-                pipe.hgetall(self.keys.alert_state(camera))
-                pipe.hgetall(self.keys.labels(camera))
-                for key in keys:
-                    pipe.hgetall(key)
-            replies: list[Any] = await pipe.execute()
-            at = 0
-            for (camera, last_ms), keys in zip(chunk, plans, strict=True):
-                latest, alert, labels = replies[at : at + 3]
-                buckets = replies[at + 3 : at + 3 + len(keys)]
-                at += 3 + len(keys)
-                out.append(
-                    CameraRaw(
-                        camera,
-                        last_ms,
-                        latest,
-                        alert,
-                        labels,
-                        {k: b for k, b in zip(keys, buckets, strict=True) if b},
-                    )
+                k = self.keys
+                await self._read(
+                    keys=[k.latest(camera), k.alert_state(camera), k.labels(camera), *keys],
+                    args=list(COUNTERS),
+                    client=pipe,
                 )
+            replies: list[Any] = await pipe.execute()
+            for (camera, last_ms), keys, reply in zip(chunk, plans, replies, strict=True):
+                out.append(_raw_of(camera, last_ms, keys, reply))
         return out
 
     async def camera(self, camera: str, now: float | None = None) -> CameraStatus | None:
@@ -147,7 +177,10 @@ class Store:
         return Totals(
             at=datetime.fromtimestamp(now, UTC),
             windows=window_stats(
-                r[:n_hist], r[n_hist : n_hist + n_short], r[n_hist + n_short : -1]
+                *(
+                    list(map(counters_of, part))
+                    for part in (r[:n_hist], r[n_hist : n_hist + n_short], r[n_hist + n_short : -1])
+                )
             ),
             lifetime=Stats.of(counters_of(r[-1])),
         )

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
+from schemas.redis_state import Counters
 from workers.api.models import CameraReplies, camera_status, camera_summary
 
 NOW = 1_800_000_030.0  # 30 s into a minute
 
 
-def bucket(faces: int, masked: int) -> dict[str, str]:
-    return {
-        "frames": "1",
-        "faces": str(faces),
-        "with_mask": str(masked),
-        "without_mask": str(faces - masked),
-    }
+def bucket(faces: int, masked: int) -> Counters:
+    return Counters(frames=1, faces=faces, with_mask=masked, without_mask=faces - masked)
 
 
 def test_windows_come_from_the_right_buckets_and_staleness_from_last_seen() -> None:
     history = [bucket(10, 10)] * 45 + [bucket(4, 1)] * 15  # only the last 15 are the 15 min
-    short: list[dict[str, str]] = [{}] * 5 + [bucket(2, 2)]
+    short = [Counters()] * 5 + [bucket(2, 2)]
     day = [bucket(100, 50)] * 24
     replies = CameraReplies(
         "cam", (NOW - 45) * 1000, None, {"camera_silent:state": "firing"}, {}, history, short, day

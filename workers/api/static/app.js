@@ -211,6 +211,7 @@ function paint(overview) {
   labelOptions();
   layout();
   $("loading").hidden = true;
+  document.body.dataset.paintedMs = String(Math.round(performance.now()));  // for tests
   touched();
 }
 
