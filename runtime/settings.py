@@ -178,6 +178,8 @@ CLI_DEFAULT = "cli_default"
 def _shown(field: FieldInfo, default: Any) -> str:
     """A default as --help shows it: the same on every machine and run (a value computed at
     start-up is described, not shown), `none` when unset, JSON for structured values."""
+    if field.is_required():
+        return "required"
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
     if CLI_DEFAULT in extra:
         return str(extra[CLI_DEFAULT])
