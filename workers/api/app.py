@@ -40,7 +40,14 @@ from sse_starlette import EventSourceResponse
 from runtime.logs import get_logger
 from schemas.alert import AlertEvent
 from schemas.redis_state import Keys
-from workers.api.models import CameraList, CameraStatus, CameraSummary, Overview
+from workers.api.models import (
+    CameraList,
+    CameraStatus,
+    CameraSummary,
+    LabelAggregates,
+    Overview,
+    label_groups,
+)
 from workers.api.overview import LiveOverview
 from workers.api.settings import ApiSettings
 from workers.api.store import Store
@@ -71,6 +78,7 @@ class Metrics:
 
 
 LABEL_FILTER = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}=.{1,64}$")]
+LABEL_NAME = PathParam(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="Label name.")
 READY_WAIT_S = 10.0
 """How long a request waits for the first load of the fleet after start-up."""
 
@@ -177,6 +185,17 @@ def create_app(settings: ApiSettings) -> FastAPI:
         )
         # serialised directly: the model is already valid, re-validating 500 cameras is not free
         return Response(body.model_dump_json(), media_type="application/json")
+
+    @api.get(
+        "/labels/{label}",
+        response_model=LabelAggregates,
+        summary="Per value of a label (e.g. site): cameras, firing, stale and summed windows",
+        responses={503: {"description": "Overview not loaded yet"}},
+    )
+    async def labels(label: Annotated[str, LABEL_NAME]) -> LabelAggregates:
+        await loaded()
+        _, cams = fleet.page({}, 0, len(fleet.entries) or 1)
+        return LabelAggregates(at=datetime.now(UTC), label=label, groups=label_groups(label, cams))
 
     @api.get(
         "/cameras/{camera_id}",

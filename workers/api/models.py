@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.redis_state import (
+    COUNTERS,
     RULES,
     WINDOWS,
     Counters,
@@ -102,6 +103,56 @@ class CameraList(Model):
     """A batch of cameras (the stream's `cameras` event)."""
 
     cameras: list[CameraSummary]
+
+
+class LabelGroup(Model):
+    """The cameras with one value of a label, summed (e.g. compliance per site)."""
+
+    value: str
+    cameras: int = Field(ge=0)
+    firing: int = Field(ge=0, description="Cameras with a rule firing.")
+    stale: int = Field(ge=0, description="Cameras silent longer than stale_after_s.")
+    windows: list[WindowStats] = Field(description="Windows summed over these cameras.")
+
+
+class LabelAggregates(Model):
+    """Per value of one label: how many cameras and their summed windows."""
+
+    at: datetime
+    label: str
+    groups: list[LabelGroup] = Field(
+        description="One per value, by value; cameras without it are left out."
+    )
+
+
+def label_groups(label: str, cameras: list[CameraSummary]) -> list[LabelGroup]:
+    """Group cameras by the value of `label` and sum their windows (pure)."""
+    by_value: dict[str, list[CameraSummary]] = {}
+    for cam in cameras:
+        if label in cam.labels:
+            by_value.setdefault(cam.labels[label], []).append(cam)
+    groups = []
+    for value, members in sorted(by_value.items()):
+        windows = []
+        for i, first in enumerate(members[0].windows):
+            summed = total(
+                [Counters(*(getattr(m.windows[i], f) for f in COUNTERS)) for m in members]
+            )
+            windows.append(
+                WindowStats(
+                    window=first.window, seconds=first.seconds, **Stats.of(summed).model_dump()
+                )
+            )
+        groups.append(
+            LabelGroup(
+                value=value,
+                cameras=len(members),
+                firing=sum(1 for m in members if m.firing),
+                stale=sum(1 for m in members if m.stale),
+                windows=windows,
+            )
+        )
+    return groups
 
 
 class Totals(Model):

@@ -184,3 +184,10 @@ def test_cameras_filter_by_label_and_paginate(live_api: LiveServer, feeder: Feed
     assert camera_ids(page) == ["cam-2"] and (page["total"], page["offset"]) == (3, 1)
     bad = httpx.get(f"{live_api.url}/api/v1/cameras", params={"label": "no-equals"})
     assert bad.status_code == 422
+
+    sites = httpx.get(f"{live_api.url}/api/v1/labels/site").json()
+    assert [(g["value"], g["cameras"]) for g in sites["groups"]] == [("north", 2), ("south", 1)]
+    north_1m = next(w for w in sites["groups"][0]["windows"] if w["window"] == "1m")
+    assert (north_1m["faces"], north_1m["with_mask"], north_1m["compliance"]) == (2, 2, 1.0)
+    zones = httpx.get(f"{live_api.url}/api/v1/labels/zone").json()
+    assert [g["value"] for g in zones["groups"]] == ["a", "b"]  # cam-3 has no zone
