@@ -40,6 +40,7 @@ from sse_starlette import EventSourceResponse
 from runtime.logs import get_logger
 from schemas.alert import AlertEvent
 from schemas.redis_state import Keys
+from workers.api.fleet_metrics import FleetCollector
 from workers.api.models import (
     CameraList,
     CameraStatus,
@@ -96,6 +97,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
         resync_s=settings.resync_s,
     )
     metrics = Metrics()
+    metrics.registry.register(
+        FleetCollector(
+            fleet,
+            settings.metric_labels,
+            settings.metric_max_cameras,
+            settings.metric_max_label_values,
+        )
+    )
     token = settings.bearer_token()
     streams = asyncio.Semaphore(settings.max_streams)
 

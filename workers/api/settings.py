@@ -54,6 +54,17 @@ class ApiSettings(RedisState, ServiceSettings):
     )
     max_streams: int = Field(100, ge=1, le=10_000, description="Concurrent event streams allowed.")
     max_alerts: int = Field(500, ge=1, le=10_000, description="Most alert events one request gets.")
+    metric_labels: list[str] = Field(
+        default_factory=lambda: ["site", "zone"],
+        max_length=8,
+        description="Label names with per-value Prometheus gauges.",
+    )
+    metric_max_cameras: int = Field(
+        2000, ge=0, le=100_000, description="Most cameras with their own Prometheus series."
+    )
+    metric_max_label_values: int = Field(
+        100, ge=1, le=10_000, description="Most values per metric label (the rest: _other)."
+    )
     runtime: RuntimeSettings = Field(
         default_factory=RuntimeSettings, description="Logging (health is on the API's own port)."
     )

@@ -189,5 +189,9 @@ def test_cameras_filter_by_label_and_paginate(live_api: LiveServer, feeder: Feed
     assert [(g["value"], g["cameras"]) for g in sites["groups"]] == [("north", 2), ("south", 1)]
     north_1m = next(w for w in sites["groups"][0]["windows"] if w["window"] == "1m")
     assert (north_1m["faces"], north_1m["with_mask"], north_1m["compliance"]) == (2, 2, 1.0)
+    metrics = httpx.get(f"{live_api.url}/metrics").text
+    assert 'maskwatch_label_compliance_ratio{label="site",value="north",window="1m"} 1.0' in metrics
+    assert 'maskwatch_camera_faces{camera="cam-3",window="15m"} 1.0' in metrics
+    assert 'maskwatch_camera_silent_seconds{camera="cam-1"}' in metrics
     zones = httpx.get(f"{live_api.url}/api/v1/labels/zone").json()
     assert [g["value"] for g in zones["groups"]] == ["a", "b"]  # cam-3 has no zone
