@@ -33,7 +33,7 @@ export PATH="$PATH:/usr/local/go/bin"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 bin="$cache/bin"
 schemas="$cache/schemas/k8s-$KUBE_VERSION"
-crds="$cache/schemas/crds-keda-$KEDA_VERSION-promop-$PROMETHEUS_OPERATOR_VERSION"
+crds="$cache/schemas/crds-keda-$KEDA_VERSION-promop-$PROMETHEUS_OPERATOR_VERSION-rules"
 mkdir -p "$bin"
 
 step() { printf '== %s (%ss)\n' "$1" "$SECONDS"; }
@@ -75,7 +75,8 @@ if [[ ! -e "$crds/.done" ]]; then
     "$python" "$here/jsonschemas.py" crd "$tmp" \
         "$keda/config/crd/bases/keda.sh_scaledobjects.yaml" \
         "$keda/config/crd/bases/keda.sh_triggerauthentications.yaml" \
-        "$promop/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
+        "$promop/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
+        "$promop/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml"
     touch "$tmp/.done"
     rm -rf "$crds" && mv "$tmp" "$crds"
 fi
