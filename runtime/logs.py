@@ -64,9 +64,12 @@ def configure_logging(level: str = "INFO", json_output: bool = True) -> None:
     for name in NOISY:
         logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        # uvicorn's own handlers (if any) would print a second, plain line
-        logging.getLogger(name).handlers.clear()
-        logging.getLogger(name).propagate = True
+        # uvicorn's own handlers (if any) would print a second, plain line; its level follows
+        # ours until uvicorn.Config sets it from the same log level
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
     _quiet_onnxruntime()
 
 

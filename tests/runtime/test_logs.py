@@ -25,6 +25,7 @@ def restore_logging() -> Iterator[None]:
 def test_our_and_library_loggers_share_one_json_format(
     restore_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # as an earlier server left it
     configure_logging("INFO", json_output=True)
     get_logger("api").info("starting", port=8080)
     logging.getLogger("uvicorn.error").info("Uvicorn running on %s", "http://127.0.0.1:8080")
