@@ -93,6 +93,7 @@ def test_dashboard_shows_tiles_and_updates_live(
     now = time.time()
     feeder.feed(hour_of("lobby", now, 0.93) + hour_of("gate-north", now, 0.55), now)
     feeder.feed([result("parking", s, now - 300 + s, masked=2, unmasked=1) for s in range(40)], now)
+    feeder.feed([result("lobby", 500 + s, now - 60 + s, skipped=True) for s in range(5)], now)
     feeder.silence_check(now)
     driver = browser
     driver.get(live_api.url + "/")
@@ -102,7 +103,8 @@ def test_dashboard_shows_tiles_and_updates_live(
     tiles = driver.execute_script(
         "return [...document.querySelectorAll('.tile')].map(t => ({id: t.dataset.camera,"
         " pct: t.querySelector('.compliance').firstChild.textContent,"
-        " cls: t.className, spark: t.querySelectorAll('.spark polyline').length}))"
+        " cls: t.className, spark: t.querySelectorAll('.spark polyline').length,"
+        " skipped: t.querySelector('.skipped')?.textContent ?? null}))"
     )
     by_id = {t["id"]: t for t in tiles}
     api = httpx.get(f"{live_api.url}/api/v1/cameras").json()
@@ -111,6 +113,8 @@ def test_dashboard_shows_tiles_and_updates_live(
         shown = by_id[cam["camera_id"]]["pct"]
         expected = "–" if w15["compliance"] is None else f"{w15['compliance'] * 100:.1f}%"
         assert shown == expected, cam["camera_id"]
+        share = f"skipped {w15['skipped'] / w15['frames'] * 100:.0f}%" if w15["skipped"] else None
+        assert by_id[cam["camera_id"]]["skipped"] == share, cam["camera_id"]
     assert "stale" in by_id["parking"]["cls"]
     assert "firing" in by_id["gate-north"]["cls"] and "stale" not in by_id["lobby"]["cls"]
     assert by_id["lobby"]["spark"] >= 1
@@ -149,7 +153,7 @@ def fleet(n: int, now: float) -> list[FrameResult]:
         labels = {"site": SITES[i % len(SITES)], "zone": ZONES[i % len(ZONES)]}
         for s in range(2):
             out.append(
-                result(f"cam-{i:03d}", s, now - 30 + s, masked=i % 4, unmasked=1, labels=labels)
+                result(f"cam-{i:03d}", s, now - 2 + s, masked=i % 4, unmasked=1, labels=labels)
             )
     return out
 

@@ -83,6 +83,11 @@ function renderTile(cam) {
   const unmasked = el("span", "unmasked"); unmasked.append("unmasked ", el("b", "", String(w15.without_mask)));
   const frames = el("span", "frames"); frames.append("frames ", el("b", "", String(w15.frames)));
   counts.append(masked, unmasked, frames);
+  if (w15.skipped > 0) {
+    // frames the detector shed unseen (overload): their faces are not in the figures
+    const share = ((w15.skipped / w15.frames) * 100).toFixed(0);
+    counts.append(el("span", "skipped", `skipped ${share}%`));
+  }
   const windows = el("div", "windows");
   windows.append(el("span", "w1", "1 min " + pct(w1.compliance)), el("span", "w24", "24 h " + pct(w24.compliance)));
   const badges = el("div", "badges");
