@@ -33,7 +33,7 @@ export PATH="$PATH:/usr/local/go/bin"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 bin="$cache/bin"
 schemas="$cache/schemas/k8s-$KUBE_VERSION"
-crds="$cache/schemas/crds-keda-$KEDA_VERSION-promop-$PROMETHEUS_OPERATOR_VERSION-rules"
+crds="$cache/schemas/crds-keda-$KEDA_VERSION-promop-$PROMETHEUS_OPERATOR_VERSION"
 mkdir -p "$bin"
 
 step() { printf '== %s (%ss)\n' "$1" "$SECONDS"; }
@@ -67,7 +67,8 @@ if [[ ! -e "$schemas/.done" ]]; then
     touch "$tmp/.done"
     rm -rf "$schemas" && mv "$tmp" "$schemas"   # whole or absent, also beside a parallel run
 fi
-if [[ ! -e "$crds/.done" ]]; then
+# (a cache from before the PrometheusRule template lacks its schema: built again)
+if [[ ! -e "$crds/.done" || ! -e "$crds/monitoring.coreos.com/prometheusrule_v1.json" ]]; then
     step "CRD schemas from KEDA $KEDA_VERSION and Prometheus Operator $PROMETHEUS_OPERATOR_VERSION"
     keda="$(module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")"
     promop="$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")"
