@@ -28,6 +28,12 @@ CameraId = Annotated[
     ),
 ]
 Sequence = Annotated[int, Field(ge=0, description="Per-camera frame sequence number.")]
+LabelKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+LabelValue = Annotated[str, Field(min_length=1, max_length=64)]
+Labels = Annotated[
+    dict[LabelKey, LabelValue],
+    Field(max_length=16, description="A camera's free labels such as site and zone (max 16)."),
+]
 UtcTime = Annotated[AwareDatetime, Field(description="A timezone-aware time (UTC on output).")]
 
 

@@ -7,6 +7,7 @@ and raises `SchemaError` (whose code is the dead-letter reason) on anything malf
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence as Seq
 from datetime import UTC, datetime
 from typing import Final, Literal
@@ -17,6 +18,7 @@ from schemas.common import (
     CameraId,
     Contract,
     DeadLetterReason,
+    Labels,
     SchemaError,
     Sequence,
     UtcTime,
@@ -33,6 +35,8 @@ HEADER_WIDTH = "mw-width"
 HEADER_HEIGHT = "mw-height"
 HEADER_ENCODING = "mw-encoding"
 HEADER_SCHEMA_VERSION = "mw-schema-version"
+HEADER_LABELS = "mw-labels"
+"""Optional (added in version 1, so the version stays): the camera's labels as ASCII JSON."""
 REQUIRED_HEADERS = (
     HEADER_SCHEMA_VERSION,
     HEADER_CAMERA_ID,
@@ -56,6 +60,7 @@ class FrameMeta(Contract):
     width: int = Field(gt=0, le=16384, description="Frame width in pixels.")
     height: int = Field(gt=0, le=16384, description="Frame height in pixels.")
     encoding: Literal["jpeg"] = "jpeg"
+    labels: Labels = Field(default_factory=dict)
 
 
 def frame_headers(meta: FrameMeta) -> KafkaHeaders:
@@ -70,6 +75,8 @@ def frame_headers(meta: FrameMeta) -> KafkaHeaders:
         HEADER_HEIGHT: str(meta.height),
         HEADER_ENCODING: meta.encoding,
     }
+    if meta.labels:
+        values[HEADER_LABELS] = json.dumps(meta.labels, ensure_ascii=True, sort_keys=True)
     return [(name, value.encode("ascii")) for name, value in values.items()]
 
 
@@ -122,10 +129,23 @@ def parse_frame_headers(headers: Seq[tuple[str, bytes | None]] | None) -> FrameM
             width=_int(values, HEADER_WIDTH),
             height=_int(values, HEADER_HEIGHT),
             encoding=values[HEADER_ENCODING],  # type: ignore[arg-type]
+            labels=_labels(values.get(HEADER_LABELS)),
         )
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise SchemaError(DeadLetterReason.MALFORMED_HEADER, problems) from error
+
+
+def _labels(text: str | None) -> object:
+    """The labels header decoded (absent: none); its shape is checked by FrameMeta."""
+    if not text:
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SchemaError(
+            DeadLetterReason.MALFORMED_HEADER, f"{HEADER_LABELS} is not JSON: {error}"
+        ) from error
 
 
 def camera_id_from_headers(headers: Seq[tuple[str, bytes | None]] | None) -> str | None:

@@ -17,7 +17,7 @@ APT_PACKAGES=(
   redis-server ffmpeg chromium chromium-driver
   gir1.2-gst-rtsp-server-1.0 python3-gi
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  openjdk-17-jre-headless maven jq
+  openjdk-17-jre-headless maven jq nodejs
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -16,6 +16,7 @@ from schemas.frame import (
     HEADER_CAPTURED_AT,
     HEADER_ENCODING,
     HEADER_HEIGHT,
+    HEADER_LABELS,
     HEADER_SCHEMA_VERSION,
     HEADER_SEQ,
     HEADER_WIDTH,
@@ -45,7 +46,8 @@ def test_headers_round_trip(meta: FrameMeta) -> None:
     parsed = parse_frame_headers(headers)
     assert parsed == meta
     assert parsed.captured_at.utcoffset() is not None
-    assert {name for name, _ in headers} == set(REQUIRED_HEADERS)
+    optional = {HEADER_LABELS} if meta.labels else set()
+    assert {name for name, _ in headers} == set(REQUIRED_HEADERS) | optional
     assert all(value.isascii() for _, value in headers)
     assert camera_id_from_headers(headers) == meta.camera_id
 
@@ -199,3 +201,32 @@ def test_meta_rejects_bad_values(field: str, value: object) -> None:
     }
     with pytest.raises(ValidationError):
         FrameMeta(**{**good, field: value})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"site=north", b'["north"]', b'{"Site": "north"}', b'{"site": ""}', b'{"site": 3}'],
+)
+def test_malformed_labels_header_is_rejected(value: bytes) -> None:
+    meta = FrameMeta(
+        camera_id="c", seq=1, captured_at=datetime(2026, 1, 1, tzinfo=UTC), width=2, height=2
+    )
+    headers = [*frame_headers(meta), (HEADER_LABELS, value)]
+    assert code_of(headers) == DeadLetterReason.MALFORMED_HEADER
+
+
+def test_labels_travel_as_ascii_json_and_old_frames_have_none() -> None:
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    meta = FrameMeta(
+        camera_id="c",
+        seq=1,
+        captured_at=moment,
+        width=2,
+        height=2,
+        labels={"site": "Zürich", "zone": "gate"},
+    )
+    headers = dict(frame_headers(meta))
+    assert headers[HEADER_LABELS] == b'{"site": "Z\\u00fcrich", "zone": "gate"}'
+    assert parse_frame_headers(list(headers.items())).labels == meta.labels
+    del headers[HEADER_LABELS]  # a frame from a producer before labels: still valid, none
+    assert parse_frame_headers(list(headers.items())).labels == {}

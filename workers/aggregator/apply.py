@@ -23,9 +23,11 @@ from schemas.redis_state import FrameSummary, Keys, dedupe_slot, live_buckets
 from schemas.result import FrameResult
 
 APPLY_LUA = """
--- KEYS: 1 seen block, 2 latest, 3 camera totals, 4 registry, 5 totals, 6.. bucket keys
+-- KEYS: 1 seen block, 2 latest, 3 camera totals, 4 registry, 5 totals, 6 labels,
+--       7.. bucket keys
 -- ARGV: 1 dedupe field, 2 seen ttl, 3 camera, 4 capture ms, 5 skipped, 6 faces, 7 with_mask,
---       8 without_mask, 9 summary json, 10 camera ttl, 11.. expire-at per bucket key
+--       8 without_mask, 9 summary json, 10 camera ttl, 11 labels json,
+--       12.. expire-at per bucket key
 if redis.call('HSETNX', KEYS[1], ARGV[1], 1) == 0 then return 0 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 local counts = {faces = ARGV[6], with_mask = ARGV[7], without_mask = ARGV[8]}
@@ -42,15 +44,20 @@ end
 add(KEYS[3])
 redis.call('EXPIRE', KEYS[3], ARGV[10])
 add(KEYS[5])
-for i = 6, #KEYS do
+for i = 7, #KEYS do
   add(KEYS[i])
   redis.call('EXPIREAT', KEYS[i], ARGV[i + 5])
 end
 local newest = tonumber(redis.call('HGET', KEYS[2], 'ms') or '-1')
 if tonumber(ARGV[4]) >= newest then
   redis.call('HSET', KEYS[2], 'ms', ARGV[4], 'json', ARGV[9])
+  redis.call('DEL', KEYS[6])
+  for name, value in pairs(cjson.decode(ARGV[11])) do
+    redis.call('HSET', KEYS[6], name, value)
+  end
 end
 redis.call('EXPIRE', KEYS[2], ARGV[10])
+redis.call('EXPIRE', KEYS[6], ARGV[10])
 redis.call('ZADD', KEYS[4], 'GT', ARGV[4], ARGV[3])
 return 1
 """
@@ -132,6 +139,7 @@ class Applier:
             k.camera_totals(camera),
             k.registry,
             k.totals,
+            k.labels(camera),
             *bucket_keys,
         ]
         args: list[str | int] = [
@@ -145,6 +153,7 @@ class Applier:
             counts.without_mask,
             FrameSummary.of(result).model_dump_json(),
             self.camera_ttl_s,
+            json.dumps(result.labels),
             *expiries,
         ]
         return keys, args

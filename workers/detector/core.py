@@ -224,4 +224,5 @@ class Core:
             classifier=self.classifier_ref,
             worker_id=self.config.worker_id,
             timings_ms=timings or StageTimings(),
+            labels=meta.labels,
         )

@@ -14,7 +14,7 @@ from pydantic_settings import SettingsConfigDict
 
 from imaging.crop import CropConfig
 from runtime.grpc_tls import GrpcClientTls
-from runtime.settings import RuntimeSettings, ServiceSettings, runtime_section
+from runtime.settings import CLI_DEFAULT, RuntimeSettings, ServiceSettings, runtime_section
 from schemas.model_server import MODEL_NAME
 from workers.detector.backends import DetectorConfig, detector_config
 
@@ -36,7 +36,8 @@ class DetectorSettings(ServiceSettings):
         default_factory=_default_worker_id,
         min_length=1,
         max_length=128,
-        description="This worker's id in results (default: the host name).",
+        description="This worker's id in results.",
+        json_schema_extra={CLI_DEFAULT: "the host name"},
     )
     runtime: RuntimeSettings = runtime_section(9102)
     model_server: str = Field("127.0.0.1:8500", min_length=3, description="gRPC host:port.")

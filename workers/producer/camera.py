@@ -135,6 +135,7 @@ class CameraWorker:
                     jpeg=result.jpeg,
                     width=result.width,
                     height=result.height,
+                    labels=camera.labels,
                 )
             )
         return False, frames

@@ -9,7 +9,13 @@ import pytest
 
 from schemas.common import DeadLetterReason
 from schemas.dead_letter import DeadLetter
-from schemas.frame import HEADER_ENCODING, HEADER_SCHEMA_VERSION, HEADER_SEQ
+from schemas.frame import (
+    HEADER_ENCODING,
+    HEADER_SCHEMA_VERSION,
+    HEADER_SEQ,
+    FrameMeta,
+    frame_headers,
+)
 from schemas.result import FrameResult, SkipReason
 from workers.detector.core import PendingFrame
 
@@ -111,3 +117,26 @@ def test_finish_rejects_probabilities_of_another_shape() -> None:
     assert isinstance(pending, PendingFrame)
     with pytest.raises(ValueError, match=r"\(1, 2\)"):
         core.finish(pending, np.zeros((2, 2), np.float32), 0.0, NOW)
+
+
+def test_labels_from_the_frame_header_reach_the_result() -> None:
+    core = make_core([(4, 4, 20, 20)])
+    labels = {"site": "north", "zone": "gate"}
+    meta = FrameMeta(camera_id="cam-1", seq=3, captured_at=NOW, width=64, height=48, labels=labels)
+    pending = core.prepare(frame_message(jpeg(IMAGE), headers=frame_headers(meta)), NOW)
+    assert isinstance(pending, PendingFrame)
+    result = core.finish(pending, np.array([[0.9, 0.1]], np.float32), 1.0, NOW)
+    assert result.labels == labels
+    old = FrameMeta(
+        camera_id="cam-1",
+        seq=4,
+        captured_at=NOW - timedelta(seconds=31),
+        width=64,
+        height=48,
+        labels=labels,
+    )
+    skipped = core.prepare(frame_message(jpeg(IMAGE), headers=frame_headers(old)), NOW)
+    assert isinstance(skipped, FrameResult) and skipped.labels == labels
+    plain = core.prepare(GOOD, NOW)  # a frame without the labels header: no labels
+    assert isinstance(plain, PendingFrame)
+    assert core.finish(plain, np.array([[0.9, 0.1]], np.float32), 1.0, NOW).labels == {}
