@@ -58,6 +58,23 @@ class DeadLetterReason(StrEnum):
     UNKNOWN_CAMERA = "unknown_camera"
     INVALID_MESSAGE = "invalid_message"
     PROCESSING_FAILED = "processing_failed"
+    # Added by issue 12 (compatible: new codes; readers of dead letters treat codes as text).
+    IMAGE_TOO_LARGE = "image_too_large"
+    """The JPEG header declares more pixels than the detector's limit (a decompression bomb)."""
+    SIZE_MISMATCH = "size_mismatch"
+    """The JPEG header's size disagrees with mw-width / mw-height."""
+    ENCODING_MISMATCH = "encoding_mismatch"
+    """The payload's magic bytes are not those of the encoding its header names."""
+    OUT_OF_RANGE = "out_of_range"
+    """A value outside its stated range: seq, or captured_at later than now + clock skew."""
+    TOO_MANY_FACES = "too_many_faces"
+    """A result with more faces than any frame can hold (max faces per frame)."""
+    OVERSIZED_MESSAGE = "oversized_message"
+    """A record larger than its stage accepts (after decompression), or JSON nested too deep."""
+    CORRUPT_RECORD = "corrupt_record"
+    """The Kafka client could not decode the record itself (e.g. a non-UTF-8 header key)."""
+    CLASSIFIER_UNAVAILABLE = "classifier_unavailable"
+    """The model server kept timing out or refusing the frame's crops within the retry budget."""
 
 
 M = TypeVar("M", bound=Contract)
