@@ -1,0 +1,49 @@
+"""poll_records: a record kafka-python cannot decode is located, skipped and reported."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from runtime.kafka import KafkaSettings, make_consumer, make_producer
+from runtime.poll import CorruptRecord, poll_records
+
+
+class RawHeaderKey(str):
+    """A header key whose wire bytes are not UTF-8 (kafka-python encodes keys with .encode)."""
+
+    __slots__ = ()
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"mw-\xff\xfe"
+
+
+@pytest.mark.integration
+def test_corrupt_header_keys_are_skipped_and_named(kafka_settings: KafkaSettings) -> None:
+    producer = make_producer(kafka_settings, "test-poll", linger_ms=0)
+    for i in range(6):
+        headers = [(RawHeaderKey("x"), b"1")] if i in (2, 3) else [("mw-ok", b"1")]
+        producer.send(kafka_settings.frames_topic, value=b"v%d" % i, key=b"cam", headers=headers)
+        producer.flush()
+    producer.close(timeout=10)
+    consumer = make_consumer(
+        kafka_settings, f"g-{uuid.uuid4().hex[:8]}", "test-poll", kafka_settings.frames_topic
+    )
+    values: list[bytes] = []
+    corrupt: list[CorruptRecord] = []
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and len(values) + len(corrupt) < 6:
+            polled = poll_records(consumer, 500, 8)
+            values += [r.value for batch in polled.records.values() for r in batch]
+            if polled.corrupt is not None:
+                corrupt.append(polled.corrupt)
+    finally:
+        consumer.close()
+    assert values == [b"v0", b"v1", b"v4", b"v5"]
+    assert [c.offset for c in corrupt] == [2, 3]
+    assert {c.topic for c in corrupt} == {kafka_settings.frames_topic}
+    assert len({c.partition for c in corrupt}) == 1
+    assert all("UnicodeDecodeError" in c.error for c in corrupt)
