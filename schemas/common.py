@@ -27,7 +27,11 @@ CameraId = Annotated[
         description="Camera id: 1-64 letters, digits, '.', '_' or '-'; the Kafka key.",
     ),
 ]
-Sequence = Annotated[int, Field(ge=0, description="Per-camera frame sequence number.")]
+SEQ_MAX = 2**63 - 1
+"""Largest sequence number: an int64 (Kafka, Redis and every reader can hold it exactly)."""
+Sequence = Annotated[
+    int, Field(ge=0, le=SEQ_MAX, description="Per-camera frame sequence number (0 ... 2^63-1).")
+]
 UtcTime = Annotated[AwareDatetime, Field(description="A timezone-aware time (UTC on output).")]
 
 
@@ -94,11 +98,18 @@ def decode(model: type[M], payload: bytes, supported_versions: frozenset[int]) -
     """Parse JSON bytes into `model`, checking the schema version first.
 
     Raises SchemaError with `unsupported_schema_version` for a version this reader does not
-    support and `invalid_message` for anything else that does not fit the contract.
+    support, `oversized_message` for JSON nested deeper than the parser's bound (about 200
+    levels: the parser stops there, in bounded memory) and `invalid_message` for anything
+    else that does not fit the contract. Callers bound the payload's size before this.
     """
     try:
         raw = model.__pydantic_validator__.validate_json(payload, allow_partial=False)
     except ValidationError as error:
+        if any("recursion limit" in e["msg"] for e in error.errors()[:1]):
+            raise SchemaError(
+                DeadLetterReason.OVERSIZED_MESSAGE,
+                f"{model.__name__}: JSON nested deeper than the parser's limit",
+            ) from error
         version = _peek_version(payload)
         if version is not None and version not in supported_versions:
             raise SchemaError(
@@ -116,7 +127,7 @@ def _peek_version(payload: bytes) -> int | None:
 
     try:
         value = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         return None
     version = value.get("schema_version") if isinstance(value, dict) else None
     return version if isinstance(version, int) else None
