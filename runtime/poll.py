@@ -48,10 +48,10 @@ class CorruptRecord:
 
 @dataclass(frozen=True)
 class Polled:
-    """One poll: the records by partition, and the corrupt record skipped (if any)."""
+    """One poll: the records by partition, and the corrupt records skipped (if any)."""
 
     records: dict[TopicPartition, list[Any]]
-    corrupt: CorruptRecord | None = None
+    corrupt: tuple[CorruptRecord, ...] = ()
 
 
 def poll_records(consumer: KafkaConsumer, timeout_ms: int, max_records: int) -> Polled:
@@ -64,19 +64,22 @@ def poll_records(consumer: KafkaConsumer, timeout_ms: int, max_records: int) -> 
         return Polled(consumer.poll(timeout_ms=timeout_ms, max_records=max_records))
     except CorruptRecordError as error:
         found = _locate(consumer)
-        if found is None:
+        if not found:
             raise
-        tp, offset = found
-        consumer.seek(tp, offset + 1)
-        log.warning("corrupt_record", partition=tp.partition, offset=offset, error=str(error))
-        return Polled({}, CorruptRecord(tp.topic, tp.partition, offset, str(error)[:500]))
+        for tp, offset in found:
+            consumer.seek(tp, offset + 1)
+            log.warning("corrupt_record", partition=tp.partition, offset=offset, error=str(error))
+        return Polled(
+            {}, tuple(CorruptRecord(tp.topic, tp.partition, o, str(error)[:500]) for tp, o in found)
+        )
 
 
-def _locate(consumer: KafkaConsumer) -> tuple[TopicPartition, int] | None:
-    """(partition, offset) of the corrupt record: read each unpaused partition from the
-    consumer's position with a throwaway group-less consumer; the one that raises holds it
-    there. A separate client because the failed one keeps the half-parsed fetch of the bad
-    partition and returns nothing for it until its position moves."""
+def _locate(consumer: KafkaConsumer) -> list[tuple[TopicPartition, int]]:
+    """(partition, offset) of every corrupt record at a consumer position: read each
+    unpaused partition from there with a throwaway group-less consumer; those that raise
+    hold one. A separate client because the failed one keeps the half-parsed fetch of a bad
+    partition. All of them, not the first: kafka-python spins forever in `poll()` on a
+    partition whose fetch broke if its position is not moved (the error is raised once)."""
     positions = {
         tp: consumer.position(tp) for tp in sorted(set(consumer.assignment()) - consumer.paused())
     }
@@ -86,6 +89,7 @@ def _locate(consumer: KafkaConsumer) -> tuple[TopicPartition, int] | None:
         enable_auto_commit=False,
         client_id="maskwatch-corrupt-probe",
     )
+    found = []
     try:
         ends = probe.end_offsets(list(positions))
         for tp, position in positions.items():
@@ -96,7 +100,7 @@ def _locate(consumer: KafkaConsumer) -> tuple[TopicPartition, int] | None:
             try:
                 probe.poll(timeout_ms=PROBE_TIMEOUT_MS, max_records=1)
             except CorruptRecordError:
-                return tp, position
-        return None
+                found.append((tp, position))
+        return found
     finally:
         probe.close()

@@ -31,7 +31,7 @@ import pytest
 import redis
 from kafka import KafkaConsumer, TopicPartition
 
-from runtime.kafka import KafkaSettings, make_admin, make_producer
+from runtime.kafka import KafkaSettings, make_producer
 from schemas.common import decode
 from schemas.dead_letter import SUPPORTED_DEAD_LETTER_VERSIONS, DeadLetter
 from schemas.frame import FrameMeta, frame_headers
@@ -241,15 +241,16 @@ def counters(client: redis.Redis, prefix: str) -> dict[str, dict[Any, Any]]:
 
 def caught_up(kafka: KafkaSettings, group: str) -> bool:
     """Whether `group` has committed the end of every results partition."""
-    admin = make_admin(kafka)
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers.split(","))
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers.split(","),
+        group_id=group,
+        enable_auto_commit=False,
+    )
     try:
-        committed = admin.list_consumer_group_offsets(group)
         partitions = [TopicPartition(kafka.results_topic, p) for p in range(3)]
         ends = consumer.end_offsets(partitions)
-        return all(p in committed and committed[p].offset >= ends[p] for p in partitions)
+        return all((consumer.committed(p) or 0) >= ends[p] for p in partitions)
     finally:
-        admin.close()
         consumer.close()
 
 

@@ -105,12 +105,12 @@ class Service:
                     self.runtime.stopping.wait(kafka_wait.next_delay() or KAFKA_BACKOFF.max_s)
                     continue
                 kafka_wait.reset()
-                if polled.corrupt is not None:
-                    self._dead_letter_corrupt(polled.corrupt)
+                for corrupt in polled.corrupt:
+                    self._dead_letter_corrupt(corrupt)
                 records: list[Any] = [r for batch in polled.records.values() for r in batch]
                 if records and not self._process(records):
                     return  # stopping while Redis was down: nothing committed, replayed later
-                if records or polled.corrupt is not None:
+                if records or polled.corrupt:
                     self._confirm_and_commit()
                 if time.monotonic() >= next_check:
                     self._retrying(self.core.check_silence)

@@ -160,8 +160,8 @@ class Worker:
     def _poll(self, wait_s: float) -> list[tuple[TopicPartition, Any]]:
         """The next records; a record the client cannot decode is dead-lettered here."""
         polled = poll_records(self.consumer, int(wait_s * 1000), self.settings.poll_records)
-        if polled.corrupt is not None:
-            self._dead_letter_corrupt(polled.corrupt)
+        for corrupt in polled.corrupt:
+            self._dead_letter_corrupt(corrupt)
         return [(tp, record) for tp, records in polled.records.items() for record in records]
 
     def _dead_letter_corrupt(self, corrupt: CorruptRecord) -> None:
@@ -315,9 +315,8 @@ class Worker:
             polled = poll_records(self.consumer, 200, self.settings.poll_records)
             for partition, records in polled.records.items():
                 self.consumer.seek(partition, records[0].offset)
-            if polled.corrupt is not None:  # found again, and dead-lettered, after the wait
-                corrupt = polled.corrupt
-                self.consumer.seek(TopicPartition(corrupt.topic, corrupt.partition), corrupt.offset)
+            for corrupt in polled.corrupt:  # skipped already: its dead letter now
+                self._dead_letter_corrupt(corrupt)
         self.consumer.resume(*self.consumer.paused())
         return not self.stopping.is_set()
 
