@@ -3,7 +3,7 @@
 One `maskwatch detector` and one `maskwatch aggregator` run as real processes against the
 stack's Kafka, Redis and model server. 200 valid frames (320x240, no faces: detected, never
 classified, so the shared model server's speed does not matter) from 4 cameras are
-interleaved with more than 1,000 hostile records of 57 kinds
+interleaved with more than 1,000 hostile records of 58 kinds
 (tests/workers/hostile_inputs.py) on the frames and results topics. Asserted: every valid
 frame counted exactly once; every hostile record dead-lettered with its expected reason, by
 topic/partition/offset, and nothing else dead-lettered; neither worker exits; each worker's
@@ -52,7 +52,7 @@ CAMERAS = [f"cam-{i}" for i in range(4)]
 FRAMES_PER_CAMERA = 50
 WARM_FRAMES_PER_CAMERA = 5
 COPIES = 18
-"""Each hostile kind is sent this many times: 57 kinds x 18 = 1,026 hostile records."""
+"""Each hostile kind is sent this many times: 58 kinds x 18 = 1,044 hostile records."""
 DETECTOR_RSS_MARGIN_MB = 150
 AGGREGATOR_RSS_MARGIN_MB = 100
 """Peak RSS over the hostile phase may exceed the warm baseline by at most this much (a
