@@ -75,6 +75,10 @@ class Service:
             settings.client_id,
             kafka.results_topic,
             max_poll_records=settings.max_batch,
+            # sized for results, not frames: one record batch of the results topic per
+            # partition fetch, a few per poll, so what the client holds (and inflates) is small
+            max_partition_fetch_bytes=sizes[kafka.results_topic],
+            fetch_max_bytes=4 * sizes[kafka.results_topic],
         )
 
     def _publish_alert(self, event: AlertEvent) -> None:
