@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 import grpc
@@ -32,6 +32,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from runtime.cpus import cpu_share
 from runtime.logs import configure_logging, get_logger
 from runtime.service import Health, ServiceRuntime
 from runtime.settings import (
@@ -42,15 +43,16 @@ from runtime.settings import (
     settings_options,
 )
 from schemas.model_server import MODEL_NAME, SIGNATURE
-from serving.batching import BatcherClosedError, QueueFullError
-from serving.servable import BatchConfig, ModelWatcher, RpcError, Servable
-from serving.tensors import (
+from schemas.model_server.tensors import (
     TensorError,
     declared_bytes,
+    fill_tensor,
     from_tensor_proto,
     shape_of,
-    to_tensor_proto,
 )
+from serving.batching import BatcherClosedError, QueueFullError
+from serving.runtimes import RUNTIMES, RuntimeConfig
+from serving.servable import BatchConfig, ModelWatcher, RpcError, Servable
 
 log = get_logger("model_server")
 
@@ -90,6 +92,13 @@ class ServeSettings(ServiceSettings):
     max_queued: int = Field(256, ge=1, le=100_000, description="Requests waiting for a batch.")
     batch_threads: int = Field(1, ge=1, le=64, description="Threads running model calls.")
     grpc_threads: int = Field(32, ge=1, le=1024, description="gRPC handler threads.")
+    inference_runtime: Literal["auto", *RUNTIMES] = Field(  # type: ignore[valid-type]
+        "tensorflow",
+        description="tensorflow or openvino-fp32|bf16|int8; auto: the fastest export measured.",
+    )
+    inference_threads: int | None = Field(
+        None, ge=1, le=256, description="Threads per model call (default: the CPU share)."
+    )
     max_message_mb: int = Field(64, ge=4, le=2047, description="gRPC message size limit (MiB).")
     max_request_rows: int = Field(
         1024, ge=1, le=1_000_000, description="Most rows (crops) one Predict request may declare."
@@ -98,6 +107,10 @@ class ServeSettings(ServiceSettings):
         64, ge=1, le=16384, description="Most MiB a request's decoded inputs may declare."
     )
     grace_s: float = Field(10.0, ge=0, le=600, description="Drain time for in-flight calls.")
+
+    @property
+    def runtime_config(self) -> RuntimeConfig:
+        return RuntimeConfig(self.inference_runtime, self.inference_threads or cpu_share())
 
     @property
     def batching(self) -> BatchConfig:
@@ -224,7 +237,7 @@ class _Api(
         response.model_spec.version.value = servable.version
         response.model_spec.signature_name = key
         for name in wanted:
-            response.outputs[name].CopyFrom(to_tensor_proto(outputs[name]))
+            fill_tensor(response.outputs[name], outputs[name])
         return response
 
     def _metadata(
@@ -281,7 +294,9 @@ class ModelServer:
 
     def __init__(self, settings: ServeSettings, health_flag: Health | None = None) -> None:
         self.settings = settings
-        self.watcher = ModelWatcher(settings.model_base, settings.model_name, settings.batching)
+        self.watcher = ModelWatcher(
+            settings.model_base, settings.model_name, settings.batching, settings.runtime_config
+        )
         self._health_flag = health_flag
         self._stopping = threading.Event()
         self._health = health.HealthServicer(experimental_non_blocking=True)

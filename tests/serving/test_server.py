@@ -21,8 +21,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from schemas.model_server.tensors import fill_tensor, from_tensor_proto
 from serving.export import export_model
-from serving.tensors import from_tensor_proto, to_tensor_proto
 
 
 def predict_request(
@@ -35,19 +35,19 @@ def predict_request(
             request.model_spec.version.value = value
         else:
             setattr(request.model_spec, key, value)
-    request.inputs["crops"].CopyFrom(to_tensor_proto(crops))
+    fill_tensor(request.inputs["crops"], crops)
     return request
 
 
-def declaring(shape: tuple[int, ...]) -> Any:
-    """A uint8 TensorProto of a few bytes whose one value would fill `shape`."""
-    proto = to_tensor_proto(np.zeros((1,), np.uint8))
-    proto.ClearField("tensor_content")
+def declaring(request: predict_pb2.PredictRequest, shape: tuple[int, ...]) -> None:
+    """Replace the request's crops by a uint8 tensor of a few bytes whose one value would
+    fill `shape`."""
+    proto = request.inputs["crops"]
+    proto.Clear()
+    proto.dtype = types_pb2.DT_UINT8
     proto.int_val.append(7)
-    del proto.tensor_shape.dim[:]
     for size in shape:
         proto.tensor_shape.dim.add(size=size)
-    return proto
 
 
 def probabilities_of(response: predict_pb2.PredictResponse) -> npt.NDArray[np.float32]:
@@ -134,25 +134,25 @@ def test_predict_errors_have_the_right_status(
     elif case == "unknown signature":
         request.model_spec.signature_name = "classify"
     elif case == "wrong dtype":
-        request.inputs["crops"].CopyFrom(to_tensor_proto(crops.astype(np.float32)))
+        fill_tensor(request.inputs["crops"], crops.astype(np.float32))
     elif case == "wrong crop size":
-        request.inputs["crops"].CopyFrom(to_tensor_proto(tiny.crops(2, px=tiny.px + 1)))
+        fill_tensor(request.inputs["crops"], tiny.crops(2, px=tiny.px + 1))
     elif case == "wrong rank":
-        request.inputs["crops"].CopyFrom(to_tensor_proto(crops[0]))
+        fill_tensor(request.inputs["crops"], crops[0])
     elif case == "wrong input name":
         request.inputs["images"].CopyFrom(request.inputs.pop("crops"))
     elif case == "extra input":
-        request.inputs["extra"].CopyFrom(to_tensor_proto(crops))
+        fill_tensor(request.inputs["extra"], crops)
     elif case == "unknown output":
         request.output_filter.append("logits")
     elif case == "truncated content":
         request.inputs["crops"].tensor_content = request.inputs["crops"].tensor_content[:-1]
     elif case == "rows over the limit from one value":  # 4.9 GB if filled: refused first
-        request.inputs["crops"].CopyFrom(declaring((100_000, 128, 128, 3)))
+        declaring(request, (100_000, 128, 128, 3))
     elif case == "gigabytes declared by one value":
-        request.inputs["crops"].CopyFrom(declaring((1000, 1000, 1000, 3)))
+        declaring(request, (1000, 1000, 1000, 3))
     elif case == "negative dimension":
-        request.inputs["crops"].CopyFrom(declaring((2, -1, 8, 3)))
+        declaring(request, (2, -1, 8, 3))
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     assert rpc_code(stub.Predict, request) == code
 
