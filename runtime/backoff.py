@@ -20,7 +20,7 @@ class BackoffPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     initial_s: float = Field(0.5, gt=0, le=60, description="First delay (s).")
-    max_s: float = Field(10.0, gt=0, le=300, description="Longest delay (s).")
+    max_s: float = Field(10.0, gt=0, le=3600, description="Longest delay (s).")
     multiplier: float = Field(2.0, ge=1.0, le=10.0, description="Growth per attempt.")
     jitter: float = Field(
         0.2, ge=0.0, le=1.0, description="Each delay is drawn from [d·(1-jitter), d]."

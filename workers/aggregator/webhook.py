@@ -79,7 +79,7 @@ class WebhookNotifier:
         backoff = Backoff(
             BackoffPolicy(
                 initial_s=self.backoff_s,
-                max_s=min(max(self.backoff_s * 2 ** (self.retries - 1), self.backoff_s), 300.0),
+                max_s=min(max(self.backoff_s * 2 ** (self.retries - 1), self.backoff_s), 3600.0),
                 max_attempts=self.retries,
             )
         )
