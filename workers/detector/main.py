@@ -87,6 +87,7 @@ def cli(**values: Any) -> None:
         worker_id=settings.worker_id,
         detector=detector.name,
         detector_version=detector.version,
+        detector_licence=detector.licence,
         frames_topic=kafka.frames_topic,
     )
     try:
