@@ -273,6 +273,7 @@ def test_hostile_records_never_stop_a_stage(
             "MASKWATCH_DETECTOR_WORKER_ID": "hostile-detector",
             "MASKWATCH_DETECTOR_RUNTIME__HEALTH_PORT": "0",
             "MASKWATCH_DETECTOR_MODEL_SERVER": model_server,
+            "MASKWATCH_DETECTOR_DETECTOR__BACKEND": "retinaface-mobilenet",  # cheapest
             "MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH": str(
                 shared_dir / "models" / "retinaface_mnet025.onnx"
             ),
