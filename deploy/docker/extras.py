@@ -1,8 +1,10 @@
-"""Print the requirements of maskwatch's core and the given extras, one per line.
+"""Print the requirements of maskwatch's build, core and the given extras, one per line.
 
 The image build installs them against the exact pins of requirements.txt (as constraints)
 before the source is copied, so the dependency layer is rebuilt only when pyproject.toml or
-the pins change. Usage: python extras.py pyproject.toml producer,detector
+the pins change; the build system's requirements (setuptools) come first, so the project itself
+then installs without build isolation (nothing fetched after the dependency layer).
+Usage: python extras.py pyproject.toml producer,detector
 """
 
 import sys
@@ -11,13 +13,14 @@ from pathlib import Path
 
 
 def requirements(pyproject: Path, extras: list[str]) -> list[str]:
-    """Core dependencies plus each named extra's, without duplicates, in a stable order."""
-    project = tomllib.loads(pyproject.read_text())["project"]
+    """Build requirements, core dependencies and each named extra's, once each, in order."""
+    document = tomllib.loads(pyproject.read_text())
+    project = document["project"]
     optional: dict[str, list[str]] = project["optional-dependencies"]
     unknown = sorted(set(extras) - set(optional))
     if unknown:
         raise SystemExit(f"unknown extras {unknown}; pyproject.toml has {sorted(optional)}")
-    found = list(project["dependencies"])
+    found = list(document["build-system"]["requires"]) + list(project["dependencies"])
     for extra in extras:
         found += optional[extra]
     return list(dict.fromkeys(found))

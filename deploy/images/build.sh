@@ -8,7 +8,8 @@
 #      maskwatch/producer, /detector, /aggregator, /api (one extra each) and maskwatch/maskwatch
 #      (every extra: `maskwatch serve`, the local model server with TensorFlow, and the topics
 #      job). pip downloads stay in the build's cache mount, so rebuilds fetch nothing again.
-# podman, buildah, runc and debootstrap are installed with apt when missing.
+# podman (it builds through its built-in buildah), runc and debootstrap are installed with apt
+# when missing.
 #
 # Usage: deploy/images/build.sh [image ...]   (default: all; names as in IMAGES below)
 # Env:   MASKWATCH_BUILD_CA_BUNDLE (CA bundle for the build's downloads; default: the host's),
@@ -37,9 +38,10 @@ declare -A IMAGES=(
 )
 
 # 0. Tools -----------------------------------------------------------------------------------
+export PATH="$PATH:/usr/sbin:/sbin"   # debootstrap and runc live there
 need=()
-for tool in podman:podman buildah:buildah runc:runc debootstrap:debootstrap; do
-  command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
+for tool in podman runc debootstrap; do
+  command -v "$tool" >/dev/null || need+=("$tool")
 done
 if ((${#need[@]})); then
   say "apt: installing ${need[*]}"

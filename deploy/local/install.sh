@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the local stack and the tests need, idempotently (quick when all is there):
-#   1. Debian packages: Redis, ffmpeg, Chromium, GStreamer's RTSP server, Java 17 and Maven;
+#   1. Debian packages: Redis, ffmpeg, Chromium, GStreamer's RTSP server, Java 17 and Maven,
+#      podman, runc and debootstrap (the image tests build and run the images: deploy/images);
 #   2. the virtualenv .venv with maskwatch and all its service extras (editable);
 #   3. the Apache Kafka broker jars from Maven Central, cached in ~/.cache/maskwatch.
 # Environment: MASKWATCH_PYTHON (interpreter for a new venv; default python3.11 or python3).
@@ -16,6 +17,7 @@ APT_PACKAGES=(
   gir1.2-gst-rtsp-server-1.0 python3-gi
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   openjdk-17-jre-headless maven
+  podman runc debootstrap
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

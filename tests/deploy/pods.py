@@ -23,7 +23,9 @@ CONTAINERS_CONF = REPO_ROOT / "deploy" / "images" / "containers.conf"
 BUILD_SCRIPT = REPO_ROOT / "deploy" / "images" / "build.sh"
 
 
-def podman(*args: str, timeout_s: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+def podman(
+    *args: str, timeout_s: float = 120, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """podman with the repository's containers.conf (runc, cgroupfs, ulimits for this host)."""
     env = {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
     done = subprocess.run(
@@ -83,7 +85,7 @@ def container_env(manifests: list[Manifest], container: dict[str, Any], pod: str
 
 
 def security_flags(pod_spec: dict[str, Any], container: dict[str, Any]) -> list[str]:
-    """podman flags for the pod's and container's security contexts (fails on what it cannot map)."""
+    """podman flags for the pod's and container's security contexts (fails on unmapped ones)."""
     pod_ctx = pod_spec.get("securityContext", {})
     ctx = container.get("securityContext", {})
     flags = [f"--user={pod_ctx['runAsUser']}:{pod_ctx['runAsGroup']}"]
@@ -161,3 +163,24 @@ def pod_run(manifests: list[Manifest], component: str, tmp: Path, name: str) -> 
         env=container_env(manifests, container, name),
         flags=security_flags(spec, container) + mount_flags(manifests, spec, container, tmp),
     )
+
+
+def kube_play_documents(manifests: list[Manifest], components: tuple[str, ...]) -> list[Manifest]:
+    """The Secret and the components' Deployments, for `podman kube play --network host`.
+
+    podman 4.3 plays Pod, Deployment, ConfigMap, Secret and PersistentVolumeClaim; of the
+    chart's kinds it cannot play Service, NetworkPolicy, PodDisruptionBudget, StatefulSet, Job,
+    ScaledObject and ServiceMonitor, so only these go in. One change: containerPort entries are
+    dropped, because podman publishes them as port mappings, which host networking refuses
+    ("PortMappings can only be used with Bridge or slirp4netns networking"); the services
+    listen on their ports all the same.
+    """
+    documents: list[Manifest] = [m for m in manifests if m["kind"] == "Secret"]
+    for component in components:
+        deployment = workload(manifests, component)
+        assert deployment["kind"] == "Deployment", deployment["kind"]
+        spec = deployment["spec"]["template"]["spec"]
+        stripped = [{k: v for k, v in c.items() if k != "ports"} for c in spec["containers"]]
+        template = {**deployment["spec"]["template"], "spec": {**spec, "containers": stripped}}
+        documents.append({**deployment, "spec": {**deployment["spec"], "template": template}})
+    return documents

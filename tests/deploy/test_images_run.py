@@ -22,10 +22,11 @@ from typing import Any
 
 import pytest
 import redis
+import yaml
 
 from tests.conftest import IN_CI
 from tests.deploy.conftest import Manifest, Render
-from tests.deploy.pods import BUILD_SCRIPT, PodRun, pod_run, podman
+from tests.deploy.pods import BUILD_SCRIPT, PodRun, kube_play_documents, pod_run, podman, workload
 from tests.workers.test_pipeline import free_port
 from workers.aggregator.model import Keys, counters_of
 from workers.common.kafka import KafkaSettings
@@ -41,6 +42,11 @@ REQUIRED_SECURITY = {
     "--security-opt=no-new-privileges",
 }
 PIPELINE_DEADLINE_S = 300
+KUBE_PLAYED = ("detector", "aggregator")
+# user, read-only root filesystem, effective capabilities, security options
+INSPECT_SECURITY = (
+    "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.EffectiveCaps}} {{.HostConfig.SecurityOpt}}"
+)
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +84,8 @@ def chart_values(
     ]
     own = {"MASKWATCH_AGGREGATOR_KEY_PREFIX": redis_prefix}
     return {
+        # Resource (and so pod, container and podman secret) names of this test only.
+        "fullnameOverride": f"mw-{unique_name[-8:]}",
         "kafka": {
             "bootstrapServers": kafka.bootstrap_servers,
             "topics": {
@@ -132,25 +140,45 @@ def _start(run: PodRun, tmp: Path, names: list[str], *extra: str) -> None:
     podman(*run.command(tmp / f"{run.name}.env", *extra))
 
 
-def _get(url: str, token: str | None) -> tuple[int, Any]:
+def _get(url: str, token: str | None) -> tuple[int, str]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, json.loads(response.read())
+            return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
-        return error.code, None
+        return error.code, ""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _frames_per_camera(client: redis.Redis, keys: Keys, cameras: list[str]) -> dict[str, int]:
     counts = {}
     for camera in cameras:
         raw = client.hgetall(keys.camera_totals(camera))
-        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        fields = {_text(k): _text(v) for k, v in raw.items()}
         totals = counters_of(fields)
         assert totals.faces == totals.with_mask + totals.without_mask, (camera, totals)
         counts[camera] = totals.frames
     return counts
+
+
+def _wait_for_frames(
+    client: redis.Redis, keys: Keys, cameras: list[str], containers: list[str]
+) -> None:
+    """Until every camera has frames counted in Redis; fails early if a container exits."""
+    deadline = time.monotonic() + PIPELINE_DEADLINE_S
+    counts: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        counts = _frames_per_camera(client, keys, cameras)
+        if all(counts.values()):
+            return
+        stopped = [name for name in containers if not _running(name)]
+        assert not stopped, f"containers exited: {stopped}"
+        time.sleep(3)
+    pytest.fail(f"frames per camera after {PIPELINE_DEADLINE_S} s: {counts}")
 
 
 def _running(name: str) -> bool:
@@ -186,21 +214,11 @@ def test_pipeline_runs_from_the_images_with_the_charts_settings(
 
     cameras = [c["id"] for c in values["producer"]["config"]["cameras"]]
     api = f"http://127.0.0.1:{values['api']['port']}/api/v1/cameras"
-    keys = Keys(redis_prefix)
-    deadline = time.monotonic() + PIPELINE_DEADLINE_S
-    counts: dict[str, int] = {}
-    while time.monotonic() < deadline:
-        counts = _frames_per_camera(redis_client, keys, cameras)
-        if all(counts.values()):
-            break
-        stopped = [name for name in containers if not _running(name)]
-        assert not stopped, f"containers exited: {stopped}"
-        time.sleep(3)
-    assert all(counts.values()), f"frames counted per camera after {PIPELINE_DEADLINE_S} s: {counts}"
+    _wait_for_frames(redis_client, Keys(redis_prefix), cameras, containers)
 
-    status, overview = _get(api, token)
+    status, body = _get(api, token)
     assert status == 200, status
-    assert {c["camera_id"] for c in overview["cameras"]} == set(cameras)
+    assert {c["camera_id"] for c in json.loads(body)["cameras"]} == set(cameras)
     assert _get(api, None)[0] == 401  # the token came from the chart's Secret
     for component in ("producer", "detector", "aggregator"):
         port = values[component]["healthPort"]
@@ -219,10 +237,49 @@ def test_a_bad_setting_stops_the_container_at_start_with_a_readable_line(
     containers: list[str],
 ) -> None:
     values = chart_values(kafka_settings, redis_prefix, unique_name, model_server, "t")
-    values["aggregator"]["env"]["MASKWATCH_AGGREGATOR_HEALTH_PORT"] = "not-a-port"
+    values["aggregator"]["healthPort"] = "not-a-port"  # mapped by the chart to the service's env
     run = pod_run(render(values, tmp=tmp_path), "aggregator", tmp_path, f"{unique_name}-bad")
+    assert "not-a-port" in run.env.values()
     containers.append(run.name)
     done = podman(*run.command(tmp_path / "bad.env", detach=False), timeout_s=120, check=False)
     assert done.returncode not in (0, 124), done.returncode
     assert "invalid settings" in done.stderr, done.stderr[-2000:]
-    assert "(MASKWATCH_AGGREGATOR_HEALTH_PORT): Input should be a valid integer" in done.stderr
+    lines = [line for line in done.stderr.splitlines() if "health_port" in line]
+    assert any("valid integer" in line for line in lines), done.stderr[-2000:]
+
+
+def test_kube_play_runs_the_charts_detector_and_aggregator(
+    images: dict[str, int],
+    render: Render,
+    tmp_path: Path,
+    kafka_settings: KafkaSettings,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    unique_name: str,
+    model_server: str,
+    shared_dir: Path,
+    containers: list[str],
+) -> None:
+    """`podman kube play` of the rendered detector and aggregator Deployments (and Secret);
+    the producer runs as in the test above to feed them."""
+    values = chart_values(kafka_settings, redis_prefix, unique_name, model_server, "t")
+    manifests = render(values, tmp=tmp_path)
+    played = tmp_path / "kube.yaml"
+    played.write_text(yaml.safe_dump_all(kube_play_documents(manifests, KUBE_PLAYED)))
+    secrets_created = [m["metadata"]["name"] for m in manifests if m["kind"] == "Secret"]
+    try:
+        podman("kube", "play", "--network=host", str(played), timeout_s=300)
+        pods = [f"{workload(manifests, c)['metadata']['name']}-pod-0" for c in KUBE_PLAYED]
+        containers.extend(f"{pod}-{c}" for pod, c in zip(pods, KUBE_PLAYED, strict=True))
+        for name in containers:
+            inspected = podman("inspect", "--format=" + INSPECT_SECURITY, name).stdout.split()
+            assert inspected == ["10001:10001", "true", "[]", "[no-new-privileges]"], name
+        frames = f"--volume={shared_dir / 'data' / 'crowd' / 'images'}:{FRAMES_IN_CONTAINER}:ro"
+        producer = pod_run(manifests, "producer", tmp_path, f"{unique_name}-producer")
+        _start(producer, tmp_path, containers, frames)
+        cameras = [c["id"] for c in values["producer"]["config"]["cameras"]]
+        _wait_for_frames(redis_client, Keys(redis_prefix), cameras, containers)
+    finally:
+        podman("kube", "down", str(played), timeout_s=120, check=False)
+        for name in secrets_created:
+            podman("secret", "rm", name, check=False)
