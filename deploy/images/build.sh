@@ -116,6 +116,8 @@ for name in "${selected[@]}"; do
     --build-arg PYTHON_IMAGE="$base" --build-arg EXTRAS="$extras" \
     --label maskwatch.inputs="$inputs" -t "$image" . >&2
 done
+# Images a rebuild superseded (untagged, with the label): the TensorFlow ones are GBs each.
+podman image prune --force --filter label=maskwatch.inputs >/dev/null
 for name in "${selected[@]}"; do
   podman image inspect --format "image maskwatch/$name:$tag {{.Id}} {{.Size}}" "maskwatch/$name:$tag"
 done
