@@ -9,8 +9,9 @@ import click
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from runtime.settings import ServiceSettings, load_settings, settings_options
+from schemas.model_server import MODEL_NAME
 from serving.model import SHIPPED_WEIGHTS
-from workers.common.settings import ServiceSettings, load_settings, settings_options
 
 
 class TrainSettings(ServiceSettings):
@@ -48,7 +49,7 @@ class TrainSettings(ServiceSettings):
 @settings_options(TrainSettings)
 def train_cli(**options: object) -> None:
     """Train the Xception mask classifier (resumes when --out holds a run)."""
-    from serving.crop import CropConfig
+    from imaging.crop import CropConfig
     from serving.dataset import ensure_packed
     from serving.train import TrainConfig, train
 
@@ -79,9 +80,6 @@ def train_cli(**options: object) -> None:
     click.echo(f"best weights: {best}")
 
 
-"""The committed classifier, found from the package so any working directory works."""
-
-
 class ExportSettings(ServiceSettings):
     """Export options (env prefix MASKWATCH_EXPORT_)."""
 
@@ -92,7 +90,7 @@ class ExportSettings(ServiceSettings):
     )
     model_base: Path = Field(Path("var/models"), description="TF Serving model base folder.")
     model_name: str = Field(
-        "mask_classifier", pattern=r"^[A-Za-z0-9_.-]+$", description="Model name (subfolder)."
+        MODEL_NAME, pattern=r"^[A-Za-z0-9_.-]+$", description="Model name (subfolder)."
     )
     version: int | None = Field(
         None, ge=1, le=2**62, description="Version number; default: one above the highest."

@@ -6,7 +6,7 @@ A version is written under a hidden temporary name and renamed into place at the
 server polling the folder never sees a half-written version.
 
 The `serving_default` signature takes uint8 RGB crops `[N, S, S, 3]` named `crops` and
-returns `probabilities` float32 `[N, 2]` in `serving.dataset.CLASSES` order. Normalisation
+returns `probabilities` float32 `[N, 2]` in `schemas.model_server.CLASSES` order. Normalisation
 is part of the Keras model, so every client sends raw pixels.
 """
 
@@ -19,12 +19,11 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from schemas.model_server import INPUT, OUTPUT, SIGNATURE
+
 if TYPE_CHECKING:
     import keras
 
-SIGNATURE = "serving_default"
-INPUT = "crops"
-OUTPUT = "probabilities"
 PROVENANCE = "assets.extra/maskwatch_export.json"
 """Inside a version folder: what it was exported from (TF Serving ignores assets.extra)."""
 _VERSION = re.compile(r"^[0-9]+$")

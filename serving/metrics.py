@@ -1,5 +1,5 @@
 """Classification metrics (pure numpy): per-class precision / recall / F1 and the confusion
-matrix, in `serving.dataset.CLASSES` order."""
+matrix, in `schemas.model_server.CLASSES` order."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from serving.dataset import CLASSES
+from schemas.model_server import CLASSES
 
 
 def confusion_matrix(

@@ -2,7 +2,7 @@
 
 Input is a batch of uint8 RGB crops; normalisation lives inside the graph, so a client sends
 raw pixels and can never disagree with training about preprocessing. Output is softmax
-probabilities in `serving.dataset.CLASSES` order.
+probabilities in `schemas.model_server.CLASSES` order.
 
 Works on any Keras 3 backend: TensorFlow here (training, export, serving), JAX or PyTorch on
 a GPU machine without TensorFlow.

@@ -22,10 +22,10 @@ import tensorflow as tf
 from prometheus_client import Counter, Gauge
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
+from runtime.logs import get_logger
 from serving.batching import Arrays, Batcher
 from serving.export import versions
 from serving.tensors import DTYPES, dtype_name
-from workers.common.logs import get_logger
 
 log = get_logger("servable")
 

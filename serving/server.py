@@ -32,13 +32,19 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from runtime.logs import configure_logging, get_logger
+from runtime.service import Health, ServiceRuntime
+from runtime.settings import (
+    RuntimeSettings,
+    ServiceSettings,
+    load_settings,
+    runtime_section,
+    settings_options,
+)
+from schemas.model_server import MODEL_NAME, SIGNATURE
 from serving.batching import BatcherClosedError, QueueFullError
-from serving.export import SIGNATURE
 from serving.servable import BatchConfig, ModelWatcher, RpcError, Servable
 from serving.tensors import TensorError, from_tensor_proto, to_tensor_proto
-from workers.common.logs import configure_logging, get_logger
-from workers.common.runtime import Health, ServiceRuntime
-from workers.common.settings import ServiceSettings, load_settings, settings_options
 
 log = get_logger("model_server")
 
@@ -65,13 +71,11 @@ class ServeSettings(ServiceSettings):
 
     model_base: Path = Field(Path("var/models"), description="Folder holding <name>/<version>/.")
     model_name: str = Field(
-        "mask_classifier", pattern=r"^[A-Za-z0-9_.-]+$", description="Model name served."
+        MODEL_NAME, pattern=r"^[A-Za-z0-9_.-]+$", description="Model name served."
     )
     host: str = Field("0.0.0.0", min_length=1, description="gRPC bind address.")
     port: int = Field(8500, ge=0, le=65535, description="gRPC port (0: any free port).")
-    health_port: int | None = Field(
-        9100, ge=0, le=65535, description="HTTP /healthz /readyz /metrics port."
-    )
+    runtime: RuntimeSettings = runtime_section(9100)
     poll_s: float = Field(2.0, gt=0, le=60, description="Seconds between new-version checks.")
     max_batch_size: int = Field(32, ge=1, le=4096, description="Most crops per model call.")
     batch_timeout_ms: float = Field(
@@ -82,7 +86,6 @@ class ServeSettings(ServiceSettings):
     grpc_threads: int = Field(32, ge=1, le=1024, description="gRPC handler threads.")
     max_message_mb: int = Field(64, ge=4, le=2047, description="gRPC message size limit (MiB).")
     grace_s: float = Field(10.0, ge=0, le=600, description="Drain time for in-flight calls.")
-    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Log level.")
 
     @property
     def batching(self) -> BatchConfig:
@@ -318,8 +321,8 @@ class ModelServer:
 def cli(**options: object) -> None:
     """Serve the newest SavedModel version over the TensorFlow Serving gRPC API."""
     settings = load_settings(ServeSettings, options)
-    configure_logging(settings.log_level)
-    runtime = ServiceRuntime("model-server", settings.health_port)
+    configure_logging(settings.runtime.log_level, settings.runtime.json_logs)
+    runtime = ServiceRuntime("model-server", settings.runtime.health_port)
     runtime.install_signal_handlers()
     server = ModelServer(settings, runtime.health)
     server.start()

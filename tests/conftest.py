@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, settings
 # kafka-python loads its protocol schemas through importlib.resources' legacy API at import.
 warnings.filterwarnings("ignore", "(read|open)_text is deprecated", DeprecationWarning)
 
-from workers.common.kafka import KafkaSettings, broker_info, create_topics, delete_topics  # noqa: E402
+from runtime.kafka import KafkaSettings, broker_info, create_topics, delete_topics  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").strip().lower() in {"true", "1"}

@@ -13,20 +13,20 @@ import click
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "stack": (
-        "workers.common.stack:cli",
+        "devtools.stack:cli",
         "Bring the local stack (Kafka, Redis, model server) up or down.",
     ),
-    "topics": ("workers.common.topics:cli", "Create or describe the Kafka topics."),
+    "topics": ("runtime.topics:cli", "Create or describe the Kafka topics."),
     "schemas": ("schemas.export:cli", "Write the JSON Schema files of the message contracts."),
     "train": ("serving.cli:train_cli", "Train the Xception mask classifier."),
     "export": ("serving.cli:export_cli", "Export classifier weights as a TF Serving SavedModel."),
     "serve": ("serving.server:cli", "Serve SavedModels over the TensorFlow Serving gRPC API."),
-    "evaluate": ("workers.evaluate:cli", "Evaluate the classifier or the whole pipeline."),
+    "evaluate": ("devtools.evaluate:cli", "Evaluate the classifier or the whole pipeline."),
     "producer": ("workers.producer.main:cli", "Read cameras and publish frames to Kafka."),
     "detector": ("workers.detector.main:cli", "Detect and classify faces in frames from Kafka."),
     "aggregator": ("workers.aggregator.main:cli", "Fold frame results into Redis per camera."),
     "api": ("workers.api.main:cli", "HTTP read API and live dashboard over Redis."),
-    "run": ("workers.pipeline:cli", "Run the whole pipeline locally on sample cameras."),
+    "run": ("devtools.run:cli", "Run the whole pipeline locally on sample cameras."),
 }
 
 

@@ -92,14 +92,14 @@ ca_bundle="${MASKWATCH_BUILD_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 [ -f "$ca_bundle" ] && build_flags+=(--volume "$ca_bundle:/etc/ssl/certs/ca-certificates.crt:ro")
 selected=("$@")
 ((${#selected[@]})) || selected=(producer detector aggregator api maskwatch)
-# An image is rebuilt only when its inputs changed: the build context's files (as the
-# .dockerignore selects them), the base and EXTRAS, hashed into a label. Unchanged images are
+# An image is rebuilt only when its inputs changed: the build context's files (the `!` lines
+# of Dockerfile.dockerignore), the base and EXTRAS, hashed into a label. Unchanged images are
 # reused without running podman build at all (its layer-cache checks alone take a minute per
 # image on a busy 2-core machine).
-context_files() {
-  find pyproject.toml README.md schemas workers serving deploy/docker/Dockerfile \
-    deploy/docker/requirements.txt deploy/docker/extras.py -type f \
-    ! -path '*/__pycache__/*' ! -path 'serving/models/*' -print0 | sort -z
+context_files() { # what Dockerfile.dockerignore lets into the context, and the Dockerfile
+  # shellcheck disable=SC2046 # one path per `!` line of the ignore file
+  find deploy/docker/Dockerfile $(sed -n 's:^!\(.*\)/*$:\1:p' deploy/docker/Dockerfile.dockerignore) \
+    -type f ! -path '*/__pycache__/*' ! -path 'serving/models/*' -print0 | sort -z
 }
 context_hash="$(context_files | xargs -0 sha256sum | sha256sum | cut -c1-16)"
 for name in "${selected[@]}"; do

@@ -4,7 +4,8 @@
 #      podman, runc, debootstrap and catatonit (the image tests build and run the images and
 #      `podman kube play` the chart: deploy/images, tests/deploy/test_images_run.py);
 #   2. the virtualenv .venv with maskwatch and all its service extras (editable);
-#   3. the Apache Kafka broker jars from Maven Central, cached in ~/.cache/maskwatch.
+#   3. the Apache Kafka broker jars from Maven Central, cached in ~/.cache/maskwatch;
+#   4. the demo cameras' videos, built from the sample photos in deploy/local/samples.
 # Environment: MASKWATCH_PYTHON (interpreter for a new venv; default python3.11 or python3).
 set -euo pipefail
 
@@ -81,3 +82,7 @@ else
   touch "$LIBS/.complete"
   say "kafka: $(ls "$LIBS"/*.jar | wc -l) jars in $LIBS"
 fi
+
+# 4. Sample footage ---------------------------------------------------------------------------
+bash deploy/local/samples/build.sh var/samples
+say "samples: $(ls var/samples/*.mp4 | wc -l) demo camera videos in var/samples"

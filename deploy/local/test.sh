@@ -22,7 +22,7 @@ fi
 echo "test: ruff and mypy"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy schemas workers serving tests
+.venv/bin/mypy schemas imaging runtime workers serving devtools tests
 
 set +e
 .venv/bin/python -m pytest "$@"

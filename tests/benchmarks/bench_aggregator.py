@@ -23,9 +23,9 @@ from collections import defaultdict
 import redis
 
 from schemas.common import encode
+from schemas.redis_state import Keys, epoch_us
 from workers.aggregator.apply import Applier
 from workers.aggregator.core import Aggregator
-from workers.aggregator.model import Keys, epoch_us
 from workers.aggregator.settings import AggregatorSettings
 from workers.aggregator.synthetic import result, stream
 
@@ -81,9 +81,9 @@ def bench_handle(client: redis.Redis, n: int, cameras: int, batch: int, repeats:
 
 
 def bench_service(client: redis.Redis, n: int, cameras: int, batch: int) -> None:
+    from runtime.kafka import KafkaSettings, create_topics, delete_topics, make_producer
+    from runtime.service import ServiceRuntime
     from workers.aggregator.main import Service
-    from workers.common.kafka import KafkaSettings, create_topics, delete_topics, make_producer
-    from workers.common.runtime import ServiceRuntime
 
     tag = uuid.uuid4().hex[:8]
     kafka = KafkaSettings.with_topic_prefix(f"bench.{tag}", partitions=6)

@@ -30,17 +30,17 @@ import cv2
 import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 
+from imaging.crop import CropConfig, crop_face
+from runtime.kafka import KafkaSettings, create_topics, delete_topics, make_producer
 from schemas.common import decode
 from schemas.frame import FrameMeta, frame_headers
 from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
-from serving.crop import CropConfig, crop_face
-from workers.common.kafka import KafkaSettings, create_topics, delete_topics, make_producer
-from workers.detector.detectors import DetectorConfig, make_detector
+from workers.detector.backends import BackendConfig, detector_config, make_detector
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def serial_baseline(photos: list[Path], config: DetectorConfig, weights: Path) -> dict[str, float]:
+def serial_baseline(photos: list[Path], config: BackendConfig, weights: Path) -> dict[str, float]:
     """The notebook's loop: one frame, then one face at a time, all in this process."""
     from serving.model import build_classifier
     from serving.weights import load_compact
@@ -108,10 +108,10 @@ def worker_run(
         "MASKWATCH_KAFKA_RESULTS_TOPIC": kafka.results_topic,
         "MASKWATCH_KAFKA_DEAD_LETTER_TOPIC": kafka.dead_letter_topic,
         "MASKWATCH_DETECTOR_GROUP_ID": f"bench-{run}",
-        "MASKWATCH_DETECTOR_HEALTH_PORT": "0",
+        "MASKWATCH_DETECTOR_RUNTIME__HEALTH_PORT": "0",
         "MASKWATCH_DETECTOR_MODEL_SERVER": model_server,
         "MASKWATCH_DETECTOR_MAX_AGE_S": "3600",
-        "MASKWATCH_DETECTOR_MODEL_PATH": str(detector_model),
+        "MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH": str(detector_model),
     }
     results: list[FrameResult] = []
     with tempfile.TemporaryFile() as log:
@@ -199,7 +199,7 @@ def main(
     timeout_s: float,
 ) -> None:
     chosen = sorted(photos.glob("*.jpg"))[:frames]
-    config = DetectorConfig(model_path=detector_model)
+    config = detector_config(model_path=detector_model)
     click.echo(
         f"{len(chosen)} crowd frames, detector upscale_to_px={config.upscale_to_px}, "
         f"cpus={os.cpu_count()}, load average before={os.getloadavg()[0]:.1f}"

@@ -4,7 +4,7 @@ Exports the classifier (the shipped weights, or random Xception weights when the
 absent: the speed is the same), starts `maskwatch serve` as a separate process, and for
 each batch size measures, in one run on one machine:
   in-process   the SavedModel signature called directly in this process;
-  server x1    one caller through `serving.client.GrpcClassifier` (pure protocol overhead);
+  server x1    one caller through `GrpcClassifier` (pure protocol overhead);
   server xC    C concurrent callers (the server's batching merges their requests).
 The ratio column is server/in-process. Not a test: it prints figures, asserts nothing.
 
@@ -74,10 +74,10 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from serving.client import ClientConfig, GrpcClassifier
     from serving.export import export_model
     from serving.model import build_classifier
     from serving.weights import load_compact
+    from workers.detector.classifier import ClientConfig, GrpcClassifier
 
     model = build_classifier(args.input_px, weights="none")
     shipped = (args.weights / "weights.json").is_file()
@@ -91,7 +91,7 @@ def main() -> None:
     server = subprocess.Popen(
         [sys.executable, "-c", "from workers.cli import main; main()", "serve",
          "--model-base", str(base), "--host", "127.0.0.1", "--port", str(grpc_port),
-         "--health-port", str(http_port), "--log-level", "WARNING"],
+         "--runtime-health-port", str(http_port), "--runtime-log-level", "WARNING"],
         cwd=REPO,
     )  # fmt: skip
     try:

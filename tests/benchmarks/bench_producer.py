@@ -27,8 +27,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from runtime.kafka import KafkaSettings, create_topics, delete_topics
 from tests.workers.producer.conftest import RtspServer
-from workers.common.kafka import KafkaSettings, create_topics, delete_topics
 from workers.producer.config import CameraConfig
 from workers.producer.main import Producer, ProducerSettings
 from workers.producer.metrics import ProducerMetrics

@@ -35,11 +35,11 @@ from typing import Any
 import click
 import redis
 
+from devtools.run import Children, child_env, group_lag, kafka_probe
+from runtime.kafka import KafkaSettings, create_topics, delete_topics
+from schemas.redis_state import Keys
 from tests.benchmarks.system.loadgen import PHOTOS, SHARED, LoadGen, load_photos
 from tests.benchmarks.system.probes import LatencyProbe, ProcessStats, percentile, stack_pids
-from workers.aggregator.model import Keys
-from workers.common.kafka import KafkaSettings, create_topics, delete_topics
-from workers.pipeline import Children, child_env, group_lag, kafka_probe
 
 REPO = Path(__file__).resolve().parents[2]
 DETECTOR_MODEL = SHARED / "models" / "retinaface_mnet025.onnx"
@@ -74,7 +74,7 @@ def start_stages(run: str, detectors: int, kafka: KafkaSettings, prefix: str) ->
         "MASKWATCH_DETECTOR_GROUP_ID": f"bench-{run}-detectors",
         "MASKWATCH_AGGREGATOR_GROUP_ID": f"bench-{run}-aggregator",
         "MASKWATCH_DETECTOR_MAX_AGE_S": "3600",  # measure work, not the too-old shortcut
-        "MASKWATCH_DETECTOR_MODEL_PATH": str(DETECTOR_MODEL),
+        "MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH": str(DETECTOR_MODEL),
     }
     log_dir = REPO / "var" / "bench" / run
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -212,11 +212,11 @@ def run_config(
 
 def serial(photos_n: int) -> dict[str, float]:
     from tests.benchmarks.bench_detector import serial_baseline
-    from workers.detector.detectors import DetectorConfig
+    from workers.detector.backends import detector_config
 
     paths = sorted(PHOTOS.glob("*.jpg"))[:photos_n]
     weights = REPO / "serving" / "models" / "mask_classifier"
-    return serial_baseline(paths, DetectorConfig(model_path=DETECTOR_MODEL), weights)
+    return serial_baseline(paths, detector_config(model_path=DETECTOR_MODEL), weights)
 
 
 def table(report: dict[str, Any]) -> str:

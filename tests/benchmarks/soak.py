@@ -41,14 +41,14 @@ import psutil
 import redis
 from kafka import KafkaConsumer, TopicPartition
 
+from devtools.run import Child, Children, child_env, group_lag, kafka_probe, maskwatch_argv
+from runtime.kafka import KafkaSettings, create_topics
 from schemas.common import SchemaError, decode
 from schemas.dead_letter import DeadLetter
+from schemas.redis_state import Keys, counters_of, dedupe_slot
 from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
 from tests.benchmarks.system.loadgen import SHARED, LoadGen, Sent, inject_bad, load_photos
 from tests.benchmarks.system.probes import stack_pids
-from workers.aggregator.model import Keys, counters_of, dedupe_slot
-from workers.common.kafka import KafkaSettings, create_topics
-from workers.pipeline import Child, Children, child_env, group_lag, kafka_probe, maskwatch_argv
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = REPO / "var" / "soak"
@@ -94,7 +94,9 @@ class Soak:
             "MASKWATCH_DETECTOR_GROUP_ID": DETECTOR_GROUP,
             "MASKWATCH_DETECTOR_MODEL_SERVER": f"127.0.0.1:{grpc}",
             "MASKWATCH_DETECTOR_KNOWN_CAMERAS": json.dumps(cameras),
-            "MASKWATCH_DETECTOR_MODEL_PATH": str(SHARED / "models" / "retinaface_mnet025.onnx"),
+            "MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH": str(
+                SHARED / "models" / "retinaface_mnet025.onnx"
+            ),
             # Frames wait longer in the crop batcher, so rebalances catch some in it.
             "MASKWATCH_DETECTOR_MAX_BATCH_WAIT_MS": "500",
             "MASKWATCH_AGGREGATOR_GROUP_ID": AGGREGATOR_GROUP,

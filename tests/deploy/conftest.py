@@ -123,16 +123,18 @@ def component(manifest: Manifest) -> str:
     return str(manifest["metadata"]["labels"]["app.kubernetes.io/component"])
 
 
-OWN_PACKAGES = ("workers", "serving", "schemas")
+OWN_PACKAGES = ("schemas", "imaging", "runtime", "workers", "serving", "devtools")
+PRODUCT_PACKAGES = ("runtime", "workers", "serving", "devtools")
+"""Packages whose settings classes are the product's (tests define their own elsewhere)."""
 
 
 def import_all_modules() -> None:
-    """Import every module of workers.* and serving.* (settings classes, metrics register).
+    """Import every module of the product packages (settings classes, metrics register).
 
     A module that needs an optional extra which is not installed is passed over; any other
     import error fails the caller.
     """
-    for package_name in ("workers", "serving"):
+    for package_name in PRODUCT_PACKAGES:
         package = importlib.import_module(package_name)
         for info in pkgutil.walk_packages(package.__path__, f"{package_name}."):
             try:

@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 
+from runtime.settings import (
+    SECTION_DELIMITER,
+    ServiceSettings,
+    _leaf_fields,
+    _section_models,
+)
 from tests.deploy.conftest import (
+    PRODUCT_PACKAGES,
     VALUE_SETS,
     Manifest,
     Render,
@@ -24,7 +31,6 @@ from tests.deploy.conftest import (
     containers,
     import_all_modules,
 )
-from workers.common.settings import ServiceSettings
 
 # env prefix -> (values key of its `env` map, components whose containers read it)
 DEPLOYED: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -65,7 +71,7 @@ def _discover() -> dict[str, list[type[ServiceSettings]]]:
     import_all_modules()
     by_prefix: dict[str, list[type[ServiceSettings]]] = {}
     for cls in _subclasses(ServiceSettings):
-        if not cls.__module__.startswith(("workers.", "serving.")):
+        if not cls.__module__.startswith(tuple(f"{p}." for p in PRODUCT_PACKAGES)):
             continue  # classes that tests define for themselves are not the product's
         prefix = str(cls.model_config.get("env_prefix") or "").upper()
         assert prefix.startswith("MASKWATCH_"), f"{cls.__qualname__} has env prefix {prefix!r}"
@@ -86,8 +92,14 @@ def _prefix_env_names(prefix: str) -> set[str]:
 
 
 def _env_names(cls: type[ServiceSettings]) -> list[str]:
+    """Every variable of `cls`: one per field, plus `<SECTION>__<FIELD>` for section fields."""
     prefix = str(cls.model_config.get("env_prefix")).upper()
-    return [f"{prefix}{name}".upper() for name in cls.model_fields]
+    names = []
+    for name, field in cls.model_fields.items():
+        names.append(f"{prefix}{name}".upper())
+        leaves = _leaf_fields(_section_models(field.annotation))
+        names += [f"{prefix}{name}{SECTION_DELIMITER}{leaf}".upper() for leaf in leaves]
+    return names
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -27,9 +27,9 @@ import yaml
 from tests.conftest import IN_CI
 from tests.deploy.conftest import Manifest, Render
 from tests.deploy.pods import BUILD_SCRIPT, PodRun, kube_play_documents, pod_run, podman, workload
-from tests.workers.test_pipeline import free_port
-from workers.aggregator.model import Keys, counters_of
-from workers.common.kafka import KafkaSettings
+from tests.devtools.test_run import free_port
+from schemas.redis_state import Keys, counters_of
+from runtime.kafka import KafkaSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.images]
 

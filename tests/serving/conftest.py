@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from runtime.settings import RuntimeSettings
 from serving.export import export_model
 from serving.server import ModelServer, ServeSettings
 
@@ -57,7 +58,7 @@ def running_server(
         model_base=base,
         host="127.0.0.1",
         port=0,
-        health_port=None,
+        runtime=RuntimeSettings(health_port=None),
         **{"model_name": TINY_NAME, "poll_s": 0.1, "grace_s": 1.0, **overrides},
     )
     server = ModelServer(settings)

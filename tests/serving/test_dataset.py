@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from serving.crop import CropConfig
+from imaging.crop import CropConfig
 from serving.dataset import (
     CROWD_SPLIT,
     SPLITS,

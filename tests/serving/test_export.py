@@ -15,11 +15,9 @@ from google.protobuf import text_format  # type: ignore[import-untyped]
 from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from schemas.model_server import INPUT, OUTPUT, SIGNATURE
 from serving.cli import export_cli
 from serving.export import (
-    INPUT,
-    OUTPUT,
-    SIGNATURE,
     export_model,
     next_version,
     provenance,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serving.evaluate import average_precision, precision_recall_curve
 from serving.metrics import classification_report, confusion_matrix
 
 
@@ -37,18 +36,3 @@ def test_report_of_a_class_never_predicted_is_zero_not_nan() -> None:
         "f1": 0.0,
         "support": 1,
     }
-
-
-@pytest.mark.parametrize(
-    ("truth", "scores", "expected_ap"),
-    [
-        ([1, 1, 0, 0], [0.9, 0.8, 0.2, 0.1], 1.0),  # perfect ranking
-        ([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1], 0.5),  # worst ranking: the envelope is 2/4 everywhere
-        ([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1], 0.5 * 1.0 + 0.5 * (2 / 3)),  # interleaved
-    ],
-)
-def test_average_precision_all_point(
-    truth: list[int], scores: list[float], expected_ap: float
-) -> None:
-    precision, recall = precision_recall_curve(np.array(truth, bool), np.array(scores))
-    assert average_precision(precision, recall) == pytest.approx(expected_ap)

@@ -43,7 +43,7 @@ def test_serve_command_answers_reports_health_and_stops_on_sigterm(
     command = [
         sys.executable, "-c", "from workers.cli import main; main()", "serve",
         "--model-base", str(tmp_path), "--model-name", tiny.name, "--host", "127.0.0.1",
-        "--port", str(grpc_port), "--health-port", str(http_port), "--poll-s", "0.2",
+        "--port", str(grpc_port), "--runtime-health-port", str(http_port), "--poll-s", "0.2",
     ]  # fmt: skip
     log = tmp_path / "serve.log"
     with log.open("wb") as out:

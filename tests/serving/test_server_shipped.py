@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from imaging.crop import fit_to_square
+from schemas.model_server import CLASSES
 from serving.cli import export_cli
-from serving.client import ClientConfig, GrpcClassifier
-from serving.crop import fit_to_square
-from serving.dataset import CLASSES
 from serving.model import SHIPPED_WEIGHTS
+from workers.detector.classifier import ClientConfig, GrpcClassifier
 
 WEIGHTS = SHIPPED_WEIGHTS
 PER_CLASS = 6

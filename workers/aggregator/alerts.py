@@ -19,9 +19,8 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from schemas.alert import AlertEvent
-from workers.aggregator.model import Counters, WindowName
+from schemas.redis_state import Counters, RuleState, WindowName
 
-State = Literal["ok", "firing"]
 EPSILON = 1e-9
 """Float slack so that 85/100 counts as reaching 0.8 + 0.05."""
 
@@ -37,27 +36,6 @@ class AlertRules:
     window_s: int
     silent_after_s: float
     cooldown_s: float
-
-
-@dataclass(frozen=True)
-class RuleState:
-    """One camera's rule as stored in Redis."""
-
-    state: State = "ok"
-    since: float | None = None
-    fired_at: float | None = None
-
-
-def rule_state(fields: dict[str, str], rule: str) -> RuleState:
-    """Parse one rule from a camera's alert hash (absent → ok, never fired)."""
-    state = fields.get(f"{rule}:state", "ok")
-    since = fields.get(f"{rule}:since")
-    fired_at = fields.get(f"{rule}:fired_at")
-    return RuleState(
-        state="firing" if state == "firing" else "ok",
-        since=float(since) if since else None,
-        fired_at=float(fired_at) if fired_at else None,
-    )
 
 
 def _cooled(prev: RuleState, rules: AlertRules, now: float) -> bool:

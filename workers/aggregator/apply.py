@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from redis import Redis
 
+from schemas.redis_state import FrameSummary, Keys, dedupe_slot, live_buckets
 from schemas.result import FrameResult
-from workers.aggregator.model import FrameSummary, Keys, dedupe_slot, live_buckets
 
 APPLY_LUA = """
 -- KEYS: 1 seen block, 2 latest, 3 camera totals, 4 registry, 5 totals, 6.. bucket keys

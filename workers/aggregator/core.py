@@ -16,21 +16,19 @@ from typing import Protocol
 from prometheus_client import Counter, Histogram
 from redis import Redis
 
+from runtime.logs import get_logger
 from schemas.alert import AlertEvent
 from schemas.common import SchemaError, decode, encode
 from schemas.dead_letter import DeadLetter, payload_head
+from schemas.redis_state import WINDOWS, Keys, RuleState, rule_state, sum_counters
 from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
 from workers.aggregator.alerts import (
     AlertRules,
-    RuleState,
     evaluate_compliance,
     evaluate_silence,
-    rule_state,
 )
 from workers.aggregator.apply import Applier, ApplyOutcome
-from workers.aggregator.model import WINDOWS, Keys, sum_counters
 from workers.aggregator.settings import AggregatorSettings
-from workers.common.logs import get_logger
 
 log = get_logger("aggregator")
 

@@ -19,15 +19,15 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from runtime.kafka import KafkaSettings, make_consumer, make_producer
+from runtime.logs import configure_logging, get_logger
+from runtime.service import ServiceRuntime
+from runtime.settings import load_settings, settings_options
 from schemas.alert import AlertEvent
 from schemas.common import encode
 from workers.aggregator.core import Aggregator, Record
 from workers.aggregator.settings import AggregatorSettings
 from workers.aggregator.webhook import WebhookNotifier
-from workers.common.kafka import KafkaSettings, make_consumer, make_producer
-from workers.common.logs import configure_logging, get_logger
-from workers.common.runtime import ServiceRuntime
-from workers.common.settings import load_settings, settings_options
 
 log = get_logger("aggregator")
 MAX_BACKOFF_S = 10.0
@@ -140,8 +140,8 @@ def cli(**values: Any) -> None:
     """Fold frame results from Kafka into per-camera windows in Redis and raise alerts."""
     settings = load_settings(AggregatorSettings, values)
     kafka = load_settings(KafkaSettings, {})
-    configure_logging(settings.log_level, settings.json_logs)
-    runtime = ServiceRuntime("aggregator", settings.health_port or None)
+    configure_logging(settings.runtime.log_level, settings.runtime.json_logs)
+    runtime = ServiceRuntime("aggregator", settings.runtime.health_port)
     runtime.install_signal_handlers()
     log.info(
         "starting",

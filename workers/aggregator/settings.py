@@ -5,9 +5,10 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 
+from runtime.redis import RedisState
+from runtime.settings import RuntimeSettings, ServiceSettings, runtime_section
+from schemas.redis_state import WINDOWS, WindowName
 from workers.aggregator.alerts import AlertRules
-from workers.aggregator.model import WINDOWS, WindowName
-from workers.common.settings import ServiceSettings
 
 DAY_S = 86400
 
@@ -23,22 +24,6 @@ class RuleOverride(BaseModel):
     alert_window: WindowName | None = None
     silent_after_s: float | None = Field(None, ge=1.0, le=DAY_S)
     cooldown_s: float | None = Field(None, ge=0.0, le=DAY_S)
-
-
-class RedisState(BaseModel):
-    """Where the per-camera state lives: the aggregator writes it, the API reads it, so both
-    take these two settings from this one definition (each under its own env prefix)."""
-
-    redis_url: str = Field(
-        "redis://127.0.0.1:6379/0", min_length=8, description="Redis URL (redis://host:port/db)."
-    )
-    key_prefix: str = Field(
-        "mw:",
-        min_length=1,
-        max_length=128,
-        pattern=r"^[A-Za-z0-9_.:-]+$",
-        description="Prefix of every Redis key (isolates deployments and tests).",
-    )
 
 
 class AggregatorSettings(RedisState, ServiceSettings):
@@ -105,13 +90,7 @@ class AggregatorSettings(RedisState, ServiceSettings):
         1000, ge=1, le=100_000, description="Alert events queued for the webhook."
     )
     webhook_retries: int = Field(5, ge=1, le=20, description="Attempts per webhook POST.")
-    health_port: int = Field(
-        9103, ge=0, le=65535, description="Port of /healthz /readyz /metrics (0: none)."
-    )
-    log_level: str = Field(
-        "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level."
-    )
-    json_logs: bool = Field(True, description="JSON log lines (off: human-readable).")
+    runtime: RuntimeSettings = runtime_section(9103)
 
     def alert_rules(self, camera: str | None = None) -> AlertRules:
         """The rules of `camera`: its overrides (camera_rules) over the defaults."""

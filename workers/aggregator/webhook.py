@@ -15,9 +15,9 @@ import urllib.request
 
 from prometheus_client import Counter
 
+from runtime.logs import get_logger
 from schemas.alert import AlertEvent
 from schemas.common import encode
-from workers.common.logs import get_logger
 
 log = get_logger("aggregator.webhook")
 

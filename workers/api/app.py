@@ -34,12 +34,12 @@ from prometheus_client import (
 from redis.asyncio import Redis
 from sse_starlette import EventSourceResponse
 
+from runtime.logs import get_logger
 from schemas.alert import AlertEvent
-from workers.aggregator.model import Keys
+from schemas.redis_state import Keys
 from workers.api.models import CameraStatus, Overview
 from workers.api.settings import ApiSettings
 from workers.api.store import Store
-from workers.common.logs import get_logger
 
 log = get_logger("api")
 STATIC = Path(__file__).parent / "static"

@@ -7,10 +7,10 @@ from typing import Any
 import click
 import uvicorn
 
+from runtime.logs import configure_logging, get_logger
+from runtime.settings import load_settings, settings_options
 from workers.api.app import create_app
 from workers.api.settings import ApiSettings
-from workers.common.logs import configure_logging, get_logger
-from workers.common.settings import load_settings, settings_options
 
 log = get_logger("api")
 
@@ -22,7 +22,7 @@ def make_server(settings: ApiSettings) -> uvicorn.Server:
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_level=settings.log_level.lower(),
+        log_level=settings.runtime.log_level.lower(),
         access_log=False,
         log_config=None,  # uvicorn's records go through our structured logging
         timeout_graceful_shutdown=5,
@@ -35,7 +35,7 @@ def make_server(settings: ApiSettings) -> uvicorn.Server:
 def cli(**values: Any) -> None:
     """HTTP read API, event stream and live dashboard over the aggregator's Redis state."""
     settings = load_settings(ApiSettings, values)
-    configure_logging(settings.log_level, settings.json_logs)
+    configure_logging(settings.runtime.log_level, settings.runtime.json_logs)
     log.info(
         "starting",
         host=settings.host,

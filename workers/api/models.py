@@ -11,8 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workers.aggregator.alerts import rule_state
-from workers.aggregator.model import (
+from schemas.redis_state import (
     RULES,
     WINDOWS,
     Counters,
@@ -20,6 +19,7 @@ from workers.aggregator.model import (
     WindowName,
     counters_of,
     history_starts,
+    rule_state,
     sum_counters,
 )
 

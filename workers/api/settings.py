@@ -7,8 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from workers.aggregator.settings import RedisState
-from workers.common.settings import ServiceSettings
+from runtime.redis import RedisState
+from runtime.settings import RuntimeSettings, ServiceSettings
 
 
 class ApiSettings(RedisState, ServiceSettings):
@@ -41,10 +41,9 @@ class ApiSettings(RedisState, ServiceSettings):
     )
     max_streams: int = Field(100, ge=1, le=10_000, description="Concurrent event streams allowed.")
     max_alerts: int = Field(500, ge=1, le=10_000, description="Most alert events one request gets.")
-    log_level: str = Field(
-        "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="Log level."
+    runtime: RuntimeSettings = Field(
+        default_factory=RuntimeSettings, description="Logging (health is on the API's own port)."
     )
-    json_logs: bool = Field(True, description="JSON log lines (off: human-readable).")
 
     def bearer_token(self) -> str | None:
         """The token from `token_file` or `token`; None when the API is open."""

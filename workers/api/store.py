@@ -1,4 +1,4 @@
-"""Async reads of the aggregator's Redis model (key names from workers.aggregator.model).
+"""Async reads of the aggregator's Redis model (key names from schemas.redis_state).
 
 Each view is one pipelined round trip. The API only reads; the aggregator owns all writes.
 """
@@ -13,7 +13,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from schemas.alert import AlertEvent
-from workers.aggregator.model import WINDOWS, Keys, counters_of
+from schemas.redis_state import WINDOWS, Keys, counters_of
 from workers.api.models import (
     HISTORY_READS,
     CameraStatus,

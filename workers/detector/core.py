@@ -17,9 +17,12 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from imaging.crop import CropConfig, ImageBGR, crop_faces
+from imaging.detections import Detections
 from schemas.common import DeadLetterReason, SchemaError
 from schemas.dead_letter import DeadLetter, payload_head
 from schemas.frame import FrameMeta, camera_id_from_headers, parse_frame_headers
+from schemas.model_server import WITH_MASK
 from schemas.result import (
     Face,
     FrameResult,
@@ -28,11 +31,7 @@ from schemas.result import (
     StageTimings,
     counts_of,
 )
-from serving.crop import CropConfig, ImageBGR, crop_faces
-from workers.detector.detectors import Detections, FaceDetector
-
-WITH_MASK = 0
-"""Column of P(with_mask) in the classifier's output (serving.dataset.CLASSES order)."""
+from workers.detector.backends.base import FaceDetector
 
 
 @dataclass(frozen=True)

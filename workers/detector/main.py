@@ -24,18 +24,24 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from runtime.kafka import KafkaSettings, make_consumer, make_producer
+from runtime.logs import configure_logging, get_logger
+from runtime.service import Health, ServiceRuntime
+from runtime.settings import load_settings, settings_options
 from schemas.common import Contract, encode, utc_now
 from schemas.dead_letter import DeadLetter
 from schemas.result import FrameResult
-from serving.client import RETRYABLE, Classifier, ClassifierError, ClientConfig, GrpcClassifier
-from workers.common.kafka import KafkaSettings, make_consumer, make_producer
-from workers.common.logs import configure_logging, get_logger
-from workers.common.runtime import Health, ServiceRuntime
-from workers.common.settings import load_settings, settings_options
 from workers.detector import metrics
+from workers.detector.backends import make_detector
 from workers.detector.batching import CropBatcher, OffsetTracker, concat_crops
+from workers.detector.classifier import (
+    RETRYABLE,
+    Classifier,
+    ClassifierError,
+    ClientConfig,
+    GrpcClassifier,
+)
 from workers.detector.core import Core, CoreConfig, FrameMessage, PendingFrame
-from workers.detector.detectors import make_detector
 from workers.detector.settings import DetectorSettings
 
 log = get_logger("detector")
@@ -383,17 +389,17 @@ def cli(**values: Any) -> None:
     """Detect and classify faces in frames from Kafka; publish one result per frame."""
     settings = load_settings(DetectorSettings, values)
     kafka = KafkaSettings()
-    configure_logging(settings.log_level)
-    runtime = ServiceRuntime("detector", settings.health_port)
+    configure_logging(settings.runtime.log_level, settings.runtime.json_logs)
+    runtime = ServiceRuntime("detector", settings.runtime.health_port)
     runtime.install_signal_handlers()
-    detector = make_detector(settings.detector_config())
+    detector = make_detector(settings.detector)
     classifier = make_classifier(settings)
     core = Core(
         detector,
         CoreConfig(
             worker_id=settings.worker_id,
             classifier_name=settings.model_name,
-            crop=settings.crop_config(),
+            crop=settings.crop,
             max_age_s=settings.max_age_s,
             max_frame_bytes=kafka.max_frame_bytes,
             mask_threshold=settings.mask_threshold,

@@ -92,7 +92,7 @@ def resolve_model(configured: Path | None) -> bytes:
         return installed
     raise ModelNotFoundError(
         f"no RetinaFace MobileNet model: run `{FETCH_COMMAND}` (writes {cache_path()}) or "
-        "set MASKWATCH_DETECTOR_MODEL_PATH to an ONNX file"
+        "set MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH to an ONNX file"
     )
 
 

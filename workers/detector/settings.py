@@ -1,21 +1,26 @@
-"""Settings of `maskwatch detector` (env prefix MASKWATCH_DETECTOR_)."""
+"""Settings of `maskwatch detector` (env prefix MASKWATCH_DETECTOR_).
+
+The face detector and the crop are sections (`detector`, `crop`): their own models, nested,
+so every field of a backend's config is settable here (MASKWATCH_DETECTOR_DETECTOR__BACKEND,
+MASKWATCH_DETECTOR_CROP__SMALL_FACE_PX, …) without being copied.
+"""
 
 from __future__ import annotations
 
-import os
 import socket
-from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from serving.crop import CropConfig
-from workers.common.settings import ServiceSettings
-from workers.detector.detectors import BackendName, DetectorConfig
+from imaging.crop import CropConfig
+from runtime.settings import RuntimeSettings, ServiceSettings, runtime_section
+from schemas.model_server import MODEL_NAME
+from workers.detector.backends import DetectorConfig, detector_config
 
 
 def _default_worker_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"[:128]
+    """The host name: a pod's name in Kubernetes, stable across restarts of the pod."""
+    return socket.gethostname()[:128]
 
 
 class DetectorSettings(ServiceSettings):
@@ -30,24 +35,17 @@ class DetectorSettings(ServiceSettings):
         default_factory=_default_worker_id,
         min_length=1,
         max_length=128,
-        description="This worker's id in results (default: hostname-pid).",
+        description="This worker's id in results (default: the host name).",
     )
-    health_port: int = Field(9102, ge=0, le=65535, description="Health/metrics port (0 = any).")
-    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", description="Log level.")
+    runtime: RuntimeSettings = runtime_section(9102)
     model_server: str = Field("127.0.0.1:8500", min_length=3, description="gRPC host:port.")
-    model_name: str = Field("mask_classifier", min_length=1, description="Served model name.")
+    model_name: str = Field(MODEL_NAME, min_length=1, description="Served model name.")
     classify_timeout_s: float = Field(10.0, gt=0, le=120, description="Deadline per classify call.")
-    detector: BackendName = Field("retinaface-mobilenet", description="Face detector backend.")
-    model_path: Path | None = Field(None, description="Detector weights file (default: resolved).")
-    score_threshold: float = Field(0.78, ge=0, le=1, description="Minimum face confidence.")
-    nms_threshold: float = Field(0.4, gt=0, le=1, description="NMS IoU threshold.")
-    upscale_to_px: int = Field(1200, ge=64, le=8192, description="Upscale shorter frames to this.")
-    max_upscale: float = Field(3.0, ge=1, le=8, description="Largest detection upscaling factor.")
-    max_side_px: int = Field(2048, ge=64, le=8192, description="Downscale longer frames to this.")
-    detector_threads: int = Field(0, ge=0, le=64, description="Detector threads (0 = default).")
+    detector: DetectorConfig = Field(
+        default_factory=detector_config, description="Face detector backend and its config."
+    )
+    crop: CropConfig = Field(default_factory=CropConfig, description="Face crops.")
     mask_threshold: float = Field(0.5, ge=0, le=1, description="P(with_mask) for the label.")
-    small_face_px: int = Field(32, ge=0, le=1024, description="Faces below this are enlarged.")
-    small_face_enlarge: float = Field(0.35, ge=0, le=4, description="Small-face enlargement.")
     max_batch_crops: int = Field(64, ge=1, le=1024, description="Most crops per classifier call.")
     max_batch_wait_ms: float = Field(30.0, ge=0, le=5000, description="Longest crop batch wait.")
     poll_records: int = Field(8, ge=1, le=500, description="Most frames taken per poll.")
@@ -60,20 +58,3 @@ class DetectorSettings(ServiceSettings):
     max_attempts: int = Field(3, ge=1, le=20, description="Tries before a frame dead-letters.")
     backoff_initial_s: float = Field(0.5, gt=0, le=60, description="First model-server back-off.")
     backoff_max_s: float = Field(10.0, gt=0, le=300, description="Longest back-off.")
-
-    def detector_config(self) -> DetectorConfig:
-        return DetectorConfig(
-            backend=self.detector,
-            model_path=self.model_path,
-            score_threshold=self.score_threshold,
-            nms_threshold=self.nms_threshold,
-            upscale_to_px=self.upscale_to_px,
-            max_upscale=self.max_upscale,
-            max_side_px=self.max_side_px,
-            threads=self.detector_threads,
-        )
-
-    def crop_config(self) -> CropConfig:
-        return CropConfig(
-            small_face_px=self.small_face_px, small_face_enlarge=self.small_face_enlarge
-        )

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from runtime.logs import get_logger
 from schemas.common import utc_now
-from workers.common.logs import get_logger
 from workers.producer.config import CameraConfig
 from workers.producer.metrics import DropReason, ProducerMetrics
 from workers.producer.sampling import Rejected, TimeSampler, encode_frame

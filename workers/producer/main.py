@@ -13,17 +13,23 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import click
 from prometheus_client import CollectorRegistry
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from workers.common.kafka import KafkaSettings, make_producer
-from workers.common.logs import configure_logging, get_logger
-from workers.common.runtime import ServiceRuntime
-from workers.common.settings import ServiceSettings, load_settings, settings_options
+from runtime.kafka import KafkaSettings, make_producer
+from runtime.logs import configure_logging, get_logger
+from runtime.service import ServiceRuntime
+from runtime.settings import (
+    RuntimeSettings,
+    ServiceSettings,
+    load_settings,
+    runtime_section,
+    settings_options,
+)
 from workers.producer.camera import Backoff, CameraWorker
 from workers.producer.config import CameraConfig, ConfigError, load_cameras, parse_cameras
 from workers.producer.metrics import ProducerMetrics
@@ -46,9 +52,7 @@ class ProducerSettings(ServiceSettings):
     cameras_yaml: str | None = Field(
         None, max_length=1_000_000, description="The cameras YAML itself; overrides --config."
     )
-    health_port: int = Field(
-        9101, ge=0, le=65535, description="Port of /healthz, /readyz, /metrics."
-    )
+    runtime: RuntimeSettings = runtime_section(9101)
     replica_count: int = Field(1, ge=1, le=10_000, description="Producer replicas sharing cameras.")
     replica_index: int | None = Field(
         None, ge=0, le=9_999, description="This replica (0-based); default: pod-name ordinal."
@@ -70,9 +74,6 @@ class ProducerSettings(ServiceSettings):
     backoff_max_s: float = Field(30.0, ge=1, le=600, description="Longest reconnect delay.")
     shutdown_timeout_s: float = Field(
         20.0, ge=1, le=300, description="Time to flush buffered frames on SIGTERM."
-    )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="Log level."
     )
 
 
@@ -169,11 +170,11 @@ def select_cameras(settings: ProducerSettings) -> tuple[int, list[CameraConfig]]
 
 def run(settings: ProducerSettings, kafka: KafkaSettings) -> None:
     """Run until SIGTERM / SIGINT."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.runtime.log_level, settings.runtime.json_logs)
     configure_ffmpeg()
     index, cameras = select_cameras(settings)
     registry = CollectorRegistry()
-    runtime = ServiceRuntime("producer", settings.health_port, registry)
+    runtime = ServiceRuntime("producer", settings.runtime.health_port, registry)
     runtime.install_signal_handlers()
     producer = Producer(
         cameras, settings, kafka, ProducerMetrics(registry), client_id=f"maskwatch-producer-{index}"

@@ -24,8 +24,8 @@ from typing import Any, Protocol
 
 from kafka import KafkaProducer
 
+from runtime.logs import get_logger
 from schemas.frame import FrameMeta, frame_headers
-from workers.common.logs import get_logger
 from workers.producer.metrics import DropReason, ProducerMetrics
 
 log = get_logger("producer.sender")

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 from kafka import KafkaProducer
 
+from runtime.kafka import KafkaSettings, make_producer
 from schemas.frame import HEADER_SCHEMA_VERSION, FrameMeta, frame_headers
-from workers.common.kafka import KafkaSettings, make_producer
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared"
 PHOTOS = SHARED / "data" / "crowd" / "images"

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import redis
 
-from workers.aggregator.model import Keys
+from schemas.redis_state import Keys
 
 REPO = Path(__file__).resolve().parents[3]
 

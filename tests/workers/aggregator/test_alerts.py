@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from schemas.redis_state import Counters, RuleState, rule_state
 from workers.aggregator.alerts import (
     AlertRules,
-    RuleState,
     evaluate_compliance,
     evaluate_silence,
-    rule_state,
 )
-from workers.aggregator.model import Counters
 from workers.aggregator.settings import AggregatorSettings
 
 RULES = AlertRules(

@@ -11,9 +11,9 @@ import redis
 
 from schemas.alert import AlertEvent
 from schemas.common import encode
+from schemas.redis_state import RESOLUTIONS, Keys
 from schemas.result import FrameResult
 from workers.aggregator.core import Aggregator
-from workers.aggregator.model import RESOLUTIONS, Keys
 from workers.aggregator.settings import AggregatorSettings
 from workers.aggregator.synthetic import result, stream
 

@@ -14,16 +14,17 @@ from pathlib import Path
 import pytest
 import redis
 
+from runtime.kafka import KafkaSettings, make_consumer, make_producer
+from runtime.service import ServiceRuntime
+from runtime.settings import RuntimeSettings
 from schemas.alert import SUPPORTED_ALERT_VERSIONS, AlertEvent
 from schemas.common import decode, encode
 from schemas.dead_letter import SUPPORTED_DEAD_LETTER_VERSIONS, DeadLetter
+from schemas.redis_state import Keys
 from schemas.result import FrameResult
 from workers.aggregator.main import Service
-from workers.aggregator.model import Keys
 from workers.aggregator.settings import AggregatorSettings
 from workers.aggregator.synthetic import result, stream
-from workers.common.kafka import KafkaSettings, make_consumer, make_producer
-from workers.common.runtime import ServiceRuntime
 
 pytestmark = pytest.mark.integration
 MASKWATCH = Path(sys.executable).parent / "maskwatch"
@@ -90,7 +91,7 @@ def test_service_applies_results_dead_letters_junk_and_publishes_alerts(
         min_faces=20,
         alert_window="1m",
         compliance_below=0.5,
-        health_port=0,
+        runtime=RuntimeSettings(health_port=None),
         eval_interval_s=0.2,
     )
     runtime = ServiceRuntime("aggregator-test", None)
@@ -138,7 +139,7 @@ def test_kill_9_mid_stream_loses_nothing_and_double_counts_nothing(
         "MASKWATCH_AGGREGATOR_KEY_PREFIX": redis_prefix,
         "MASKWATCH_AGGREGATOR_GROUP_ID": f"agg-{unique_name}",
         "MASKWATCH_AGGREGATOR_MAX_BATCH": "25",
-        "MASKWATCH_AGGREGATOR_HEALTH_PORT": "0",
+        "MASKWATCH_AGGREGATOR_RUNTIME__HEALTH_PORT": "0",
     }
     command = [str(MASKWATCH), "aggregator"]
     first = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
@@ -219,7 +220,7 @@ def test_a_redis_outage_holds_the_batch_until_redis_is_back(
         redis_url=f"redis://127.0.0.1:{port}/0",
         key_prefix="o:",
         group_id=f"agg-{unique_name}",
-        health_port=0,
+        runtime=RuntimeSettings(health_port=None),
     )
     runtime = ServiceRuntime("aggregator-outage", None)
     service = Service(settings, kafka_settings, runtime)

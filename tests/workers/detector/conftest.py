@@ -9,15 +9,16 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from imaging.crop import CropConfig, ImageBGR
+from imaging.detections import Detections
 from schemas.frame import FrameMeta, frame_headers
-from serving.crop import CropConfig, ImageBGR
 from workers.detector.core import Core, CoreConfig, FrameMessage
-from workers.detector.detectors import Detections
 
 
 class FakeDetector:
     """Returns the boxes it was given for every frame (clipped to the frame)."""
 
+    licence = "test fixture"
     name = "fake-detector"
     version = "1"
 

@@ -26,12 +26,13 @@ import numpy as np
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from runtime.kafka import KafkaSettings, make_admin, make_producer
+from runtime.settings import RuntimeSettings
 from schemas.common import decode
 from schemas.dead_letter import SUPPORTED_DEAD_LETTER_VERSIONS, DeadLetter
 from schemas.frame import HEADER_ENCODING, HEADER_SCHEMA_VERSION, FrameMeta, frame_headers
 from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
 from serving.dataset import read_voc
-from workers.common.kafka import KafkaSettings, make_admin, make_producer
 
 pytestmark = pytest.mark.integration
 
@@ -91,11 +92,13 @@ class Worker:
             "MASKWATCH_KAFKA_ALERTS_TOPIC": kafka.alerts_topic,
             "MASKWATCH_DETECTOR_GROUP_ID": group,
             "MASKWATCH_DETECTOR_WORKER_ID": name,
-            "MASKWATCH_DETECTOR_HEALTH_PORT": str(self.health_port),
+            "MASKWATCH_DETECTOR_RUNTIME__HEALTH_PORT": str(self.health_port),
             "MASKWATCH_DETECTOR_MODEL_SERVER": model_server,
-            "MASKWATCH_DETECTOR_MODEL_PATH": str(shared_dir / "models" / "retinaface_mnet025.onnx"),
-            "MASKWATCH_DETECTOR_UPSCALE_TO_PX": "640",  # cheap detection: tests share 2 cores
-            "MASKWATCH_DETECTOR_DETECTOR_THREADS": "1",
+            "MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH": str(
+                shared_dir / "models" / "retinaface_mnet025.onnx"
+            ),
+            "MASKWATCH_DETECTOR_DETECTOR__UPSCALE_TO_PX": "640",  # cheap: tests share 2 cores
+            "MASKWATCH_DETECTOR_DETECTOR__THREADS": "1",
             "MASKWATCH_DETECTOR_MAX_AGE_S": "3600",  # slow starts must not turn frames stale
             "MASKWATCH_DETECTOR_BACKOFF_MAX_S": "2",
             "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -350,7 +353,7 @@ class OwnModelServer:
             model_base=self.base,
             host="127.0.0.1",
             port=self.port,
-            health_port=None,
+            runtime=RuntimeSettings(health_port=None),
             poll_s=0.2,
             grace_s=0.5,
         )

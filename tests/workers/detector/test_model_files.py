@@ -53,7 +53,7 @@ def test_no_model_anywhere_names_the_command(
 ) -> None:
     monkeypatch.setattr(model_files, "cache_path", lambda: tmp_path / "none.onnx")
     monkeypatch.setattr(model_files, "PACKAGE", "no-such-distribution-xyz")
-    with pytest.raises(ModelNotFoundError, match="MASKWATCH_DETECTOR_MODEL_PATH"):
+    with pytest.raises(ModelNotFoundError, match="MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH"):
         resolve_model(None)
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from kafka import TopicPartition
 
-from workers.common.kafka import KafkaSettings
-from workers.common.runtime import Health
+from runtime.kafka import KafkaSettings
+from runtime.service import Health
 from workers.detector.core import PendingFrame
 from workers.detector.main import Worker
 from workers.detector.settings import DetectorSettings

@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from imaging.crop import CropConfig, ImageBGR
+from imaging.detections import Detections
+from runtime.kafka import KafkaSettings, make_consumer, make_producer
+from runtime.service import Health
 from schemas.common import decode
 from schemas.dead_letter import SUPPORTED_DEAD_LETTER_VERSIONS, DeadLetter
 from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
-from serving.client import ClassifierError, FakeClassifier
-from serving.crop import CropConfig, ImageBGR
-from workers.common.kafka import KafkaSettings, make_consumer, make_producer
-from workers.common.runtime import Health
+from workers.detector.classifier import ClassifierError, FakeClassifier
 from workers.detector.core import Core, CoreConfig
-from workers.detector.detectors import Detections
 from workers.detector.main import Worker, is_unavailable
 from workers.detector.settings import DetectorSettings
 
@@ -38,6 +38,7 @@ WIDE, NARROW = 96, 64
 class PickyDetector:
     """One face per frame; raises on frames WIDE pixels wide (a frame it cannot handle)."""
 
+    licence = "test fixture"
     name, version = "picky", "1"
 
     def detect(self, image: ImageBGR) -> Detections:

@@ -17,8 +17,8 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
+from runtime.kafka import KafkaSettings, make_consumer
 from tests.conftest import missing
-from workers.common.kafka import KafkaSettings, make_consumer
 from workers.producer.config import CameraConfig
 from workers.producer.main import Producer, ProducerSettings
 from workers.producer.metrics import ProducerMetrics

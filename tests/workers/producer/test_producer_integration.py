@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 
+from runtime.kafka import KafkaSettings, create_topics, delete_topics
 from schemas.frame import FrameMeta, parse_frame_headers
 from tests.workers.producer.conftest import (
     RtspServer,
@@ -19,7 +20,6 @@ from tests.workers.producer.conftest import (
     read_frames,
     wait_until,
 )
-from workers.common.kafka import KafkaSettings, create_topics, delete_topics
 from workers.producer.config import CameraConfig
 from workers.producer.main import MESSAGE_OVERHEAD_BYTES
 

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from runtime.kafka import KafkaSettings
 from schemas.frame import parse_frame_headers
 from tests.workers.producer.conftest import RunProducer, free_port, read_frames, wait_until
-from workers.common.kafka import KafkaSettings
 from workers.producer.config import CameraConfig
 from workers.producer.main import cli
 
@@ -26,14 +26,14 @@ from workers.producer.main import cli
 def test_bad_config_fails_at_start_with_a_readable_message(tmp_path: Path) -> None:
     config = tmp_path / "cameras.yaml"
     config.write_text("cameras:\n  - {id: cam-1, source: a.mp4, fps: 500}\n")
-    result = CliRunner().invoke(cli, ["--config", str(config), "--health-port", "0"])
+    result = CliRunner().invoke(cli, ["--config", str(config), "--runtime-health-port", "0"])
     assert result.exit_code == 1
     assert "cameras.0.fps" in result.output and "less than or equal to 60" in result.output
 
 
 def test_cameras_from_the_environment_are_validated_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MASKWATCH_PRODUCER_CAMERAS_YAML", "cameras: [{id: c, source: x, fsp: 2}]")
-    result = CliRunner().invoke(cli, ["--health-port", "0"])
+    result = CliRunner().invoke(cli, ["--runtime-health-port", "0"])
     assert result.exit_code == 1
     assert "MASKWATCH_PRODUCER_CAMERAS_YAML is invalid" in result.output
     assert "cameras.0.fsp: Extra inputs are not permitted" in result.output
@@ -50,7 +50,7 @@ def run_process(config: Path, kafka: KafkaSettings, seconds: float) -> dict[str,
     env = {
         **os.environ,
         "MASKWATCH_KAFKA_FRAMES_TOPIC": kafka.frames_topic,
-        "MASKWATCH_PRODUCER_HEALTH_PORT": "0",
+        "MASKWATCH_PRODUCER_RUNTIME__HEALTH_PORT": "0",
     }
     process = subprocess.Popen(
         [sys.executable, "-c", "from workers.cli import main; main()", "producer",

@@ -1,0 +1,55 @@
+"""The pipeline evaluation's report and its held-out split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from devtools.evaluate.pipeline import Prediction, Truth, load_truth, report
+from serving.dataset import CROWD_SPLIT, SPLITS, crowd_photo_split, split_key, split_of
+
+
+@pytest.mark.parametrize("data_root", ["/work/shared/data", "/elsewhere/shared/data"])
+def test_crowd_split_is_the_training_rule_wherever_the_data_lives(data_root: str) -> None:
+    name = "maksssksksss0.jpg"
+    key = split_key(Path(data_root), f"{data_root}/crowd/images/{name}")
+    assert crowd_photo_split(name) == SPLITS[split_of(key, **CROWD_SPLIT)]
+
+
+def test_crowd_split_holds_out_about_the_configured_share() -> None:
+    names = [f"maksssksksss{i}.jpg" for i in range(597)]
+    share = np.mean([crowd_photo_split(n) == "test" for n in names])
+    assert abs(share - CROWD_SPLIT["test_fraction"]) < 0.06
+
+
+def test_report_per_class_ap_and_face_rates() -> None:
+    truths = {
+        "a.jpg": Truth(np.array([[0, 0, 10, 10], [20, 0, 30, 10]], float), np.array([0, 1])),
+        "b.jpg": Truth(np.array([[0, 0, 10, 10]], float), np.array([1])),
+    }
+    predictions = {
+        "a.jpg": [
+            Prediction((0, 0, 10, 10), 0, 0.9, 0.8),  # right face, right class
+            Prediction((20, 0, 30, 10), 0, 0.8, 0.5),  # right face, wrong class
+        ],
+        "b.jpg": [
+            Prediction((0, 0, 10, 10), 1, 0.7, 0.6),  # right
+            Prediction((50, 50, 60, 60), 1, 0.3, 0.2),  # a false face below the operating score
+        ],
+    }
+    figures = report(truths, predictions, operating_score=0.5, classified=True)
+    assert figures["ap_with_mask"] == pytest.approx(1.0)
+    assert figures["ap_without_mask"] == pytest.approx(0.5)  # one of two found, ranked first
+    assert figures["map"] == pytest.approx(0.75)
+    assert figures["face_recall"] == pytest.approx(1.0)
+    assert figures["face_precision"] == pytest.approx(1.0)  # the 0.3 face is below 0.5
+    detector_only = report(truths, predictions, operating_score=0.0, classified=False)
+    assert "map" not in detector_only and detector_only["face_precision"] == pytest.approx(0.75)
+
+
+def test_load_truth_counts_incorrect_masks_as_without(shared_dir: Path) -> None:
+    crowd = shared_dir / "data" / "crowd" / "annotations"
+    labels = np.concatenate([load_truth(p).labels for p in sorted(crowd.glob("*.xml"))[:40]])
+    assert set(labels.tolist()) <= {0, 1} and (labels == 1).any() and (labels == 0).any()

@@ -1,0 +1,137 @@
+"""Settings as CLI options: env names in help, precedence, JSON fields, readable errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+from pydantic import BaseModel, Field
+from pydantic_settings import SettingsConfigDict
+
+from runtime.settings import ServiceSettings, load_settings, settings_options
+
+
+class Window(BaseModel):
+    seconds: int = Field(60, ge=1, description="Window length.")
+    buckets: int = Field(6, ge=1, description="Buckets per window.")
+
+
+class DemoSettings(ServiceSettings):
+    """A stand-in service's settings."""
+
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_DEMO_")
+
+    batch_size: int = Field(8, ge=1, le=64, description="Frames per batch.")
+    name: str = Field("demo", min_length=1, description="Worker name.")
+    snapshots: bool = Field(False, description="Keep face snapshots.")
+    cameras: list[str] = Field(default_factory=list, description="Camera ids.")
+    window: Window = Field(default_factory=Window, description="Rolling window.")
+
+
+@click.command()
+@settings_options(DemoSettings)
+def demo(**values: Any) -> None:
+    click.echo(load_settings(DemoSettings, values).model_dump_json())
+
+
+def run(args: list[str], env: dict[str, str] | None = None) -> click.testing.Result:
+    return CliRunner().invoke(demo, args, env=env or {})
+
+
+def test_help_shows_description_env_var_and_default() -> None:
+    text = " ".join(run(["--help"]).output.split())
+    for option, env in [
+        ("--batch-size", "MASKWATCH_DEMO_BATCH_SIZE"),
+        ("--snapshots / --no-snapshots", "MASKWATCH_DEMO_SNAPSHOTS"),
+        ("--cameras", "MASKWATCH_DEMO_CAMERAS"),
+    ]:
+        assert option in text
+        assert f"env: {env}" in text
+    assert "Frames per batch. [env: MASKWATCH_DEMO_BATCH_SIZE; default: 8]" in text
+    assert "--window-seconds" in text
+    assert "Window length. [env: MASKWATCH_DEMO_WINDOW__SECONDS; default: 60]" in text
+
+
+def test_defaults() -> None:
+    result = run([])
+    assert result.exit_code == 0, result.output
+    assert DemoSettings.model_validate_json(result.output) == DemoSettings()
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "expected"),
+    [
+        ({"MASKWATCH_DEMO_BATCH_SIZE": "16"}, [], 16),
+        ({"MASKWATCH_DEMO_BATCH_SIZE": "16"}, ["--batch-size", "32"], 32),
+        ({}, ["--batch-size", "4"], 4),
+    ],
+    ids=["env-over-default", "cli-over-env", "cli-over-default"],
+)
+def test_precedence(env: dict[str, str], args: list[str], expected: int) -> None:
+    result = run(args, env)
+    assert result.exit_code == 0, result.output
+    assert DemoSettings.model_validate_json(result.output).batch_size == expected
+
+
+def test_flags_and_json_fields() -> None:
+    result = run(["--snapshots", "--cameras", '["cam-1", "cam-2"]', "--window-seconds", "5"])
+    assert result.exit_code == 0, result.output
+    settings = DemoSettings.model_validate_json(result.output)
+    assert settings.snapshots is True
+    assert settings.cameras == ["cam-1", "cam-2"]
+    assert settings.window == Window(seconds=5)
+    off = run(["--no-snapshots"], {"MASKWATCH_DEMO_SNAPSHOTS": "true"})
+    assert DemoSettings.model_validate_json(off.output).snapshots is False
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "problem"),
+    [
+        (["--batch-size", "0"], {}, "batch_size (MASKWATCH_DEMO_BATCH_SIZE)"),
+        ([], {"MASKWATCH_DEMO_BATCH_SIZE": "lots"}, "batch_size (MASKWATCH_DEMO_BATCH_SIZE)"),
+        (["--window-seconds", "0"], {}, "window.seconds (MASKWATCH_DEMO_WINDOW__SECONDS)"),
+        (["--cameras", "cam-1"], {}, "not valid JSON"),
+    ],
+    ids=["out-of-bounds", "bad-env", "nested", "not-json"],
+)
+def test_bad_values_fail_with_a_readable_line(
+    args: list[str], env: dict[str, str], problem: str
+) -> None:
+    result = run(args, env)
+    assert result.exit_code == 2
+    assert problem in result.output
+    assert "Traceback" not in result.output
+
+
+def test_settings_are_frozen_and_strict() -> None:
+    with pytest.raises(ValueError, match="extra"):
+        DemoSettings(unknown=1)  # type: ignore[call-arg]
+    settings = DemoSettings()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.batch_size = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "expected"),
+    [
+        # a section given in part keeps the defaults of its other fields
+        ({"MASKWATCH_DEMO_WINDOW__SECONDS": "5"}, [], Window(seconds=5, buckets=6)),
+        ({"MASKWATCH_DEMO_WINDOW": '{"buckets": 2}'}, [], Window(seconds=60, buckets=2)),
+        # the command line overrides one field of a section the environment set
+        (
+            {"MASKWATCH_DEMO_WINDOW__SECONDS": "5"},
+            ["--window-buckets", "3"],
+            Window(seconds=5, buckets=3),
+        ),
+        ({}, [], Window()),
+    ],
+    ids=["env-field", "env-json-part", "cli-over-env-field", "defaults"],
+)
+def test_sections_are_set_field_by_field(
+    env: dict[str, str], args: list[str], expected: Window
+) -> None:
+    result = run(args, env)
+    assert result.exit_code == 0, result.output
+    assert DemoSettings.model_validate_json(result.output).window == expected
