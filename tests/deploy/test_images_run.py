@@ -24,12 +24,12 @@ import pytest
 import redis
 import yaml
 
+from runtime.kafka import KafkaSettings
+from schemas.redis_state import Keys, counters_of
 from tests.conftest import IN_CI
 from tests.deploy.conftest import Manifest, Render
 from tests.deploy.pods import BUILD_SCRIPT, PodRun, kube_play_documents, pod_run, podman, workload
 from tests.devtools.test_run import free_port
-from schemas.redis_state import Keys, counters_of
-from runtime.kafka import KafkaSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.images]
 
