@@ -31,7 +31,8 @@ from tests.deploy.conftest import Manifest, Render
 from tests.deploy.pods import BUILD_SCRIPT, PodRun, kube_play_documents, pod_run, podman, workload
 from tests.devtools.test_run import free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.images]
+# The first test's setup builds the images: cold, that is many minutes (docs/notes/issue-20.md).
+pytestmark = [pytest.mark.integration, pytest.mark.images, pytest.mark.timeout(3600)]
 
 SERVICES = ("producer", "detector", "aggregator", "api")
 FRAMES_IN_CONTAINER = "/data/crowd"
