@@ -117,7 +117,9 @@ for name in "${selected[@]}"; do
     --label maskwatch.inputs="$inputs" -t "$image" . >&2
 done
 # Images a rebuild superseded (untagged, with the label): the TensorFlow ones are GBs each.
-podman image prune --force --filter label=maskwatch.inputs >/dev/null
+# Not fatal: an image still used by a container (an interrupted build's) stays until then.
+podman image prune --force --filter label=maskwatch.inputs >/dev/null 2>&1 \
+  || say "prune: some superseded images are still in use by containers; left in place"
 for name in "${selected[@]}"; do
   podman image inspect --format "image maskwatch/$name:$tag {{.Id}} {{.Size}}" "maskwatch/$name:$tag"
 done
