@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("schemas", "imaging", "runtime", "workers", "serving", "devtools")
+PACKAGES = (
+    "schemas",
+    "imaging",
+    "runtime",
+    "workers",
+    "serving",
+    "devtools",
+    "consumers",
+    "examples",
+)
 STAGES = ("producer", "detector", "aggregator", "api")
 
 MAY_IMPORT: dict[str, set[str]] = {
@@ -22,10 +31,14 @@ MAY_IMPORT: dict[str, set[str]] = {
     "imaging": {"imaging"},
     "runtime": {"runtime", "schemas"},
     "serving": {"serving", "schemas", "imaging", "runtime"},
+    "consumers": {"consumers", "schemas", "runtime"},
+    "examples": {"examples", "schemas"},
 }
 """Layer → layers it may import. A stage (workers.<stage>) may import schemas, imaging,
 runtime and itself only; `workers.cli` names subcommands as strings and imports none;
-`devtools` (stack, local runner, evaluation) sits on top and may import anything."""
+`devtools` (stack, local runner, evaluation) sits on top and may import anything.
+`consumers` (read-only tools over the topics) reads contracts through the runtime's Kafka
+settings; `examples` are for consumers to copy, so they import the contracts only."""
 
 
 def layer_of(module: str) -> str:
@@ -136,6 +149,9 @@ def test_modules_stay_short(module: str, path: Path) -> None:
         ("imaging.crop", "runtime.logs", False),  # pure maths does no I/O
         ("devtools.run", "workers.detector.settings", True),  # tooling sits on top
         ("schemas.result", "imaging.boxes", False),
+        ("consumers.reader", "runtime.kafka", True),
+        ("consumers.results", "workers.aggregator.core", False),  # a consumer is not a stage
+        ("examples.duckdb_sink.sink", "runtime.kafka", False),  # copyable: contracts only
     ],
 )
 def test_rules_table(importer: str, imported: str, ok: bool) -> None:
