@@ -11,8 +11,10 @@ import pytest
 from imaging.crop import CropConfig
 from serving.dataset import (
     CROWD_SPLIT,
+    SOURCES,
     SPLITS,
     build,
+    crowd_faces,
     decode_all,
     difference_hash,
     near_duplicate_groups,
@@ -96,3 +98,16 @@ def test_build_keeps_all_faces_of_a_crowd_photo_in_one_split(tmp_path: Path) -> 
     subset = select(arrays, crowd)
     assert decode_all(subset).shape == (2, 32, 32, 3)
     np.testing.assert_array_equal(decode_all(subset), images[crowd])
+
+
+def test_crowd_faces_agree_with_the_packed_dataset(tmp_path: Path) -> None:
+    _tiny_tree(tmp_path)
+    for name in ("c1", "c2", "c3"):  # more photos, so the splits are not all alike by chance
+        cv2.imwrite(str(tmp_path / "crowd" / "images" / f"{name}.jpg"), _picture(7, 64)[:48])
+        (tmp_path / "crowd" / "annotations" / f"{name}.xml").write_text(VOC)
+    arrays = build(tmp_path, CropConfig(size_px=32))
+    crowd = arrays["source"] == SOURCES.index("crowd")
+    crops, labels, splits = crowd_faces(tmp_path, CropConfig(size_px=32))
+    assert crops.shape == (8, 32, 32, 3)
+    assert labels.tolist() == arrays["label"][crowd].tolist()
+    assert splits.tolist() == arrays["split"][crowd].tolist()

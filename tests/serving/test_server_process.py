@@ -16,8 +16,8 @@ import grpc
 import keras
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from schemas.model_server.tensors import fill_tensor
 from serving.export import export_model
-from serving.tensors import to_tensor_proto
 
 
 def free_port() -> int:
@@ -63,7 +63,7 @@ def test_serve_command_answers_reports_health_and_stops_on_sigterm(
 
         request = predict_pb2.PredictRequest()
         request.model_spec.name = tiny.name
-        request.inputs["crops"].CopyFrom(to_tensor_proto(tiny.crops(3)))
+        fill_tensor(request.inputs["crops"], tiny.crops(3))
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
                 request, timeout=10
