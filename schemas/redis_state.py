@@ -132,6 +132,12 @@ class Keys:
         return f"{self.prefix}alerts"
 
     @property
+    def alert_outbox(self) -> str:
+        """Hash: alert events recorded but not yet acknowledged by Kafka (id → JSON); the
+        aggregator re-announces what stays here (see workers/aggregator/apply.py)."""
+        return f"{self.prefix}alerts:outbox"
+
+    @property
     def updates(self) -> str:
         """Pub/sub channel: which cameras changed, and alert events."""
         return f"{self.prefix}updates"
@@ -152,9 +158,18 @@ class Keys:
         """Hash: `<rule>:state|since|fired_at|value` per alert rule."""
         return f"{self.prefix}cam:{camera}:alert"
 
+    def applied(self, camera: str) -> str:
+        """String: the camera's applied high-water mark, the newest dedupe block applied."""
+        return f"{self.prefix}cam:{camera}:applied"
+
     def seen(self, camera: str, block: int) -> str:
         """Hash of applied sequence numbers of one dedupe block (see `dedupe_slot`)."""
-        return f"{self.prefix}cam:{camera}:seen:{block}"
+        return f"{self.seen_prefix(camera)}{block}"
+
+    def seen_prefix(self, camera: str) -> str:
+        """The camera's dedupe block keys without the block number (the apply script deletes
+        blocks that leave the window by name)."""
+        return f"{self.prefix}cam:{camera}:seen:"
 
     def bucket(self, camera: str | None, res: Resolution, start: int) -> str:
         """Hash of COUNTERS for one camera (or all cameras when None) in one time bucket."""

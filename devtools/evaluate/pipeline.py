@@ -178,7 +178,10 @@ def run_photos(
             probabilities = classifier.classify(outcome.crops_rgb)
         else:
             probabilities = np.tile(np.array([1.0, 0.0], np.float32), (len(outcome.detections), 1))
-        results[path.name] = core.finish(outcome, probabilities, 0.0, now)
+        finished = core.finish(outcome, probabilities, 0.0, now)
+        if not isinstance(finished, FrameResult):
+            raise click.ClickException(f"{path}: {finished.reason}: {finished.message}")
+        results[path.name] = finished
     return results
 
 

@@ -29,6 +29,14 @@ from schemas.frame import (
 )
 from tests.schemas.strategies import frame_metas
 
+META = FrameMeta(
+    camera_id="gate-1",
+    seq=7,
+    captured_at=datetime.fromisoformat("2026-01-01T00:00:00+00:00"),
+    width=640,
+    height=480,
+)
+
 
 def replaced(headers: KafkaHeaders, name: str, value: bytes) -> KafkaHeaders:
     return [(n, value if n == name else v) for n, v in headers]
@@ -98,7 +106,7 @@ def test_repeated_header_is_malformed(meta: FrameMeta, name: str) -> None:
     assert code_of(headers + again) == DeadLetterReason.MALFORMED_HEADER
 
 
-@given(frame_metas, st.integers().filter(lambda v: v != 1))
+@given(frame_metas, st.integers(min_value=0, max_value=10**60).filter(lambda v: v != 1))
 def test_unsupported_version_is_rejected(meta: FrameMeta, version: int) -> None:
     headers = replaced(frame_headers(meta), HEADER_SCHEMA_VERSION, str(version).encode())
     assert code_of(headers) == DeadLetterReason.UNSUPPORTED_SCHEMA_VERSION
@@ -230,3 +238,27 @@ def test_labels_travel_as_ascii_json_and_old_frames_have_none() -> None:
     assert parse_frame_headers(list(headers.items())).labels == meta.labels
     del headers[HEADER_LABELS]  # a frame from a producer before labels: still valid, none
     assert parse_frame_headers(list(headers.items())).labels == {}
+
+
+@given(
+    frame_metas,
+    st.sampled_from([HEADER_SEQ, HEADER_WIDTH, HEADER_HEIGHT, HEADER_SCHEMA_VERSION]),
+    st.sampled_from([b"--5", b"-5", b"+5", b"5_000", b" 5", b"\xd9\xa5", b"9" * 4301, b"1e3"]),
+)
+def test_hostile_integers_are_malformed_never_a_crash(
+    meta: FrameMeta, name: str, value: bytes
+) -> None:
+    assert code_of(replaced(frame_headers(meta), name, value)) == DeadLetterReason.MALFORMED_HEADER
+
+
+def test_long_camera_id_is_rejected_before_it_is_copied() -> None:
+    headers = replaced(frame_headers(META), HEADER_CAMERA_ID, b"c" * 700_000)
+    with pytest.raises(SchemaError, match="700000 bytes") as caught:
+        parse_frame_headers(headers)
+    assert caught.value.code == DeadLetterReason.MALFORMED_HEADER
+    assert camera_id_from_headers(headers) == "c" * 64
+
+
+def test_seq_beyond_int64_is_out_of_range() -> None:
+    headers = replaced(frame_headers(META), HEADER_SEQ, str(10**30).encode())
+    assert code_of(headers) == DeadLetterReason.OUT_OF_RANGE

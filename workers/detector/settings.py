@@ -60,6 +60,20 @@ class DetectorSettings(ServiceSettings):
         max_length=100_000,
         description="JSON list of camera ids; frames of others are dead-lettered (unset: any).",
     )
-    max_attempts: int = Field(3, ge=1, le=20, description="Tries before a frame dead-letters.")
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Tries before a frame dead-letters (also timed-out/refused classify calls).",
+    )
+    max_image_px: int = Field(
+        3840 * 2160 * 2,
+        ge=64 * 64,
+        le=16384 * 16384,
+        description="Most pixels a frame's JPEG header may declare; larger ones dead-letter.",
+    )
+    max_clock_skew_s: float = Field(
+        300.0, ge=0, le=86400, description="How far in the future a capture time may lie (s)."
+    )
     backoff_initial_s: float = Field(0.5, gt=0, le=60, description="First model-server back-off.")
     backoff_max_s: float = Field(10.0, gt=0, le=300, description="Longest back-off.")
