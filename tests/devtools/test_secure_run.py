@@ -135,9 +135,7 @@ def test_pipeline_end_to_end_over_tls_and_sasl(
         "MASKWATCH_DETECTOR_MODEL_SERVER_TLS__CA_FILE": str(tls.ca_file),
         "MASKWATCH_DETECTOR_MODEL_SERVER_TLS__CERT_FILE": str(tls.client_cert),
         "MASKWATCH_DETECTOR_MODEL_SERVER_TLS__KEY_FILE": str(tls.client_key),
-        "MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH": str(
-            shared_dir / "models" / "retinaface_mnet025.onnx"
-        ),
+        "MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH": str(shared_dir / "models" / "centerface.onnx"),
     }
     for stage in ("AGGREGATOR", "API"):
         env[f"MASKWATCH_{stage}_REDIS_URL"] = redis_url
