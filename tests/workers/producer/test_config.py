@@ -21,9 +21,11 @@ def test_example_file_loads() -> None:
     cameras = load_cameras(REPO_ROOT / "deploy/local/cameras.example.yaml")
     enabled = [c for c in cameras if c.enabled]
     assert len(enabled) >= 3
-    assert all(c.kind is SourceKind.FOLDER for c in enabled)
-    # the demo cameras show different images: their slices do not repeat
-    assert len({c.slice for c in enabled}) == len(enabled)
+    # the demo cameras are video files that ship with the repository (built at install time
+    # from deploy/local/samples), each a different one
+    assert all(c.kind is SourceKind.FILE for c in enabled)
+    assert all(c.location.startswith("var/samples/") for c in enabled)
+    assert len({c.location for c in enabled}) == len(enabled)
 
 
 def test_defaults_apply_and_cameras_override(tmp_path: Path) -> None:
