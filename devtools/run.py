@@ -18,7 +18,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from devtools.probes import (
     since,
     summary_table,
 )
+from devtools.processes import maskwatch_argv
 from runtime.kafka import KafkaSettings
 from runtime.settings import ServiceSettings, load_settings, settings_options
 from schemas.redis_state import Counters, Keys
@@ -52,14 +52,6 @@ STOP_ORDER = ("producer", "detector", "aggregator", "api")
 
 
 # ---------------------------------------------------------------- child processes
-
-
-def maskwatch_argv() -> list[str]:
-    """This same `maskwatch` (the venv's console script, or the module as a fallback)."""
-    script = Path(sys.executable).with_name("maskwatch")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from workers.cli import main; main()"]
 
 
 @dataclass
@@ -376,7 +368,8 @@ def drain(
 @settings_options(RunSettings)
 def cli(**values: object) -> None:
     """Run the whole pipeline locally on sample cameras (needs `maskwatch stack up`)."""
-    from devtools.stack import StackSettings, stack_status
+    from devtools.stack import stack_status
+    from devtools.stack_settings import StackSettings
 
     options = load_settings(RunSettings, values)
     if not options.cameras.is_file():

@@ -11,28 +11,30 @@ answering are left alone, so a second `up` returns in about a second.
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import os
 import shutil
-import signal
 import socket
 import string
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
+from devtools.processes import (
+    HOST,
+    locked,
+    port_open,
+    read_pid,
+    spawn,
+    stop,
+    wait_healthy,
+)
 from devtools.stack_security import (
     SCRAM_USER,
     StackTls,
@@ -41,177 +43,14 @@ from devtools.stack_security import (
     sasl_listener_config,
     scram_format_args,
 )
+from devtools.stack_serve import serve_healthy, serve_up
+from devtools.stack_settings import REPO_ROOT, StackSettings
 from runtime.kafka import KafkaSettings, broker_info, create_topics
 from runtime.kafka_security import KafkaSecurity
 from runtime.logs import configure_logging
-from runtime.settings import ServiceSettings, load_settings, settings_options
-from schemas.model_server import MODEL_NAME
+from runtime.settings import load_settings, settings_options
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_DIR = REPO_ROOT / "deploy" / "local"
-HOST = "127.0.0.1"
-
-
-class StackSettings(ServiceSettings):
-    """Where the local stack keeps its state and which ports it uses (env MASKWATCH_STACK_)."""
-
-    model_config = SettingsConfigDict(env_prefix="MASKWATCH_STACK_")
-
-    state_dir: Path = Field(
-        REPO_ROOT / "var" / "stack", description="Data, pid files and logs of the local services."
-    )
-    kafka_libs: Path | None = Field(
-        None, description="Folder of the Kafka jars (default: the cache install.sh fills)."
-    )
-    kafka_heap_mb: int = Field(1024, ge=256, le=8192, description="Kafka JVM heap (MiB).")
-    kafka_port: int = Field(9092, ge=1, le=65535, description="Kafka client port.")
-    controller_port: int = Field(9093, ge=1, le=65535, description="KRaft controller port.")
-    kafka_sasl_port: int | None = Field(
-        None,
-        ge=1,
-        le=65535,
-        description="Also a SASL_SSL (SCRAM) listener on this port (null = plaintext only).",
-    )
-    redis_port: int = Field(6379, ge=1, le=65535, description="Redis port.")
-    redis_tls_port: int | None = Field(
-        None,
-        ge=1,
-        le=65535,
-        description="Also a TLS port, and AUTH with a generated password (null = no AUTH).",
-    )
-    model_server: bool = Field(True, description="Also export and serve the shipped classifier.")
-    model_base: Path = Field(
-        REPO_ROOT / "var" / "models", description="Model base folder of the model server."
-    )
-    grpc_port: int = Field(8500, ge=1, le=65535, description="Model server gRPC port.")
-    serve_runtime: str = Field(
-        "auto",
-        pattern="^(auto|tensorflow|openvino-(fp32|bf16|int8))$",
-        description="Model server runtime; auto: the fastest variant that passed export's gate.",
-    )
-    serve_health_port: int = Field(9100, ge=1, le=65535, description="Model server health port.")
-    start_timeout_s: float = Field(
-        120.0, ge=5, le=1800, description="How long to wait for Kafka or Redis to be healthy."
-    )
-    serve_timeout_s: float = Field(
-        600.0, ge=5, le=3600, description="How long to wait for export and model server."
-    )
-
-
-# ---------------------------------------------------------------- processes and probes
-
-
-def _alive(pid: int) -> bool:
-    """True for a running process (a zombie awaiting its parent counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    return True
-
-
-def _read_pid(pidfile: Path) -> int | None:
-    try:
-        pid = int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if _alive(pid) else None
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((HOST, port)) == 0
-
-
-def _wait(
-    what: str,
-    check: Callable[[], bool],
-    timeout_s: float,
-    pid: int | None = None,
-    log: Path | None = None,
-) -> None:
-    """Poll `check` until true; fail early (with the log's tail) if the process died."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        if pid is not None and not _alive(pid):
-            raise click.ClickException(f"{what} exited while starting{_tail(log)}")
-        time.sleep(0.5)
-    raise click.ClickException(f"{what} not healthy after {timeout_s:.0f} s{_tail(log)}")
-
-
-def _tail(log: Path | None, lines: int = 25) -> str:
-    if log is None or not log.exists():
-        return ""
-    text = log.read_text(errors="replace").splitlines()[-lines:]
-    return f"; last lines of {log}:\n" + "\n".join(text)
-
-
-def _spawn(argv: list[str], log: Path, pidfile: Path, cwd: Path) -> int:
-    """Start a detached process (own session, so `down` can signal its whole group)."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            argv,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=cwd,
-            start_new_session=True,
-        )
-    pidfile.write_text(f"{process.pid}\n")
-    return process.pid
-
-
-def _stop(name: str, pidfile: Path, timeout_s: float, group: bool) -> None:
-    """SIGTERM (then SIGKILL after `timeout_s`) the process in `pidfile` and its group."""
-    pid = _read_pid(pidfile)
-    if pid is None:
-        pidfile.unlink(missing_ok=True)
-        click.echo(f"{name}: not running")
-        return
-
-    def send(sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            if group:
-                os.killpg(pid, sig)
-            else:
-                os.kill(pid, sig)
-
-    send(signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if _alive(pid):
-        click.echo(f"{name}: did not stop in {timeout_s:.0f} s, killing")
-        send(signal.SIGKILL)
-        while _alive(pid):
-            time.sleep(0.1)
-    # Dead is not gone: wait (briefly) for the parent, usually init, to reap the zombie.
-    deadline = time.monotonic() + 5
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    pidfile.unlink(missing_ok=True)
-    click.echo(f"{name}: stopped (pid {pid})")
-
-
-@contextlib.contextmanager
-def _locked(state_dir: Path) -> Iterator[None]:
-    """One `up`/`down` at a time: parallel test runs share one stack instead of racing."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with (state_dir / "stack.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 # ---------------------------------------------------------------- Kafka
@@ -243,7 +82,7 @@ def _kafka_settings(settings: StackSettings) -> KafkaSettings:
 
 def kafka_healthy(settings: StackSettings) -> str | None:
     """'<version>' if the admin API reports an unfenced broker, else None."""
-    if not _port_open(settings.kafka_port):
+    if not port_open(settings.kafka_port):
         return None
     try:
         info = broker_info(_kafka_settings(settings), timeout_ms=3_000)
@@ -286,10 +125,10 @@ def kafka_up(settings: StackSettings) -> None:
     if version:
         click.echo(f"kafka: running, broker {version} on {HOST}:{settings.kafka_port}")
         return
-    pid = _read_pid(pidfile)
+    pid = read_pid(pidfile)
     if pid is None:
         for port in (settings.kafka_port, settings.controller_port):
-            if _port_open(port):
+            if port_open(port):
                 raise click.ClickException(
                     f"port {port} is taken by a process this stack did not start"
                 )
@@ -340,9 +179,11 @@ def kafka_up(settings: StackSettings) -> None:
             )
             if settings.kafka_sasl_port:
                 (home / "scram-user").write_text(f"{SCRAM_USER}\n")
-        pid = _spawn([*java, "kafka.Kafka", str(config)], log, pidfile, home)
+        pid = spawn([*java, "kafka.Kafka", str(config)], log, pidfile, home)
         click.echo(f"kafka: started (pid {pid}, log {log})")
-    _wait("kafka", lambda: kafka_healthy(settings) is not None, settings.start_timeout_s, pid, log)
+    wait_healthy(
+        "kafka", lambda: kafka_healthy(settings) is not None, settings.start_timeout_s, pid, log
+    )
     click.echo(f"kafka: healthy, broker {kafka_healthy(settings)} on {HOST}:{settings.kafka_port}")
     if settings.kafka_sasl_port:
         tls = stack_tls(settings)
@@ -374,7 +215,7 @@ def redis_up(settings: StackSettings) -> None:
     server = shutil.which("redis-server")
     if server is None:
         raise click.ClickException("redis-server not found: run `bash deploy/local/install.sh`")
-    if _port_open(settings.redis_port):
+    if port_open(settings.redis_port):
         raise click.ClickException(f"port {settings.redis_port} is taken by a non-Redis process")
     home.mkdir(parents=True, exist_ok=True)
     subprocess.run(
@@ -405,11 +246,11 @@ def redis_up(settings: StackSettings) -> None:
         input=redis_tls_config(stack_tls(settings), settings.redis_tls_port).encode(),
         check=True,
     )
-    _wait(
+    wait_healthy(
         "redis", lambda: redis_healthy(settings), settings.start_timeout_s, None, home / "redis.log"
     )
     click.echo(
-        f"redis: healthy on {HOST}:{settings.redis_port} (pid {_read_pid(home / 'redis.pid')})"
+        f"redis: healthy on {HOST}:{settings.redis_port} (pid {read_pid(home / 'redis.pid')})"
     )
     if settings.redis_tls_port:
         tls = stack_tls(settings)
@@ -417,86 +258,6 @@ def redis_up(settings: StackSettings) -> None:
             f"redis: TLS on {HOST}:{settings.redis_tls_port}, AUTH password file "
             f"{tls.secret('redis-password')}, CA {tls.ca_file}"
         )
-
-
-# ---------------------------------------------------------------- model server
-
-
-def _maskwatch() -> list[str]:
-    """How to run this same `maskwatch` (the venv's script, or the module as a fallback)."""
-    script = Path(sys.executable).with_name("maskwatch")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from workers.cli import main; main()"]
-
-
-def serve_healthy(settings: StackSettings) -> bool:
-    if not _port_open(settings.grpc_port):
-        return False
-    url = f"http://{HOST}:{settings.serve_health_port}/readyz"
-    try:
-        with urllib.request.urlopen(url, timeout=2.0) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-def _has_version(model_base: Path) -> bool:
-    folder = model_base / MODEL_NAME
-    return folder.is_dir() and any(p.is_dir() and p.name.isdigit() for p in folder.iterdir())
-
-
-def serve_up(settings: StackSettings) -> None:
-    """Export the shipped classifier when its weights changed (a new version, which a running
-    server picks up by itself), then start the model server unless it already answers."""
-    if not settings.model_server:
-        click.echo("model server: skipped (--no-model-server)")
-        return
-    home = settings.state_dir / "serve"
-    home.mkdir(parents=True, exist_ok=True)
-    click.echo(
-        f"model server: exporting the shipped classifier if changed (log {home / 'export.log'})"
-    )
-    with (home / "export.log").open("ab") as out:
-        done = subprocess.run(
-            [*_maskwatch(), "export", "--if-changed", "--model-base", str(settings.model_base)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
-            timeout=settings.serve_timeout_s,
-            check=False,
-        )
-    if done.returncode != 0 or not _has_version(settings.model_base):
-        raise click.ClickException(
-            f"`maskwatch export` failed (exit {done.returncode}) or wrote no version under "
-            f"{settings.model_base / MODEL_NAME}{_tail(home / 'export.log')}"
-        )
-    if serve_healthy(settings):
-        click.echo(f"model server: running, gRPC on {HOST}:{settings.grpc_port}")
-        return
-    pidfile, log = home / "serve.pid", home / "serve.log"
-    pid = _read_pid(pidfile)
-    if pid is None:
-        pid = _spawn(
-            [
-                *_maskwatch(),
-                "serve",
-                "--model-base",
-                str(settings.model_base),
-                "--port",
-                str(settings.grpc_port),
-                "--runtime-health-port",
-                str(settings.serve_health_port),
-                "--inference-runtime",
-                settings.serve_runtime,
-            ],
-            log,
-            pidfile,
-            REPO_ROOT,
-        )
-        click.echo(f"model server: started (pid {pid}, log {log})")
-    _wait("model server", lambda: serve_healthy(settings), settings.serve_timeout_s, pid, log)
-    click.echo(f"model server: healthy, gRPC on {HOST}:{settings.grpc_port}")
 
 
 # ---------------------------------------------------------------- commands
@@ -535,7 +296,7 @@ def up(**values: Any) -> None:
     """Start Kafka, Redis and the model server, wait until healthy, create the topics."""
     settings = load_settings(StackSettings, values)
     started = time.monotonic()
-    with _locked(settings.state_dir):
+    with locked(settings.state_dir):
         kafka_up(settings)
         redis_up(settings)
         outcome = create_topics(_kafka_settings(settings))
@@ -557,10 +318,10 @@ def down(wipe: bool, **values: Any) -> None:
     """Stop what `up` started (model server, Kafka, Redis) and check nothing is left."""
     settings = load_settings(StackSettings, values)
     home = settings.state_dir
-    with _locked(home):
-        _stop("model server", home / "serve" / "serve.pid", 30, group=True)
-        _stop("kafka", home / "kafka" / "kafka.pid", 60, group=True)
-        _stop("redis", home / "redis" / "redis.pid", 30, group=False)
+    with locked(home):
+        stop("model server", home / "serve" / "serve.pid", 30, group=True)
+        stop("kafka", home / "kafka" / "kafka.pid", 60, group=True)
+        stop("redis", home / "redis" / "redis.pid", 30, group=False)
         if wipe:
             for sub in ("kafka", "redis", "serve"):
                 shutil.rmtree(home / sub, ignore_errors=True)
@@ -573,7 +334,7 @@ def down(wipe: bool, **values: Any) -> None:
         settings.grpc_port,
         settings.serve_health_port,
     )
-    left = [p for p in ports if _port_open(p)]
+    left = [p for p in ports if port_open(p)]
     if left:
         raise click.ClickException(f"still answering on {left}: processes this stack did not start")
     click.echo("stack: down")

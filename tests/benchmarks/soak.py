@@ -42,7 +42,8 @@ import redis
 from kafka import KafkaConsumer, TopicPartition
 
 from devtools.probes import group_lag, kafka_probe
-from devtools.run import Child, Children, child_env, maskwatch_argv
+from devtools.processes import maskwatch_argv
+from devtools.run import Child, Children, child_env
 from runtime.kafka import KafkaSettings, create_topics
 from schemas.common import SchemaError, decode
 from schemas.dead_letter import DeadLetter

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from devtools.processes import alive
 from devtools.stack import (
     LOCAL_DIR,
-    StackSettings,
-    _alive,
     _cluster_id,
     kafka_libs,
     kafka_version,
 )
+from devtools.stack_settings import StackSettings
 from runtime.kafka import KafkaSettings, broker_info
 
 
@@ -114,10 +114,10 @@ def test_a_second_stack_comes_up_and_leaves_nothing_behind(tmp_path: Path) -> No
             int((tmp_path / "stack" / f"{name}/{name}.pid").read_text())
             for name in ("kafka", "redis")
         ]
-        assert all(_alive(pid) for pid in pids)
+        assert all(alive(pid) for pid in pids)
     finally:
         down = stack("down")
     assert down.returncode == 0, down.stdout + down.stderr
-    assert not any(_alive(pid) for pid in pids), "a stack process outlived `down`"
+    assert not any(alive(pid) for pid in pids), "a stack process outlived `down`"
     assert not any(_port_open(port) for port in ports.values())
     assert stack("status").returncode == 1

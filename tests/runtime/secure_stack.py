@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from devtools.stack import StackSettings, kafka_libs
+from devtools.stack import kafka_libs
 from devtools.stack_security import SCRAM_USER, StackTls, ensure_tls
+from devtools.stack_settings import StackSettings
 from runtime.kafka import KafkaSettings
 from runtime.kafka_security import KafkaSecurity
 from runtime.redis import RedisSecurity, RedisState
