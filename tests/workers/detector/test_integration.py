@@ -1,9 +1,10 @@
 """Detector workers on the real stack: Kafka, a model server, the ONNX detector, crowd photos.
 
-Workers run as `maskwatch detector` processes (so `kill -9` is a real crash). The first test
-classifies through the stack's model server (the shipped classifier); the crash and outage
-tests run their own model server (the same `serving.server` code) with a tiny exported model,
-so they can stop it without disturbing other test runs, and stay cheap on shared cores.
+Workers run as `maskwatch detector` processes (test_recovery.py kills them with SIGKILL).
+The first test classifies through the stack's model server (the shipped classifier); the
+outage test and test_recovery.py run their own model server (the same `serving.server`
+code) with a tiny exported model, so they can stop it without disturbing other test runs,
+and stay cheap on shared cores.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from runtime.kafka import KafkaSettings, make_admin, make_producer
+from runtime.kafka import KafkaSettings, make_producer
 from runtime.settings import RuntimeSettings
 from schemas.common import decode
 from schemas.dead_letter import SUPPORTED_DEAD_LETTER_VERSIONS, DeadLetter
@@ -230,17 +231,6 @@ def distinct(results: list[FrameResult]) -> set[tuple[str, int]]:
     return {(r.camera_id, r.seq) for r in results}
 
 
-def group_is_stable_with(kafka: KafkaSettings, group: str, members: int) -> bool:
-    """Whether the consumer group finished rebalancing with exactly `members` members."""
-    admin = make_admin(kafka)
-    try:
-        info = admin.describe_groups([group]).get(group, {})
-    finally:
-        admin.close()
-    state = str(info.get("group_state") or info.get("state") or "")
-    return state == "Stable" and len(info.get("members") or []) == members
-
-
 def committed_everything(kafka: KafkaSettings, group: str) -> bool:
     """Whether the group's committed offsets reached the end of every frames partition."""
     consumer = KafkaConsumer(
@@ -373,45 +363,6 @@ def own_model_server(tiny_model_base: Path) -> Iterator[OwnModelServer]:
     server.start()
     yield server
     server.stop()
-
-
-def test_two_workers_split_partitions_and_survive_kill_9(
-    kafka_settings: KafkaSettings,
-    workers: Any,
-    own_model_server: OwnModelServer,
-    shared_dir: Path,
-) -> None:
-    """Two workers share the partitions; one is killed with SIGKILL mid-stream; afterwards
-    every frame sent has a result and the distinct (camera, seq) results equal the frames."""
-    target = f"127.0.0.1:{own_model_server.port}"
-    first, second = workers("w1", target), workers("w2", target)
-    wait_until(lambda: first.ready() and second.ready(), "both workers ready", STARTUP_S)
-    # Ready means the model server answers; the partitions are shared only once the group is
-    # stable with both members (else the first member may answer every frame alone).
-    wait_until(
-        lambda: group_is_stable_with(kafka_settings, first.group, 2), "group of two", STARTUP_S
-    )
-    photos = photos_with_faces(shared_dir, 6)
-    frames = Frames(kafka_settings)
-    for seq in range(30):
-        partition = seq % 3
-        frames.send(f"cam-{partition}", seq, photos[seq % len(photos)], partition=partition)
-    frames.flush()
-    results = Topic(kafka_settings, kafka_settings.results_topic, 3)
-    wait_until(
-        lambda: {r.worker_id for r in results_of(results)} == {"w1", "w2"},
-        "results from both workers",
-        180,
-    )
-    first.process.kill()  # SIGKILL: no final commit, frames in flight are lost with it
-    first.process.wait()
-    wait_until(lambda: distinct(results_of(results)) >= frames.sent, "every frame answered", 240)
-    assert distinct(results_of(results)) == frames.sent
-    assert len(results_of(results)) >= len(frames.sent)  # replays may duplicate, never drop
-    assert all(r.status == "processed" for r in results_of(results))
-    assert second.stop() == 0, second.tail()
-    frames.close()
-    results.close()
 
 
 def test_model_server_outage_loses_nothing(
