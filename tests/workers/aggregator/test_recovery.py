@@ -203,3 +203,45 @@ def test_kill_9_replays_exactly_from_the_committed_offsets(
     assert survivor.counted("applied") + survivor.counted("duplicate") == own_records + len(reread)
     assert survivor.counted("dead_letter") == 0
     assert survivor.stop() == 0, survivor.log.read_text()[-2000:]
+
+
+def test_sigterm_mid_stream_commits_exactly_what_it_applied(
+    kafka_settings: KafkaSettings,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    unique_name: str,
+    aggregators: Callable[[str], Aggregator],
+) -> None:
+    """A drain under load: SIGTERM lands (held back by SIGSTOP until then) mid-stream; the
+    aggregator finishes its batch and exits 0, and the broker's committed offsets are exactly
+    the applied results — so a successor re-reads none of them and misses none."""
+    topic, group = kafka_settings.results_topic, f"agg-{unique_name}"
+    first = aggregators("first")
+    stable_assignment(kafka_settings, group, ["first"], 90)
+    results = stream([f"d-{i}" for i in range(6)], 300, time.time() - 600, fps=5)
+    places = publish_placed(kafka_settings, results)
+
+    def mid_stream() -> bool:
+        flags = applied_flags(redis_client, redis_prefix, results)
+        return any(flags) and not all(flags)
+
+    freeze_holding(first.process, mid_stream, timeout_s=90)
+    first.process.send_signal(signal.SIGTERM)  # handled once it runs again
+    os.kill(first.process.pid, signal.SIGCONT)
+    assert first.process.wait(timeout=60) == 0, first.log.read_text()[-2000:]
+    committed = committed_offsets(kafka_settings, group, topic)
+    flags = applied_flags(redis_client, redis_prefix, results)
+    assert flags == [p.offset < committed.get(p.partition, 0) for p in places]
+    assert not all(flags), "the drain must leave work for the successor"
+
+    second = aggregators("second")
+    ends = end_offsets(kafka_settings, topic, PARTITIONS)
+    wait_for(
+        lambda: committed_offsets(kafka_settings, group, topic) == ends,
+        120,
+        "the successor to commit every partition",
+    )
+    assert second.counted("duplicate") == 0
+    assert second.counted("applied") == flags.count(False)
+    assert totals(redis_client, redis_prefix) == expected(results)
+    assert second.stop() == 0, second.log.read_text()[-2000:]
