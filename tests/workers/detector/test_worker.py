@@ -22,14 +22,13 @@ from runtime.service import Health
 from schemas.common import decode
 from schemas.dead_letter import SUPPORTED_DEAD_LETTER_VERSIONS, DeadLetter
 from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
+from tests.recovery import committed_offsets, end_offsets
 from workers.detector.classifier import ClassifierError, FakeClassifier
 from workers.detector.core import Core, CoreConfig
 from workers.detector.main import Worker, is_unavailable
 from workers.detector.settings import DetectorSettings
 
 from .conftest import jpeg
-
-pytestmark = pytest.mark.integration
 
 WIDE, NARROW = 96, 64
 """Frame widths: the fake detector fails on every WIDE frame."""
@@ -52,6 +51,7 @@ class Running:
     worker: Worker
     classifier: FakeClassifier
     kafka: KafkaSettings
+    group: str
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def running(
     )
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
-    yield Running(worker, classifier, kafka_settings)
+    yield Running(worker, classifier, kafka_settings, unique_name)
     stopping.set()
     thread.join(timeout=30)
     producer.close(timeout=10)
@@ -129,6 +129,7 @@ def read_all(kafka: KafkaSettings, topic: str, want: int, timeout_s: float = 60)
     return values
 
 
+@pytest.mark.integration
 def test_frame_failing_detection_is_dead_lettered_and_the_partition_moves_on(
     running: Running,
 ) -> None:
@@ -146,6 +147,7 @@ def test_frame_failing_detection_is_dead_lettered_and_the_partition_moves_on(
     assert "cannot handle this frame" in letters[0].message
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "running", [ClassifierError(grpc.StatusCode.INVALID_ARGUMENT, "bad crops")], indirect=True
 )
@@ -162,8 +164,10 @@ def test_persistent_classifier_failure_dead_letters_each_frame_after_bounded_att
         (1, "processing_failed", 3),
     ]
     assert all("INVALID_ARGUMENT" in d.message for d in letters)
+    kafka, topic = running.kafka, running.kafka.frames_topic
+    ends = end_offsets(kafka, topic, 3)
     deadline = time.monotonic() + 30
-    while running.worker.offsets.committable() or running.worker.offsets.in_flight():
+    while committed_offsets(kafka, running.group, topic).get(0, 0) != ends[0]:
         assert time.monotonic() < deadline, "offsets of dead-lettered frames never committed"
         time.sleep(0.2)
 
