@@ -10,6 +10,8 @@ must be exactly the re-read frames the victim had answered; distinct results = f
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,3 +153,50 @@ def test_kill_9_replays_exactly_from_the_committed_offsets(
     assert {(r.camera_id, r.seq) for r in final} == set(places)
     assert all(r.status == "processed" for r in final)
     assert survivor.stop() == 0, survivor.tail()
+
+
+def test_sigterm_mid_stream_commits_exactly_what_it_answered(
+    kafka_settings: KafkaSettings,
+    workers: Callable[[str, str], Worker],  # noqa: F811
+    own_model_server: OwnModelServer,  # noqa: F811
+    shared_dir: Path,
+    unique_name: str,
+) -> None:
+    """A drain under load: SIGTERM lands (held back by SIGSTOP until then) while the worker
+    is mid-stream; it answers the frames it has taken, exits 0, and the broker's committed
+    offsets are exactly its answered frames — a successor answers the rest, none twice."""
+    target, group = f"127.0.0.1:{own_model_server.port}", f"detector-{unique_name}"
+    topic = kafka_settings.frames_topic
+    first = workers("first", target)
+    wait_until(first.ready, "worker ready", STARTUP_S)
+    stable_assignment(kafka_settings, group, ["first"], STARTUP_S)
+    places = send_placed(kafka_settings, photos_with_faces(shared_dir, 6), 30)
+    results = Topic(kafka_settings, kafka_settings.results_topic, PARTITIONS)
+    poll_records = 8  # the worker's default: frames it may still take after the signal
+
+    def mid_stream() -> bool:
+        return 0 < len({(r.camera_id, r.seq) for r in results_of(results)}) < 30 - poll_records
+
+    freeze_holding(first.process, mid_stream, timeout_s=STARTUP_S)
+    first.process.send_signal(signal.SIGTERM)  # handled once it runs again
+    os.kill(first.process.pid, signal.SIGCONT)
+    assert first.process.wait(timeout=120) == 0, first.tail()
+    results.close()
+    committed = committed_offsets(kafka_settings, group, topic)
+    answered = [(r.camera_id, r.seq) for r in all_results(kafka_settings)]
+    assert len(answered) == len(set(answered))
+    assert set(answered) == {
+        k for k, p in places.items() if p.offset < committed.get(p.partition, 0)
+    }
+    assert len(answered) < len(places), "the drain must leave frames for the successor"
+
+    second = workers("second", target)
+    ends = end_offsets(kafka_settings, topic, PARTITIONS)
+    wait_until(
+        lambda: committed_offsets(kafka_settings, group, topic) == ends,
+        "the successor to commit every partition",
+        STARTUP_S,
+    )
+    final = [(r.camera_id, r.seq) for r in all_results(kafka_settings)]
+    assert sorted(final) == sorted(places), "a frame missing or answered twice"
+    assert second.stop() == 0, second.tail()
