@@ -130,3 +130,21 @@ def metric(text: str, name: str, labels: str = "") -> float:
 def metrics_of(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         return str(response.read().decode())
+
+
+def read_to_end(kafka: KafkaSettings, topic: str, partitions: int) -> list[bytes]:
+    """Every value in `topic` up to its end offsets as of the call (all partitions)."""
+    ends = end_offsets(kafka, topic, partitions)
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers.split(","), auto_offset_reset="earliest"
+    )
+    assigned = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(assigned)
+    values: list[bytes] = []
+    try:
+        while any(consumer.position(tp) < ends[tp.partition] for tp in assigned):
+            for records in consumer.poll(timeout_ms=500).values():
+                values.extend(r.value for r in records)
+    finally:
+        consumer.close()
+    return values

@@ -20,7 +20,6 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from runtime.kafka import KafkaSettings, make_producer
 from schemas.common import decode
@@ -32,6 +31,7 @@ from tests.recovery import (
     end_offsets,
     freeze_holding,
     kill_9,
+    read_to_end,
     stable_assignment,
 )
 from tests.workers.detector.test_integration import (  # noqa: F401 (fixtures)
@@ -80,20 +80,7 @@ def send_placed(kafka: KafkaSettings, photos: list[Path], count: int) -> dict[Ke
 
 def all_results(kafka: KafkaSettings) -> list[FrameResult]:
     """Every result in the topic, read up to its end offsets."""
-    topic = kafka.results_topic
-    ends = end_offsets(kafka, topic, PARTITIONS)
-    consumer = KafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers.split(","), auto_offset_reset="earliest"
-    )
-    partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-    consumer.assign(partitions)
-    values: list[bytes] = []
-    try:
-        while any(consumer.position(tp) < ends[tp.partition] for tp in partitions):
-            for records in consumer.poll(timeout_ms=500).values():
-                values.extend(r.value for r in records)
-    finally:
-        consumer.close()
+    values = read_to_end(kafka, kafka.results_topic, PARTITIONS)
     return [decode(FrameResult, v, SUPPORTED_RESULT_VERSIONS) for v in values]
 
 
