@@ -19,6 +19,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
@@ -134,17 +135,22 @@ def metrics_of(port: int) -> str:
 
 def read_to_end(kafka: KafkaSettings, topic: str, partitions: int) -> list[bytes]:
     """Every value in `topic` up to its end offsets as of the call (all partitions)."""
+    return [record.value for record in records_to_end(kafka, topic, partitions)]
+
+
+def records_to_end(kafka: KafkaSettings, topic: str, partitions: int) -> list[Any]:
+    """Every record (value, key, headers, …) in `topic` up to its end offsets as of the call."""
     ends = end_offsets(kafka, topic, partitions)
     consumer = KafkaConsumer(
         bootstrap_servers=kafka.bootstrap_servers.split(","), auto_offset_reset="earliest"
     )
     assigned = [TopicPartition(topic, p) for p in range(partitions)]
     consumer.assign(assigned)
-    values: list[bytes] = []
+    records: list[Any] = []
     try:
         while any(consumer.position(tp) < ends[tp.partition] for tp in assigned):
-            for records in consumer.poll(timeout_ms=500).values():
-                values.extend(r.value for r in records)
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
     finally:
         consumer.close()
-    return values
+    return records
