@@ -34,10 +34,12 @@ from schemas.dead_letter import SUPPORTED_DEAD_LETTER_VERSIONS, DeadLetter
 from schemas.frame import HEADER_ENCODING, HEADER_SCHEMA_VERSION, FrameMeta, frame_headers
 from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
 from serving.dataset import read_voc
+from tests.recovery import committed_offsets, metric
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
+UNAVAILABLE_CALLS = "maskwatch_detector_classifier_failures_total"
 STARTUP_S = 240.0  # a worker imports TensorFlow's protos and ONNX Runtime on loaded cores
 
 
@@ -371,8 +373,9 @@ def test_model_server_outage_loses_nothing(
     own_model_server: OwnModelServer,
     shared_dir: Path,
 ) -> None:
-    """Model server stopped mid-stream: the worker reports not ready, commits nothing it has
-    not answered, and once the server is back every frame gets a processed result."""
+    """Model server stopped mid-stream: the worker reports not ready, the broker holds no
+    commit of a frame it has not answered, and once the server is back every frame gets a
+    processed result."""
     worker = workers("w1", f"127.0.0.1:{own_model_server.port}")
     wait_until(worker.ready, "worker ready", STARTUP_S)
     photos = photos_with_faces(shared_dir, 4)
@@ -392,8 +395,16 @@ def test_model_server_outage_loses_nothing(
         "worker not ready while the model server is down",
         120,
     )
-    time.sleep(3)
+    # the worker has taken the new frames and been refused by the down server repeatedly
+    # (backing off, not giving up) — an event, not a guess at how long that takes
+    wait_until(
+        lambda: metric(metrics_text(worker), UNAVAILABLE_CALLS, 'kind="unavailable"') >= 3,
+        "classify calls retried while the model server is down",
+        120,
+    )
     assert len(distinct(results_of(results))) == 4  # faces cannot be classified: no results
+    committed = committed_offsets(kafka_settings, worker.group, kafka_settings.frames_topic)
+    assert sum(committed.values()) == 4, "the broker holds commits of unanswered frames"
     assert http_status(worker.health_port, "/healthz") == 200  # alive, just not ready
 
     own_model_server.start()
