@@ -21,26 +21,33 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 import click
 import redis
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from runtime.kafka import KafkaSettings, make_admin
+from devtools.diagnosis import LogWatch, likely_cause
+from devtools.probes import (
+    camera_counters,
+    group_lag,
+    kafka_probe,
+    records_in,
+    since,
+    summary_table,
+)
+from runtime.kafka import KafkaSettings
 from runtime.settings import ServiceSettings, load_settings, settings_options
-from schemas.redis_state import Counters, Keys, counters_of
+from schemas.redis_state import Counters, Keys
 from workers.aggregator.settings import AggregatorSettings
 from workers.detector.settings import DetectorSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CAMERAS = REPO_ROOT / "deploy" / "local" / "cameras.example.yaml"
-SHARED_DETECTOR_MODEL = REPO_ROOT.parent / "shared" / "models" / "retinaface_mnet025.onnx"
 STOP_ORDER = ("producer", "detector", "aggregator", "api")
 
 
@@ -77,6 +84,8 @@ class Children:
     env: dict[str, str]
     started: list[Child] = field(default_factory=list)
     stopped_roles: set[str] = field(default_factory=set)
+    watch: LogWatch = field(default_factory=LogWatch)
+    """What the stages have reported so far (see `devtools.diagnosis`)."""
 
     def start(self, name: str, role: str, args: list[str], env: dict[str, str]) -> Child:
         log = self.log_dir / f"{name}.log"
@@ -126,84 +135,6 @@ class Children:
             self.stop(role, grace_s)
 
 
-# ---------------------------------------------------------------- Kafka and Redis probes
-
-
-def group_lag(admin: KafkaAdminClient, consumer: KafkaConsumer, group: str, topic: str) -> int:
-    """Records of `topic` that consumer group `group` has not committed yet (all partitions).
-
-    A partition without a committed offset counts from its beginning (auto_offset_reset is
-    earliest for every stage)."""
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-    if not partitions:
-        return 0
-    committed = admin.list_group_offsets({group: partitions}).get(group, {})
-    ends = consumer.end_offsets(partitions)
-    starts = consumer.beginning_offsets(partitions)
-    lag = 0
-    for tp in partitions:
-        meta = committed.get(tp)
-        position = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
-        lag += max(0, ends[tp] - position)
-    return lag
-
-
-@contextlib.contextmanager
-def kafka_probe(kafka: KafkaSettings) -> Iterator[tuple[KafkaAdminClient, KafkaConsumer]]:
-    admin = make_admin(kafka, "maskwatch-run-probe")
-    consumer = KafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers.split(","), client_id="maskwatch-run-probe"
-    )
-    try:
-        yield admin, consumer
-    finally:
-        consumer.close()
-        admin.close()
-
-
-def camera_counters(client: redis.Redis, keys: Keys) -> dict[str, Counters]:
-    """Lifetime counters of every registered camera, from the aggregator's Redis model."""
-    cameras = sorted(str(c) for c in client.zrange(keys.registry, 0, -1))
-    pipe = client.pipeline(transaction=False)
-    for camera in cameras:
-        pipe.hgetall(keys.camera_totals(camera))
-    return {camera: counters_of(h) for camera, h in zip(cameras, pipe.execute(), strict=True)}
-
-
-def since(now: dict[str, Counters], before: dict[str, Counters]) -> dict[str, Counters]:
-    """Per-camera counts added since `before` (the snapshot taken when the run started)."""
-    out = {}
-    for camera, counts in now.items():
-        base = before.get(camera, Counters())
-        out[camera] = Counters(
-            *(getattr(counts, f) - getattr(base, f) for f in Counters.__dataclass_fields__)
-        )
-    return {camera: c for camera, c in out.items() if c.frames > 0}
-
-
-def summary_table(rows: dict[str, Counters]) -> str:
-    """Per-camera table: frames, skipped, faces, masked, unmasked, compliance, plus a total."""
-    header = (
-        f"{'camera':<20} {'frames':>7} {'skipped':>7} {'faces':>6} {'masked':>7} "
-        f"{'unmasked':>8} {'compliance':>10}"
-    )
-    lines = [header, "-" * len(header)]
-    total = Counters()
-    for camera, c in sorted(rows.items()):
-        total = total + c
-        lines.append(_row(camera, c))
-    lines += ["-" * len(header), _row("all cameras", total)]
-    return "\n".join(lines)
-
-
-def _row(name: str, c: Counters) -> str:
-    share = "-" if c.compliance is None else f"{100 * c.compliance:.1f} %"
-    return (
-        f"{name:<20} {c.frames:>7} {c.skipped:>7} {c.faces:>6} {c.with_mask:>7} "
-        f"{c.without_mask:>8} {share:>10}"
-    )
-
-
 # ---------------------------------------------------------------- the run
 
 
@@ -231,7 +162,10 @@ class RunSettings(ServiceSettings):
         description="Where the stages' logs go (default: var/run/<time>).",
     )
     start_timeout_s: float = Field(
-        300.0, ge=5, le=3600, description="Give up if no frame is counted this long after start."
+        120.0,
+        ge=5,
+        le=3600,
+        description="Stop with the likely cause if no frame is counted this long after start.",
     )
     drain_timeout_s: float = Field(
         120.0, ge=0, le=3600, description="After the producers stop, wait this long for Kafka."
@@ -265,8 +199,6 @@ def child_env(key_prefix: str, api_port: int) -> dict[str, str]:
         "MASKWATCH_DETECTOR_RUNTIME__HEALTH_PORT": "0",
         "MASKWATCH_AGGREGATOR_RUNTIME__HEALTH_PORT": "0",
     }
-    if SHARED_DETECTOR_MODEL.is_file():
-        defaults["MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH"] = str(SHARED_DETECTOR_MODEL)
     for name, value in defaults.items():
         env.setdefault(name, value)
     env |= {
@@ -301,6 +233,46 @@ def start_stages(children: Children, options: RunSettings) -> None:
         )
 
 
+def report_problems(children: Children, watch: LogWatch) -> None:
+    """Print, once each, the problems the stages have logged since the last call."""
+    logs = [(c.role, c.name, c.log) for c in children.started]
+    for problem in watch.new_problems(logs):
+        click.echo(f"problem: {problem.line()}", err=True)
+
+
+def wait_for_first_count(
+    children: Children,
+    client: redis.Redis,
+    keys: Keys,
+    before: dict[str, Counters],
+    options: RunSettings,
+    kafka: KafkaSettings,
+    stop: threading.Event,
+) -> None:
+    """Return once a frame of this run is counted; on the way, print each problem a stage
+    logs (a camera that cannot open, a detector not ready); after `start_timeout_s` with
+    nothing counted, fail with the likely cause and where the logs are."""
+    started = time.monotonic()
+    with kafka_probe(kafka) as (_, consumer):
+        frames_before = records_in(consumer, kafka.frames_topic)
+        results_before = records_in(consumer, kafka.results_topic)
+        while not since(camera_counters(client, keys), before):
+            fail_if_dead(children)
+            report_problems(children, children.watch)
+            if time.monotonic() - started > options.start_timeout_s:
+                cause = likely_cause(
+                    children.watch.seen,
+                    records_in(consumer, kafka.frames_topic) - frames_before,
+                    records_in(consumer, kafka.results_topic) - results_before,
+                )
+                raise click.ClickException(
+                    f"no frame counted {options.start_timeout_s:.0f} s after start. "
+                    f"Likely cause: {cause}. Logs: {options.log_dir}"
+                )
+            if stop.wait(1.0):
+                return
+
+
 def fail_if_dead(children: Children) -> None:
     dead = children.dead()
     if dead:
@@ -330,19 +302,13 @@ def run_pipeline(options: RunSettings, stop: threading.Event) -> dict[str, Count
             f"run: {options.producers} producer(s), {options.detectors} detector(s), "
             f"aggregator, API; logs in {options.log_dir}"
         )
-        while not since(camera_counters(client, keys), before):
-            fail_if_dead(children)
-            if time.monotonic() - started > options.start_timeout_s:
-                raise click.ClickException(
-                    f"no frame counted {options.start_timeout_s:.0f} s after start; "
-                    f"see the logs in {options.log_dir}"
-                )
-            if stop.wait(1.0):
-                break
+        wait_for_first_count(children, client, keys, before, options, kafka, stop)
         flowing = time.monotonic()
         click.echo(f"run: frames flowing after {flowing - started:.1f} s")
         click.echo(f"dashboard: http://127.0.0.1:{options.api_port}/")
         click.echo(f"API:       http://127.0.0.1:{options.api_port}/api/v1/cameras")
+        click.echo(summary_table(since(camera_counters(client, keys), before)))
+        watch = children.watch
         with kafka_probe(kafka) as (admin, consumer):
             next_report = flowing + options.report_every_s
             while not stop.is_set():
@@ -350,6 +316,7 @@ def run_pipeline(options: RunSettings, stop: threading.Event) -> dict[str, Count
                 if options.duration_s and now - flowing >= options.duration_s:
                     break
                 fail_if_dead(children)
+                report_problems(children, watch)
                 if now >= next_report:
                     lag = group_lag(admin, consumer, detector_group, kafka.frames_topic)
                     click.echo(f"\n[{now - flowing:.0f} s] frames waiting for a detector: {lag}")

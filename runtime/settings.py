@@ -151,7 +151,7 @@ def settings_options(settings_cls: type[BaseSettings]) -> Callable[[F], F]:
             models = _section_models(field.annotation)
             if not models:
                 env = _env_name(settings_cls, name)
-                shown = _shown(default, field.annotation)
+                shown = "required" if field.is_required() else _shown(default, field.annotation)
                 help_text = f"{field.description or ''} [env: {env}; default: {shown}]".strip()
                 func = _option(func, name, field.annotation, help_text)
                 continue

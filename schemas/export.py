@@ -1,15 +1,17 @@
-"""`maskwatch schemas`: write the JSON Schema of every contract into `schemas/json/`.
+"""The JSON Schema of every contract, and writing them as files (`schemas/json/`).
 
-A test regenerates them in memory and fails when the committed files drift from the models.
+Pure standard library besides the models, so the light `maskwatch-schemas` distribution can
+regenerate them too (`python -m schemas.export OUT_DIR`); the project's own command is
+`maskwatch schemas` (devtools/schemas.py). A test regenerates them in memory and fails when
+the committed files drift from the models.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
-
-import click
 
 from schemas.alert import AlertEvent
 from schemas.common import Contract
@@ -37,17 +39,17 @@ def render(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
-@click.command("schemas")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=JSON_DIR,
-    envvar="MASKWATCH_SCHEMAS_OUT",
-    help=f"Folder to write the schema files to. [env: MASKWATCH_SCHEMAS_OUT; default: {JSON_DIR}]",
-)
-def cli(out: Path) -> None:
-    """Write the JSON Schema files of the message contracts."""
+def write_schemas(out: Path) -> list[Path]:
+    """Write `<name>.json` for every contract into `out`; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
+    written = []
     for name, schema in json_schemas().items():
-        (out / f"{name}.json").write_text(render(schema))
-        click.echo(f"wrote {out / (name + '.json')}")
+        path = out / f"{name}.json"
+        path.write_text(render(schema))
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for written_path in write_schemas(Path(sys.argv[1]) if len(sys.argv) > 1 else JSON_DIR):
+        print(f"wrote {written_path}")

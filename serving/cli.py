@@ -80,9 +80,6 @@ def train_cli(**options: object) -> None:
     click.echo(f"best weights: {best}")
 
 
-"""The committed classifier, found from the package so any working directory works."""
-
-
 class ExportSettings(ServiceSettings):
     """Export options (env prefix MASKWATCH_EXPORT_)."""
 

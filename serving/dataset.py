@@ -33,7 +33,7 @@ SPLITS = ("train", "val", "test")
 CROWD_SPLIT = {"val_fraction": 0.1, "test_fraction": 0.3}
 """Crowd photos are few and what cameras see: a larger test share keeps their F1 (and the
 detector's evaluation on the same held-out photos) meaningful."""
-SPLIT_KEY_PREFIX = "/work/shared/data/"
+SPLIT_HASH_SALT = "/work/shared/data/"
 """Salt of the split hash. A picture's split depends only on its path relative to the data
 folder, so it is the same wherever the data lives; the prefix is where the data lay when the
 shipped classifier was trained, kept so that model's held-out pictures stay held out."""
@@ -135,13 +135,13 @@ def split_of(group_key: str, val_fraction: float = 0.1, test_fraction: float = 0
 
 def split_key(shared_data: Path, picture: str) -> str:
     """The split-hash key of a picture: its path relative to the data folder, salted."""
-    return SPLIT_KEY_PREFIX + Path(picture).relative_to(shared_data).as_posix()
+    return SPLIT_HASH_SALT + Path(picture).relative_to(shared_data).as_posix()
 
 
 def crowd_photo_split(image_name: str) -> str:
     """'train' | 'val' | 'test' of a crowd photo (`crowd/images/<image_name>`), as training
     split it: the pipeline evaluation scores only photos the classifier never saw."""
-    return SPLITS[split_of(SPLIT_KEY_PREFIX + f"crowd/images/{image_name}", **CROWD_SPLIT)]
+    return SPLITS[split_of(SPLIT_HASH_SALT + f"crowd/images/{image_name}", **CROWD_SPLIT)]
 
 
 def build(shared_data: Path, config: CropConfig) -> dict[str, npt.NDArray[np.generic]]:

@@ -17,7 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "Bring the local stack (Kafka, Redis, model server) up or down.",
     ),
     "topics": ("runtime.topics:cli", "Create or describe the Kafka topics."),
-    "schemas": ("schemas.export:cli", "Write the JSON Schema files of the message contracts."),
+    "schemas": ("devtools.schemas:cli", "Write the JSON Schema files of the message contracts."),
     "train": ("serving.cli:train_cli", "Train the Xception mask classifier."),
     "export": ("serving.cli:export_cli", "Export classifier weights as a TF Serving SavedModel."),
     "serve": ("serving.server:cli", "Serve SavedModels over the TensorFlow Serving gRPC API."),
@@ -26,6 +26,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "detector": ("workers.detector.main:cli", "Detect and classify faces in frames from Kafka."),
     "aggregator": ("workers.aggregator.main:cli", "Fold frame results into Redis per camera."),
     "api": ("workers.api.main:cli", "HTTP read API and live dashboard over Redis."),
+    "results": (
+        "consumers.results:cli",
+        "Watch or export the results topic (read-only, no consumer group).",
+    ),
     "run": ("devtools.run:cli", "Run the whole pipeline locally on sample cameras."),
 }
 

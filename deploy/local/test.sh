@@ -22,7 +22,7 @@ fi
 echo "test: ruff and mypy"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy schemas imaging runtime workers serving devtools tests
+.venv/bin/mypy schemas imaging runtime workers serving devtools consumers examples tests
 
 set +e
 .venv/bin/python -m pytest "$@"

@@ -35,7 +35,8 @@ from typing import Any
 import click
 import redis
 
-from devtools.run import Children, child_env, group_lag, kafka_probe
+from devtools.probes import group_lag, kafka_probe
+from devtools.run import Children, child_env
 from runtime.kafka import KafkaSettings, create_topics, delete_topics
 from schemas.redis_state import Keys
 from tests.benchmarks.system.loadgen import PHOTOS, SHARED, LoadGen, load_photos

@@ -41,7 +41,8 @@ import psutil
 import redis
 from kafka import KafkaConsumer, TopicPartition
 
-from devtools.run import Child, Children, child_env, group_lag, kafka_probe, maskwatch_argv
+from devtools.probes import group_lag, kafka_probe
+from devtools.run import Child, Children, child_env, maskwatch_argv
 from runtime.kafka import KafkaSettings, create_topics
 from schemas.common import SchemaError, decode
 from schemas.dead_letter import DeadLetter

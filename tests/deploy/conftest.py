@@ -124,7 +124,7 @@ def component(manifest: Manifest) -> str:
 
 
 OWN_PACKAGES = ("schemas", "imaging", "runtime", "workers", "serving", "devtools")
-PRODUCT_PACKAGES = ("runtime", "workers", "serving", "devtools")
+PRODUCT_PACKAGES = ("runtime", "workers", "serving", "devtools", "consumers")
 """Packages whose settings classes are the product's (tests define their own elsewhere)."""
 
 

@@ -52,6 +52,8 @@ NOT_DEPLOYED = {
     "MASKWATCH_EVALUATE_PIPELINE_": "offline evaluation of the pipeline",
     "MASKWATCH_EXPORT_": "offline export; its SavedModel goes into the model image",
     "MASKWATCH_RUN_": "the local all-in-one pipeline (`maskwatch run`)",
+    "MASKWATCH_RESULTS_TAIL_": "a consumer's command-line tool (`maskwatch results tail`)",
+    "MASKWATCH_RESULTS_EXPORT_": "a consumer's command-line tool (`maskwatch results export`)",
 }
 # Render every optional workload so each component's container exists.
 ALL_ON: dict[str, Any] = {

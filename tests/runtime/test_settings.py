@@ -135,3 +135,22 @@ def test_sections_are_set_field_by_field(
     result = run(args, env)
     assert result.exit_code == 0, result.output
     assert DemoSettings.model_validate_json(result.output).window == expected
+
+
+class NeedsStart(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MASKWATCH_NEEDS_")
+
+    start: int = Field(description="First thing.")
+
+
+def test_help_calls_a_field_without_default_required() -> None:
+    @click.command()
+    @settings_options(NeedsStart)
+    def needs(**values: Any) -> None:
+        click.echo(load_settings(NeedsStart, values).model_dump_json())
+
+    text = " ".join(CliRunner().invoke(needs, ["--help"]).output.split())
+    assert "First thing. [env: MASKWATCH_NEEDS_START; default: required]" in text
+    missing = CliRunner().invoke(needs, [], env={})
+    assert missing.exit_code != 0
+    assert "start (MASKWATCH_NEEDS_START): Field required" in missing.output

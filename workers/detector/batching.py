@@ -8,7 +8,7 @@ partition are committed only up to the first frame whose result is not yet ackno
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -75,12 +75,6 @@ class CropBatcher(Generic[T]):
         if not kept:
             self._oldest_s = None
         return dropped
-
-
-def chunks(crops: npt.NDArray[np.uint8], size: int) -> Iterator[npt.NDArray[np.uint8]]:
-    """Consecutive slices (views) of at most `size` crops."""
-    for start in range(0, len(crops), size):
-        yield crops[start : start + size]
 
 
 def concat_crops(parts: list[npt.NDArray[np.uint8]], size_px: int) -> npt.NDArray[np.uint8]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workers.detector.batching import CropBatcher, OffsetTracker, chunks, concat_crops
+from workers.detector.batching import CropBatcher, OffsetTracker, concat_crops
 
 
 def test_batch_due_when_full() -> None:
@@ -40,12 +40,6 @@ def test_discard_keeps_the_rest_and_their_counts() -> None:
 def test_batcher_rejects_unbounded(max_crops: int, max_wait_s: float) -> None:
     with pytest.raises(ValueError):
         CropBatcher(max_crops=max_crops, max_wait_s=max_wait_s)
-
-
-@pytest.mark.parametrize(("n", "size", "lengths"), [(0, 4, []), (4, 4, [4]), (9, 4, [4, 4, 1])])
-def test_chunks(n: int, size: int, lengths: list[int]) -> None:
-    crops = np.zeros((n, 2, 2, 3), np.uint8)
-    assert [len(c) for c in chunks(crops, size)] == lengths
 
 
 def test_concat_crops_empty_has_the_crop_shape() -> None:

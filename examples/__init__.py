@@ -1,0 +1,1 @@
+"""Examples a downstream consumer can copy (each folder has its own README)."""
