@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 import uuid
 from typing import Any
@@ -201,6 +202,41 @@ def test_low_compliance_alert_fires_once_and_clears(
         for x in redis_client.lrange(Keys(redis_prefix).alerts, 0, -1)
     ]
     assert [e.state for e in stored] == ["resolved", "firing"]  # newest first
+
+
+def test_replicas_racing_on_one_transition_announce_it_once(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """Eight replicas judge the same cameras at the same moment (a barrier releases them
+    together): per camera exactly one records and publishes the firing, however their reads
+    and compare-and-sets interleave."""
+    now = time.time()
+    cameras = [f"race-{i}" for i in range(5)]
+    bad = [
+        Rec(encode(result(camera, s, now - 5, masked=1, unmasked=3)))
+        for camera in cameras
+        for s in range(5)
+    ]
+    aggregator(redis_prefix, [], **NO_ALERTS).handle(bad, now)  # counters in, no alert yet
+    rules = {"min_faces": 10, "alert_window": "1m", "cooldown_s": 0}
+    events: list[list[AlertEvent]] = [[] for _ in range(8)]
+    replicas = [aggregator(redis_prefix, mine, **rules) for mine in events]
+    barrier = threading.Barrier(len(replicas))
+
+    def judge(replica: Aggregator) -> None:
+        for camera in cameras:
+            barrier.wait(timeout=30)
+            replica.check_compliance([camera], now)
+
+    threads = [threading.Thread(target=judge, args=(r,)) for r in replicas]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    announced = sorted(e.camera_id for mine in events for e in mine)
+    assert announced == cameras  # each camera once, by whichever replica won
+    stored = redis_client.lrange(Keys(redis_prefix).alerts, 0, -1)
+    assert len(stored) == len(cameras)
 
 
 def test_camera_silent_alert_fires_and_clears(redis_prefix: str) -> None:
