@@ -110,7 +110,7 @@ def test_build_splits_crowd_photos_whole_and_as_evaluation_reads_them(tmp_path: 
         (tmp_path / "crowd" / "annotations" / f"{Path(name).stem}.xml").write_text(VOC)
     arrays = build(tmp_path, CropConfig(size_px=32))
     crowd = arrays["source"] == 2
-    photos = {}
+    photos: dict[int, set[str]] = {}
     for group, split in zip(arrays["group"][crowd], arrays["split"][crowd], strict=True):
         photos.setdefault(int(group), set()).add(SPLITS[int(split)])
     assert len(photos) == len(names) + 1  # and c0.jpg of the tiny tree
