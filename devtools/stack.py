@@ -63,6 +63,11 @@ class StackSettings(ServiceSettings):
         REPO_ROOT / "var" / "models", description="Model base folder of the model server."
     )
     grpc_port: int = Field(8500, ge=1, le=65535, description="Model server gRPC port.")
+    serve_runtime: str = Field(
+        "auto",
+        pattern="^(auto|tensorflow|openvino-(fp32|bf16|int8))$",
+        description="Model server runtime; auto: the fastest variant that passed export's gate.",
+    )
     serve_health_port: int = Field(9100, ge=1, le=65535, description="Model server health port.")
     start_timeout_s: float = Field(
         120.0, ge=5, le=1800, description="How long to wait for Kafka or Redis to be healthy."
@@ -416,6 +421,8 @@ def serve_up(settings: StackSettings) -> None:
                 str(settings.grpc_port),
                 "--runtime-health-port",
                 str(settings.serve_health_port),
+                "--inference-runtime",
+                settings.serve_runtime,
             ],
             log,
             pidfile,

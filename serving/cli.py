@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from pydantic import Field
@@ -12,6 +13,9 @@ from pydantic_settings import SettingsConfigDict
 from runtime.settings import ServiceSettings, load_settings, settings_options
 from schemas.model_server import MODEL_NAME
 from serving.model import SHIPPED_WEIGHTS
+
+if TYPE_CHECKING:
+    from serving.export_openvino import OpenVinoExport
 
 
 class TrainSettings(ServiceSettings):
@@ -100,28 +104,78 @@ class ExportSettings(ServiceSettings):
         False,
         description="Export only when the newest version came from other weights (stack start).",
     )
+    openvino: bool = Field(
+        True, description="Also write OpenVINO IR (fp32, int8) and gate it on held-out accuracy."
+    )
+    data: Path = Field(
+        Path("../shared/data"), description="Folder with crowd/: int8 calibration and the gate."
+    )
+    calibration_crops: int = Field(
+        300, ge=1, le=100_000, description="TRAIN-split crowd crops that calibrate int8."
+    )
+    max_f1_delta: float = Field(
+        0.005, ge=0, le=1, description="Largest held-out crowd macro-F1 change allowed vs fp32."
+    )
+    threads: int | None = Field(None, ge=1, le=256, description="Threads per model call.")
 
 
 @click.command("export")
 @settings_options(ExportSettings)
 def export_cli(**options: object) -> None:
-    """Export compact classifier weights as a TensorFlow Serving SavedModel version."""
+    """Export compact classifier weights as a SavedModel version, with OpenVINO IR variants
+    gated on held-out crowd macro-F1 (fails, publishing nothing, when one moves too far)."""
     from serving.export import export_weights, provenance, weights_source
+    from serving.export_openvino import AccuracyGateError
+    from serving.runtimes import recorded_variants
 
     settings = load_settings(ExportSettings, options)
     model_dir = settings.model_base / settings.model_name
     try:
-        source = weights_source(settings.weights, settings.input_px)
+        source = weights_source(settings.weights, settings.input_px, settings.openvino)
     except FileNotFoundError as error:
         raise click.ClickException(str(error)) from None
     if settings.if_changed and provenance(model_dir) == source:
         click.echo(f"{model_dir}: newest version already holds these weights; nothing to do")
         return
-    path = export_weights(
-        settings.weights,
-        settings.model_base,
-        settings.model_name,
-        settings.version,
-        settings.input_px,
-    )
+    try:
+        path = export_weights(
+            settings.weights,
+            settings.model_base,
+            settings.model_name,
+            settings.version,
+            settings.input_px,
+            _openvino_inputs(settings) if settings.openvino else None,
+        )
+    except AccuracyGateError as error:
+        raise click.ClickException(str(error)) from None
     click.echo(f"exported {path}")
+    if settings.openvino:
+        for name, scores in recorded_variants(path).items():
+            click.echo(
+                f"  {name:<14} crowd macro-F1 {scores['macro_f1']:.4f} "
+                f"(Δ {scores['macro_f1_delta']:+.4f})  {scores['ms_per_crop']:.2f} ms/crop, "
+                f"{scores['cpu_ms_per_crop']:.2f} CPU-ms/crop"
+            )
+
+
+def _openvino_inputs(settings: ExportSettings) -> OpenVinoExport:
+    """Crowd crops of the TRAIN split (calibration) and of the test split (the gate), RGB."""
+    import numpy as np
+
+    from imaging.crop import CropConfig
+    from serving.dataset import SPLITS, crowd_faces
+    from serving.export_openvino import OpenVinoExport
+
+    crops_bgr, labels, splits = crowd_faces(settings.data, CropConfig(size_px=settings.input_px))
+    if len(crops_bgr) == 0:
+        raise click.ClickException(f"no crowd faces under {settings.data / 'crowd'}")
+    train = np.flatnonzero(splits == SPLITS.index("train"))
+    chosen = np.random.default_rng(0).permutation(train)[: settings.calibration_crops]
+    test = splits == SPLITS.index("test")
+    return OpenVinoExport(
+        calibration_rgb=np.ascontiguousarray(crops_bgr[np.sort(chosen)][..., ::-1]),
+        held_out_rgb=np.ascontiguousarray(crops_bgr[test][..., ::-1]),
+        held_out_labels=labels[test],
+        max_f1_delta=settings.max_f1_delta,
+        threads=settings.threads,
+    )

@@ -93,6 +93,20 @@ def iter_voc_faces(root: Path, config: CropConfig) -> Iterator[Sample]:
             yield Sample(crop, VOC_LABELS[name], "crowd", str(image_path))
 
 
+def crowd_faces(
+    shared_data: Path, config: CropConfig
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int8], npt.NDArray[np.int8]]:
+    """Every crowd face as (BGR crops, labels, split indices), split per photo as in `build`,
+    without decoding the other ~17,000 pictures (export calibrates and gates on these)."""
+    faces = list(iter_voc_faces(shared_data / "crowd", config))
+    crops = np.stack([f.crop for f in faces]) if faces else np.zeros((0, 0, 0, 3), np.uint8)
+    labels = np.array([f.label for f in faces], dtype=np.int8)
+    splits = np.array(
+        [SPLITS.index(crowd_photo_split(Path(f.picture).name)) for f in faces], dtype=np.int8
+    )
+    return crops, labels, splits
+
+
 def difference_hash(image: npt.NDArray[np.uint8]) -> int:
     """64-bit dHash: robust to re-encoding and resizing, used to find near-duplicates."""
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image

@@ -24,6 +24,8 @@ from schemas.model_server import INPUT, OUTPUT, SIGNATURE
 if TYPE_CHECKING:
     import keras
 
+    from serving.export_openvino import OpenVinoExport
+
 PROVENANCE = "assets.extra/maskwatch_export.json"
 """Inside a version folder: what it was exported from (TF Serving ignores assets.extra)."""
 _VERSION = re.compile(r"^[0-9]+$")
@@ -63,8 +65,9 @@ def provenance(model_dir: Path) -> dict[str, object] | None:
     return loaded
 
 
-def weights_source(weights_dir: Path, input_px: int) -> dict[str, object]:
-    """Identity of compact weights: a digest of the manifest and every shard's bytes."""
+def weights_source(weights_dir: Path, input_px: int, openvino: bool = False) -> dict[str, object]:
+    """Identity of an export: a digest of the weights' manifest and every shard's bytes, the
+    input size, and whether OpenVINO IR is part of it."""
     from serving.weights import MANIFEST
 
     manifest = weights_dir / MANIFEST
@@ -76,7 +79,7 @@ def weights_source(weights_dir: Path, input_px: int) -> dict[str, object]:
     digest = hashlib.sha256(manifest.read_bytes())
     for shard in json.loads(manifest.read_text())["shards"]:
         digest.update((weights_dir / shard).read_bytes())
-    return {"weights_sha256": digest.hexdigest(), "input_px": input_px}
+    return {"weights_sha256": digest.hexdigest(), "input_px": input_px, "openvino": openvino}
 
 
 def export_model(
@@ -85,9 +88,12 @@ def export_model(
     model_name: str,
     version: int | None = None,
     source: dict[str, object] | None = None,
+    openvino: OpenVinoExport | None = None,
 ) -> Path:
     """Write `model` as `<base>/<model_name>/<version>/`; returns that folder.
 
+    With `openvino`, the OpenVINO IR variants are written beside the SavedModel and gated on
+    held-out accuracy (`serving.export_openvino`); a failed gate publishes nothing.
     `version` defaults to the next free number; an existing version is never overwritten
     (a running server may have it loaded). `source` is recorded in the version's
     `assets.extra/` (see `provenance`). A TF Serving warm-up request goes there too, so the
@@ -119,6 +125,14 @@ def export_model(
     extra.mkdir()
     _write_warmup(extra / "tf_serving_warmup_requests", model_name, (1, height, width, channels))
     (staging / PROVENANCE).write_text(json.dumps(source or {}, indent=1, sort_keys=True))
+    if openvino is not None:
+        from serving.export_openvino import write_openvino
+
+        try:
+            write_openvino(staging, openvino)
+        except Exception:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     staging.rename(target)
     return target
 
@@ -129,13 +143,13 @@ def _write_warmup(path: Path, model_name: str, shape: tuple[int, ...]) -> None:
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
-    from serving.tensors import to_tensor_proto
+    from schemas.model_server.tensors import fill_tensor
 
     log = prediction_log_pb2.PredictionLog()
     request = log.predict_log.request
     request.model_spec.name = model_name
     request.model_spec.signature_name = SIGNATURE
-    request.inputs[INPUT].CopyFrom(to_tensor_proto(np.zeros(shape, np.uint8)))
+    fill_tensor(request.inputs[INPUT], np.zeros(shape, np.uint8))
     with tf.io.TFRecordWriter(str(path)) as writer:
         writer.write(log.SerializeToString())
 
@@ -146,12 +160,13 @@ def export_weights(
     model_name: str,
     version: int | None = None,
     input_px: int = 128,
+    openvino: OpenVinoExport | None = None,
 ) -> Path:
     """Build the classifier, load compact weights from `weights_dir`, export it."""
     from serving.model import build_classifier
     from serving.weights import load_compact
 
-    source = weights_source(weights_dir, input_px)
+    source = weights_source(weights_dir, input_px, openvino is not None)
     model = build_classifier(input_px=input_px, weights="none")
     load_compact(model, weights_dir)
-    return export_model(model, base, model_name, version, source)
+    return export_model(model, base, model_name, version, source, openvino)

@@ -1,4 +1,7 @@
-"""One loaded SavedModel version and the watcher that swaps versions in and out.
+"""One loaded model version and the watcher that swaps versions in and out.
+
+The version's signatures come from its SavedModel; the model calls go to the runtime the
+server was configured with (`serving.runtimes`: TensorFlow, or OpenVINO fp32 / bf16 / int8).
 
 The watcher follows TF Serving's default policy: serve the highest numeric version under
 `<base>/<name>/`. A new version is loaded and warmed up while the old one keeps answering,
@@ -18,14 +21,14 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-import tensorflow as tf
 from prometheus_client import Counter, Gauge
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from runtime.logs import get_logger
+from schemas.model_server.tensors import DTYPES, dtype_name
 from serving.batching import Arrays, Batcher
 from serving.export import versions
-from serving.tensors import DTYPES, dtype_name
+from serving.runtimes import RuntimeConfig, RuntimeInputError, load_runtime
 
 log = get_logger("servable")
 
@@ -115,19 +118,25 @@ class Signature:
 
 
 class Servable:
-    """A loaded, warmed-up SavedModel version with its own batcher."""
+    """A loaded, warmed-up model version (one runtime) with its own batcher."""
 
-    def __init__(self, name: str, version: int, path: Path, batching: BatchConfig) -> None:
+    def __init__(
+        self,
+        name: str,
+        version: int,
+        path: Path,
+        batching: BatchConfig,
+        runtime: RuntimeConfig = RuntimeConfig(),  # noqa: B008 - frozen dataclass
+    ) -> None:
         self.name, self.version, self.path = name, version, path
+        self.runtime = load_runtime(path, runtime)
         proto = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
         self.signature_defs = {
             key: sig
             for key, sig in proto.meta_graphs[0].signature_def.items()
-            if not key.startswith("__")
+            if key in self.runtime.keys
         }
         self.signatures = {k: Signature.from_proto(k, v) for k, v in self.signature_defs.items()}
-        self._loaded = tf.saved_model.load(str(path))
-        self._functions = {k: self._loaded.signatures[k] for k in self.signatures}
         self._warm_up()
         self._batcher = Batcher(
             self.run,
@@ -140,10 +149,9 @@ class Servable:
     def run(self, key: str, inputs: Arrays) -> Arrays:
         """Call signature `key` in-process (no batching)."""
         try:
-            outputs = self._functions[key](**{k: tf.constant(v) for k, v in inputs.items()})
-        except tf.errors.InvalidArgumentError as error:
-            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, error.message) from None
-        return {k: np.asarray(v.numpy()) for k, v in outputs.items()}
+            return self.runtime.run(key, inputs)
+        except RuntimeInputError as error:
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
 
     def predict(
         self, key: str, inputs: Arrays, is_active: Callable[[], bool], timeout_s: float
@@ -194,10 +202,17 @@ class VersionStatus:
 class ModelWatcher:
     """Polls `<base>/<name>/` and keeps the newest loadable version in service."""
 
-    def __init__(self, base: Path, name: str, batching: BatchConfig) -> None:
+    def __init__(
+        self,
+        base: Path,
+        name: str,
+        batching: BatchConfig,
+        runtime: RuntimeConfig = RuntimeConfig(),  # noqa: B008 - frozen dataclass
+    ) -> None:
         self.name = name
         self._dir = base / name
         self._batching = batching
+        self._runtime = runtime
         self._lock = threading.Lock()
         self._current: Servable | None = None
         self._status: dict[int, VersionStatus] = {}
@@ -230,7 +245,9 @@ class ModelWatcher:
         self._set_status(newest, VersionStatus(State.LOADING))
         started = time.monotonic()
         try:
-            servable = Servable(self.name, newest, self._dir / str(newest), self._batching)
+            servable = Servable(
+                self.name, newest, self._dir / str(newest), self._batching, self._runtime
+            )
         except Exception as error:  # a bad version must not stop the server
             self._failed[newest] = mtime
             LOAD_FAILURES.inc()
@@ -248,6 +265,7 @@ class ModelWatcher:
             model=self.name,
             version=newest,
             replaced=old.version if old else None,
+            runtime=servable.runtime.name,
             load_s=round(time.monotonic() - started, 2),
         )
         if old is not None:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 import grpc
@@ -32,6 +32,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from runtime.cpus import cpu_share
 from runtime.logs import configure_logging, get_logger
 from runtime.service import Health, ServiceRuntime
 from runtime.settings import (
@@ -42,9 +43,10 @@ from runtime.settings import (
     settings_options,
 )
 from schemas.model_server import MODEL_NAME, SIGNATURE
+from schemas.model_server.tensors import TensorError, fill_tensor, from_tensor_proto
 from serving.batching import BatcherClosedError, QueueFullError
+from serving.runtimes import RUNTIMES, RuntimeConfig
 from serving.servable import BatchConfig, ModelWatcher, RpcError, Servable
-from serving.tensors import TensorError, from_tensor_proto, to_tensor_proto
 
 log = get_logger("model_server")
 
@@ -84,8 +86,19 @@ class ServeSettings(ServiceSettings):
     max_queued: int = Field(256, ge=1, le=100_000, description="Requests waiting for a batch.")
     batch_threads: int = Field(1, ge=1, le=64, description="Threads running model calls.")
     grpc_threads: int = Field(32, ge=1, le=1024, description="gRPC handler threads.")
+    inference_runtime: Literal["auto", *RUNTIMES] = Field(  # type: ignore[valid-type]
+        "tensorflow",
+        description="tensorflow or openvino-fp32|bf16|int8; auto: the fastest export measured.",
+    )
+    inference_threads: int | None = Field(
+        None, ge=1, le=256, description="Threads per model call (default: the CPU share)."
+    )
     max_message_mb: int = Field(64, ge=4, le=2047, description="gRPC message size limit (MiB).")
     grace_s: float = Field(10.0, ge=0, le=600, description="Drain time for in-flight calls.")
+
+    @property
+    def runtime_config(self) -> RuntimeConfig:
+        return RuntimeConfig(self.inference_runtime, self.inference_threads or cpu_share())
 
     @property
     def batching(self) -> BatchConfig:
@@ -191,7 +204,7 @@ class _Api(
         response.model_spec.version.value = servable.version
         response.model_spec.signature_name = key
         for name in wanted:
-            response.outputs[name].CopyFrom(to_tensor_proto(outputs[name]))
+            fill_tensor(response.outputs[name], outputs[name])
         return response
 
     def _metadata(
@@ -248,7 +261,9 @@ class ModelServer:
 
     def __init__(self, settings: ServeSettings, health_flag: Health | None = None) -> None:
         self.settings = settings
-        self.watcher = ModelWatcher(settings.model_base, settings.model_name, settings.batching)
+        self.watcher = ModelWatcher(
+            settings.model_base, settings.model_name, settings.batching, settings.runtime_config
+        )
         self._health_flag = health_flag
         self._stopping = threading.Event()
         self._health = health.HealthServicer(experimental_non_blocking=True)

@@ -19,7 +19,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "topics": ("runtime.topics:cli", "Create or describe the Kafka topics."),
     "schemas": ("devtools.schemas:cli", "Write the JSON Schema files of the message contracts."),
     "train": ("serving.cli:train_cli", "Train the Xception mask classifier."),
-    "export": ("serving.cli:export_cli", "Export classifier weights as a TF Serving SavedModel."),
+    "export": (
+        "serving.cli:export_cli",
+        "Export the classifier: SavedModel + accuracy-gated OpenVINO IR.",
+    ),
     "serve": ("serving.server:cli", "Serve SavedModels over the TensorFlow Serving gRPC API."),
     "evaluate": ("devtools.evaluate:cli", "Evaluate the classifier or the whole pipeline."),
     "producer": ("workers.producer.main:cli", "Read cameras and publish frames to Kafka."),

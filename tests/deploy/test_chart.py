@@ -183,6 +183,10 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
         "must name one of modelServer.versions",
     ),
     ({"redis": {"enabled": False, "url": ""}}, "redis.url is required"),
+    (
+        {"modelServer": {"engine": "openvino-model-server", "openvino": {"precision": "bf16"}}},
+        "modelServer.openvino.precision must be int8 or fp32",
+    ),
 ]
 
 
@@ -267,3 +271,43 @@ def test_every_long_running_pod_has_a_network_policy_and_a_disruption_budget(
         if manifest["kind"] == "NetworkPolicy":
             assert manifest["spec"]["policyTypes"] == ["Ingress"]
             assert manifest["spec"]["ingress"], "an empty ingress list denies everything"
+
+
+def _model_server(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(
+        m for m in manifests if m["kind"] == "Deployment" and component(m) == "model-server"
+    )
+
+
+@pytest.mark.parametrize("engine", ["tensorflow-serving", "maskwatch", "openvino-model-server"])
+def test_model_server_threads_are_pinned_on_every_engine(
+    render: Render, engine: str, tmp_path: Path
+) -> None:
+    base = next(p for p in VALUE_SETS if p.name == "values-default.yaml")
+    values = {"modelServer": {"engine": engine, "threads": 3}}
+    deployment = _model_server(render(base, values, tmp=tmp_path))
+    main = deployment["spec"]["template"]["spec"]["containers"][0]
+    if engine == "tensorflow-serving":
+        assert "--tensorflow_intra_op_parallelism=3" in main["args"]
+        assert "--tensorflow_inter_op_parallelism=1" in main["args"]
+    elif engine == "maskwatch":
+        assert _plain_env(deployment)["MASKWATCH_SERVE_INFERENCE_THREADS"] == "3"
+    else:
+        config = next(a for a in main["args"] if a.startswith("--plugin_config="))
+        assert '"INFERENCE_NUM_THREADS": 3' in config
+
+
+def test_openvino_model_server_serves_the_exported_ir_layout(render: Render) -> None:
+    values = next(p for p in VALUE_SETS if p.name == "values-openvino.yaml")
+    deployment = _model_server(render(values))
+    pod = deployment["spec"]["template"]["spec"]
+    layout = pod["initContainers"][0]
+    script = layout["command"][-1]
+    assert "/openvino/int8/model.xml" in script and "/openvino/int8/model.bin" in script
+    server = pod["containers"][0]
+    assert server["image"].startswith("openvino/model_server:")
+    assert "--model_path=/models/mask_classifier" in server["args"]
+    mounts = {m["name"]: m["mountPath"] for m in server["volumeMounts"]}
+    assert mounts["ir"] == "/models/mask_classifier"
+    assert {m["name"]: m["mountPath"] for m in layout["volumeMounts"]}["ir"] == "/target"
+    assert server["resources"]["limits"]["cpu"] == "2"

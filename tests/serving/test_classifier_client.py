@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from schemas.model_server.tensors import fill_tensor, from_tensor_proto
 from serving.server import ModelServer
-from serving.tensors import from_tensor_proto, to_tensor_proto
 from workers.detector.classifier import (
     Classifier,
     ClassifierError,
@@ -136,7 +136,7 @@ class Scripted(prediction_service_pb2_grpc.PredictionServiceServicer):  # type: 
             response = predict_pb2.PredictResponse()
             response.model_spec.name = request.model_spec.name
             response.model_spec.version.value = 42
-            response.outputs["probabilities"].CopyFrom(to_tensor_proto(np.stack([p, 1 - p], 1)))
+            fill_tensor(response.outputs["probabilities"], np.stack([p, 1 - p], 1))
             return response
         finally:
             with self.lock:

@@ -11,8 +11,10 @@ import pytest
 from imaging.crop import CropConfig
 from serving.dataset import (
     CROWD_SPLIT,
+    SOURCES,
     SPLITS,
     build,
+    crowd_faces,
     crowd_photo_split,
     decode_all,
     difference_hash,
@@ -109,7 +111,7 @@ def test_build_splits_crowd_photos_whole_and_as_evaluation_reads_them(tmp_path: 
         cv2.imwrite(str(tmp_path / "crowd" / "images" / name), _picture(1000 + i, 64)[:48])
         (tmp_path / "crowd" / "annotations" / f"{Path(name).stem}.xml").write_text(VOC)
     arrays = build(tmp_path, CropConfig(size_px=32))
-    crowd = arrays["source"] == 2
+    crowd = arrays["source"] == SOURCES.index("crowd")
     photos: dict[int, set[str]] = {}
     for group, split in zip(arrays["group"][crowd], arrays["split"][crowd], strict=True):
         photos.setdefault(int(group), set()).add(SPLITS[int(split)])
@@ -119,3 +121,16 @@ def test_build_splits_crowd_photos_whole_and_as_evaluation_reads_them(tmp_path: 
         crowd_photo_split(name) for name in [*names, "c0.jpg"]
     )
     assert len({next(iter(s)) for s in photos.values()}) > 1
+
+
+def test_crowd_faces_agree_with_the_packed_dataset(tmp_path: Path) -> None:
+    _tiny_tree(tmp_path)
+    for name in ("c1", "c2", "c3"):  # more photos, so the splits are not all alike by chance
+        cv2.imwrite(str(tmp_path / "crowd" / "images" / f"{name}.jpg"), _picture(7, 64)[:48])
+        (tmp_path / "crowd" / "annotations" / f"{name}.xml").write_text(VOC)
+    arrays = build(tmp_path, CropConfig(size_px=32))
+    crowd = arrays["source"] == SOURCES.index("crowd")
+    crops, labels, splits = crowd_faces(tmp_path, CropConfig(size_px=32))
+    assert crops.shape == (8, 32, 32, 3)
+    assert labels.tolist() == arrays["label"][crowd].tolist()
+    assert splits.tolist() == arrays["split"][crowd].tolist()

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import cv2
 import keras
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from schemas.model_server import INPUT, OUTPUT, SIGNATURE
+from schemas.model_server.tensors import from_tensor_proto
 from serving.cli import export_cli
 from serving.export import (
     export_model,
@@ -25,7 +27,6 @@ from serving.export import (
     weights_source,
 )
 from serving.server import ServeSettings
-from serving.tensors import from_tensor_proto
 from serving.weights import save_compact
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,7 +74,14 @@ def test_export_cli_if_changed_skips_weights_already_exported(
     source = weights_source(weights, 128)
     export_model(tiny_model, tmp_path / "base", "mask_classifier", 3, source)
     assert provenance(tmp_path / "base" / "mask_classifier") == source
-    args = ["--weights", str(weights), "--model-base", str(tmp_path / "base"), "--if-changed"]
+    args = [
+        "--weights",
+        str(weights),
+        "--model-base",
+        str(tmp_path / "base"),
+        "--if-changed",
+        "--no-openvino",
+    ]
     result = CliRunner().invoke(export_cli, args)
     assert result.exit_code == 0, result.output
     assert "nothing to do" in result.output
@@ -135,3 +143,38 @@ def test_tfserving_batching_matches_the_local_server_defaults() -> None:
     assert values["max_batch_size"] == defaults.max_batch_size
     assert values["batch_timeout_micros"] == round(defaults.batch_timeout_ms * 1000)
     assert values["max_enqueued_batches"] >= 1
+
+
+def test_openvino_calibrates_on_train_crowd_faces_and_gates_on_test_ones(tmp_path: Path) -> None:
+    """Each photo's faces get one colour; the colours tell which split a crop came from."""
+    from serving.cli import ExportSettings, _openvino_inputs
+    from serving.dataset import crowd_photo_split
+
+    (tmp_path / "crowd" / "images").mkdir(parents=True)
+    (tmp_path / "crowd" / "annotations").mkdir(parents=True)
+    voc = (
+        "<annotation><object><name>with_mask</name><bndbox><xmin>20</xmin><ymin>20</ymin>"
+        "<xmax>44</xmax><ymax>44</ymax></bndbox></object></annotation>"
+    )
+    split_of_shade = {}
+    for index in range(40):
+        name = f"p{index}"
+        shade = 5 * index + 10
+        cv2.imwrite(
+            str(tmp_path / "crowd/images" / f"{name}.jpg"), np.full((64, 64, 3), shade, np.uint8)
+        )
+        (tmp_path / "crowd/annotations" / f"{name}.xml").write_text(voc)
+        split_of_shade[shade] = crowd_photo_split(f"{name}.jpg")
+    assert {"train", "test"} <= set(split_of_shade.values())
+    settings = ExportSettings(data=tmp_path, input_px=32, calibration_crops=5)
+    spec = _openvino_inputs(settings)
+
+    def splits(crops: np.ndarray) -> set[str]:
+        shades = [int(round(float(c.mean()) / 5) * 5) for c in crops]
+        return {split_of_shade[s] for s in shades}
+
+    assert len(spec.calibration_rgb) == 5
+    assert splits(spec.calibration_rgb) == {"train"}
+    assert splits(spec.held_out_rgb) == {"test"}
+    assert len(spec.held_out_rgb) == sum(s == "test" for s in split_of_shade.values())
+    assert spec.held_out_labels.tolist() == [0] * len(spec.held_out_rgb)

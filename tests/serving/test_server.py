@@ -21,8 +21,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from schemas.model_server.tensors import fill_tensor, from_tensor_proto
 from serving.export import export_model
-from serving.tensors import from_tensor_proto, to_tensor_proto
 
 
 def predict_request(
@@ -35,7 +35,7 @@ def predict_request(
             request.model_spec.version.value = value
         else:
             setattr(request.model_spec, key, value)
-    request.inputs["crops"].CopyFrom(to_tensor_proto(crops))
+    fill_tensor(request.inputs["crops"], crops)
     return request
 
 
@@ -120,15 +120,15 @@ def test_predict_errors_have_the_right_status(
     elif case == "unknown signature":
         request.model_spec.signature_name = "classify"
     elif case == "wrong dtype":
-        request.inputs["crops"].CopyFrom(to_tensor_proto(crops.astype(np.float32)))
+        fill_tensor(request.inputs["crops"], crops.astype(np.float32))
     elif case == "wrong crop size":
-        request.inputs["crops"].CopyFrom(to_tensor_proto(tiny.crops(2, px=tiny.px + 1)))
+        fill_tensor(request.inputs["crops"], tiny.crops(2, px=tiny.px + 1))
     elif case == "wrong rank":
-        request.inputs["crops"].CopyFrom(to_tensor_proto(crops[0]))
+        fill_tensor(request.inputs["crops"], crops[0])
     elif case == "wrong input name":
         request.inputs["images"].CopyFrom(request.inputs.pop("crops"))
     elif case == "extra input":
-        request.inputs["extra"].CopyFrom(to_tensor_proto(crops))
+        fill_tensor(request.inputs["extra"], crops)
     elif case == "unknown output":
         request.output_filter.append("logits")
     elif case == "truncated content":

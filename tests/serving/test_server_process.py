@@ -18,8 +18,8 @@ import keras
 import numpy as np
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from schemas.model_server.tensors import fill_tensor, from_tensor_proto
 from serving.export import export_model
-from serving.tensors import from_tensor_proto, to_tensor_proto
 
 
 def free_port() -> int:
@@ -65,7 +65,7 @@ def test_serve_command_answers_reports_health_and_stops_on_sigterm(
 
         request = predict_pb2.PredictRequest()
         request.model_spec.name = tiny.name
-        request.inputs["crops"].CopyFrom(to_tensor_proto(tiny.crops(3)))
+        fill_tensor(request.inputs["crops"], tiny.crops(3))
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
                 request, timeout=10
@@ -110,7 +110,7 @@ def test_sigterm_mid_rpc_finishes_calls_in_flight_and_exits_0(
     want = tiny.expected(tiny_model, crops)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = tiny.name
-    request.inputs["crops"].CopyFrom(to_tensor_proto(crops))
+    fill_tensor(request.inputs["crops"], crops)
     calls: list[tuple[float, float, str]] = []  # (started, ended, outcome: a code name)
     stop = threading.Event()
 

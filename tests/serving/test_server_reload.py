@@ -16,8 +16,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from schemas.model_server.tensors import fill_tensor, from_tensor_proto
 from serving.export import export_model
-from serving.tensors import from_tensor_proto, to_tensor_proto
 
 
 def test_new_version_is_picked_up_while_serving_without_failed_calls(
@@ -28,7 +28,7 @@ def test_new_version_is_picked_up_while_serving_without_failed_calls(
     crops = tiny.crops(4, seed=3)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = tiny.name
-    request.inputs["crops"].CopyFrom(to_tensor_proto(crops))
+    fill_tensor(request.inputs["crops"], crops)
     answers: list[tuple[int, np.ndarray]] = []
     errors: list[grpc.RpcError] = []
     stop = threading.Event()

@@ -49,7 +49,7 @@ def test_shipped_model_exports_serves_and_classifies_known_crops(
             pytest.fail(f"{message} (CI=true: they must be committed)", pytrace=False)
         pytest.skip(message)
     result = CliRunner().invoke(
-        export_cli, ["--weights", str(WEIGHTS), "--model-base", str(tmp_path)]
+        export_cli, ["--weights", str(WEIGHTS), "--model-base", str(tmp_path), "--no-openvino"]
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "mask_classifier" / "1" / "saved_model.pb").is_file()

@@ -8,6 +8,9 @@ flight, so a slow server pushes back on the caller instead of piling up calls; r
 exponential backoff and jitter on UNAVAILABLE, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED
 (restarts, version swaps, full queues), and no retry on anything else (a bad request stays
 bad). Large batches are sent in chunks of at most `max_batch` crops.
+
+The messages are our own wire-compatible ones (`schemas.model_server.wire`) on TF Serving's
+fixed method paths, so the detector imports no TensorFlow.
 """
 
 from __future__ import annotations
@@ -23,19 +26,20 @@ import grpc
 import numpy as np
 import numpy.typing as npt
 from prometheus_client import Counter
-from tensorflow_serving.apis import (
-    get_model_status_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-)
 
-from schemas.model_server import CLASSES, INPUT, MODEL_NAME, OUTPUT, SIGNATURE
-from serving.tensors import TensorError, from_tensor_proto, to_tensor_proto
+from schemas.model_server import (
+    CLASSES,
+    GET_MODEL_STATUS_METHOD,
+    INPUT,
+    MODEL_NAME,
+    OUTPUT,
+    PREDICT_METHOD,
+    SIGNATURE,
+    wire,
+)
+from schemas.model_server.tensors import TensorError, fill_tensor, from_tensor_proto
 
 Probabilities = npt.NDArray[np.float32]
-AVAILABLE = 30
-"""ModelVersionStatus.State.AVAILABLE."""
 RETRIES = Counter(
     "maskwatch_model_client_retries_total", "Model server calls retried, by status.", ["code"]
 )
@@ -126,8 +130,16 @@ class GrpcClassifier:
                 ("grpc.enable_retries", 0),  # retries are ours, with our backoff
             ],
         )
-        self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
-        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        self._predict = self._channel.unary_unary(
+            PREDICT_METHOD,
+            request_serializer=_serialize,
+            response_deserializer=wire.PredictResponse.FromString,
+        )
+        self._model_status = self._channel.unary_unary(
+            GET_MODEL_STATUS_METHOD,
+            request_serializer=_serialize,
+            response_deserializer=wire.GetModelStatusResponse.FromString,
+        )
         self._slots = threading.BoundedSemaphore(config.max_in_flight)
         self._sleep = sleep
         self._version: int | None = None
@@ -148,13 +160,15 @@ class GrpcClassifier:
 
     def ready(self) -> bool:
         """Ask ModelService whether any version of the model is AVAILABLE."""
-        request = get_model_status_pb2.GetModelStatusRequest()
+        request = wire.GetModelStatusRequest()
         request.model_spec.name = self.config.model_name
         try:
-            response = self._models.GetModelStatus(request, timeout=self.config.deadline_s)
+            response: wire.GetModelStatusResponseMessage = self._model_status(
+                request, timeout=self.config.deadline_s
+            )
         except grpc.RpcError:
             return False
-        return any(s.state == AVAILABLE for s in response.model_version_status)
+        return any(s.state == wire.VersionState.AVAILABLE for s in response.model_version_status)
 
     def close(self) -> None:
         self._channel.close()
@@ -166,10 +180,10 @@ class GrpcClassifier:
         self.close()
 
     def _classify_chunk(self, crops: npt.NDArray[np.uint8]) -> Probabilities:
-        request = predict_pb2.PredictRequest()
+        request = wire.PredictRequest()
         request.model_spec.name = self.config.model_name
         request.model_spec.signature_name = self.config.signature_name
-        request.inputs[self.config.input_name].CopyFrom(to_tensor_proto(crops))
+        fill_tensor(request.inputs[self.config.input_name], crops)
         request.output_filter.append(self.config.output_name)
         response = self._call(request)
         try:
@@ -186,7 +200,7 @@ class GrpcClassifier:
             self._version = int(response.model_spec.version.value)
         return probabilities.astype(np.float32, copy=False)
 
-    def _call(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+    def _call(self, request: wire.PredictRequestMessage) -> wire.PredictResponseMessage:
         """One Predict with a bounded slot, a deadline per attempt, backoff between them."""
         config = self.config
         if not self._slots.acquire(timeout=config.deadline_s):
@@ -197,7 +211,7 @@ class GrpcClassifier:
         try:
             for attempt in range(config.max_attempts):
                 try:
-                    response: predict_pb2.PredictResponse = self._predict.Predict(
+                    response: wire.PredictResponseMessage = self._predict(
                         request, timeout=config.deadline_s
                     )
                     return response
@@ -211,6 +225,10 @@ class GrpcClassifier:
             raise AssertionError("unreachable: the last attempt returns or raises")
         finally:
             self._slots.release()
+
+
+def _serialize(message: wire.Message) -> bytes:
+    return message.SerializeToString()
 
 
 class FakeClassifier:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from devtools.evaluate.scoring import match
@@ -14,12 +15,15 @@ from imaging.boxes import nms
 from serving.dataset import read_voc
 from workers.detector.backends import detector_config
 from workers.detector.backends.retinaface_mobilenet import (
+    MEAN_BGR,
     MIN_SIZES,
     STEPS,
     MobileNetRetinaFace,
     anchors,
     decode_boxes,
     postprocess,
+    session_options,
+    to_input,
 )
 
 
@@ -130,3 +134,32 @@ def test_real_model_finds_annotated_faces(shared_dir: Path) -> None:
     assert found / total >= 0.6, f"found {found} of {total} annotated faces"
     blank = detector.detect(np.full((240, 320, 3), 127, np.uint8))
     assert len(blank) == 0
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5, 1.7])
+def test_to_input_is_the_resized_mean_subtracted_frame_channels_first(scale: float) -> None:
+    image = np.random.default_rng(4).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    resized = (
+        image
+        if scale == 1.0
+        else cv2.resize(
+            image,
+            None,
+            fx=scale,
+            fy=scale,
+            interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA,
+        )
+    )
+    expected = (resized.astype(np.float32) - MEAN_BGR).transpose(2, 0, 1)[None]
+    tensor = to_input(image, scale)
+    assert tensor.dtype == np.float32 and tensor.flags.c_contiguous
+    np.testing.assert_array_equal(tensor, expected)
+
+
+def test_session_options_pin_threads_and_never_spin() -> None:
+    options = session_options(3)
+    assert options.intra_op_num_threads == 3
+    assert options.inter_op_num_threads == 1
+    assert options.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
+    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

@@ -58,7 +58,7 @@ class BackendConfig(BaseModel):
         0.14, ge=-1.0, le=1.0, description="Box centre shift down, as a fraction of its height."
     )
     max_faces: int = Field(512, ge=1, le=10000, description="Most faces kept per frame.")
-    threads: int = Field(0, ge=0, le=64, description="Inference threads (0 = runtime default).")
+    threads: int = Field(0, ge=0, le=64, description="Inference threads (0 = the CPU share).")
 
     @model_validator(mode="after")
     def _bounds(self) -> BackendConfig:

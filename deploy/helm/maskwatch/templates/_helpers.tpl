@@ -227,8 +227,11 @@ affinity:
 {{- if and (eq .Values.producer.kind "Deployment") (gt (int .Values.producer.replicas) 1) -}}
 {{- fail "producer.replicas > 1 needs producer.kind=StatefulSet (each camera must have exactly one producer)" -}}
 {{- end -}}
-{{- if not (has .Values.modelServer.engine (list "tensorflow-serving" "maskwatch")) -}}
-{{- fail "modelServer.engine must be tensorflow-serving or maskwatch" -}}
+{{- if not (has .Values.modelServer.engine (list "tensorflow-serving" "maskwatch" "openvino-model-server")) -}}
+{{- fail "modelServer.engine must be tensorflow-serving, maskwatch or openvino-model-server" -}}
+{{- end -}}
+{{- if not (has .Values.modelServer.openvino.precision (list "int8" "fp32")) -}}
+{{- fail "modelServer.openvino.precision must be int8 or fp32" -}}
 {{- end -}}
 {{- $m := .Values.modelServer -}}
 {{- range $variant := list (dict "path" "modelServer" "versions" $m.versions "labels" $m.versionLabels) (dict "path" "modelServer.canary" "versions" $m.canary.versions "labels" $m.canary.versionLabels) -}}

@@ -1,0 +1,51 @@
+"""The services that run on every node never import TensorFlow (~600 MB resident, seconds).
+
+Each check runs in a fresh interpreter: in this test process TensorFlow may already be
+loaded by other tests, which would hide an import.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("tensorflow", "tensorflow_serving", "keras", "tf_keras")
+PROBE = """
+import sys
+{body}
+heavy = sorted({{m.split(".")[0] for m in sys.modules}} & set({heavy!r}))
+print("HEAVY", ",".join(heavy))
+"""
+HELP = """
+from click.testing import CliRunner
+from workers.cli import main
+result = CliRunner().invoke(main, {args!r})
+assert result.exit_code == 0, result.output
+"""
+
+
+def heavy_modules_after(body: str) -> list[str]:
+    script = PROBE.format(body=body, heavy=HEAVY)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("HEAVY"))
+    return [m for m in line.removeprefix("HEAVY").strip().split(",") if m]
+
+
+@pytest.mark.parametrize("service", ["detector", "producer", "aggregator", "api", "results"])
+def test_service_help_imports_no_tensorflow(service: str) -> None:
+    assert heavy_modules_after(HELP.format(args=[service, "--help"])) == []
+
+
+def test_the_detector_and_its_classifier_client_import_no_tensorflow() -> None:
+    body = "import workers.detector.main, workers.detector.classifier, schemas.model_server.wire"
+    assert heavy_modules_after(body) == []
+
+
+def test_the_probe_sees_tensorflow_when_it_is_imported() -> None:
+    """The check above can fail: the model server does import TensorFlow."""
+    assert "tensorflow" in heavy_modules_after("import serving.servable")
