@@ -87,11 +87,12 @@ def freeze_holding(
 ) -> None:
     """Leave `process` stopped (SIGSTOP) at a moment where `holding()` is true.
 
-    Between tries the process runs for a short, growing time, so the stop lands at a
-    different point of its poll → work → commit loop each time.
+    Between tries the process runs for a short, growing time (from 20 ms), so the stop lands
+    at a different point of its poll → work → commit loop each time. A caller whose worker
+    would finish in well under a second stops it (SIGSTOP) before giving it the input.
     """
     deadline = time.monotonic() + timeout_s
-    run_s = 0.05
+    run_s = 0.02
     while True:
         if process.poll() is not None:
             raise AssertionError(f"worker exited {process.returncode} before it could be frozen")
@@ -103,7 +104,7 @@ def freeze_holding(
         if time.monotonic() > deadline:
             raise AssertionError(f"never caught the worker holding uncommitted work ({timeout_s}s)")
         time.sleep(run_s)
-        run_s = min(run_s * 1.5, 1.0)
+        run_s = min(run_s * 1.2, 1.0)
 
 
 def kill_9(process: subprocess.Popen[bytes]) -> None:

@@ -90,7 +90,7 @@ def aggregators(
         "MASKWATCH_KAFKA_ALERTS_TOPIC": kafka_settings.alerts_topic,
         "MASKWATCH_AGGREGATOR_KEY_PREFIX": redis_prefix,
         "MASKWATCH_AGGREGATOR_GROUP_ID": f"agg-{unique_name}",
-        "MASKWATCH_AGGREGATOR_MAX_BATCH": "25",
+        "MASKWATCH_AGGREGATOR_MAX_BATCH": "10",  # many short batches: many points to stop at
     }
     started: list[Aggregator] = []
 
@@ -155,6 +155,7 @@ def test_kill_9_replays_exactly_from_the_committed_offsets(
     names = ["victim"] + (["peer"] if peer else [])
     owned = stable_assignment(kafka_settings, group, names, 90)["victim"]
     results = stream([f"r-{i}" for i in range(6)], 300, time.time() - 600, fps=5)
+    os.kill(victim.process.pid, signal.SIGSTOP)  # all records in before it applies any
     places = publish_placed(kafka_settings, results)
     mine = [i for i, place in enumerate(places) if place.partition in owned]
 
@@ -219,6 +220,7 @@ def test_sigterm_mid_stream_commits_exactly_what_it_applied(
     first = aggregators("first")
     stable_assignment(kafka_settings, group, ["first"], 90)
     results = stream([f"d-{i}" for i in range(6)], 300, time.time() - 600, fps=5)
+    os.kill(first.process.pid, signal.SIGSTOP)  # all records in before it applies any
     places = publish_placed(kafka_settings, results)
 
     def mid_stream() -> bool:
