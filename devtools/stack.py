@@ -340,6 +340,8 @@ def redis_up(settings: StackSettings) -> None:
             "",
             "--appendonly",
             "no",
+            "--maxmemory-policy",
+            "noeviction",  # as in the chart: correctness keys are never evicted
             "--protected-mode",
             "yes",
         ],

@@ -8,14 +8,17 @@ defaults (12-factor). Bad values fail at start-up with one readable line per pro
 
 from __future__ import annotations
 
+import enum
 import json
 import types
 import typing
 from collections.abc import Callable
+from pathlib import Path, PurePath
 from typing import Any, Literal, TypeVar
 
 import click
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 S = TypeVar("S", bound=BaseSettings)
@@ -72,7 +75,7 @@ class RuntimeSettings(BaseModel):
         None,
         ge=0,
         le=65535,
-        description="Port of /healthz, /readyz, /metrics (0 = any free port; null = none).",
+        description="Port of /healthz, /readyz, /metrics (0: any free port; none: no server).",
     )
 
 
@@ -129,37 +132,95 @@ def _leaf_fields(models: list[type[BaseModel]]) -> dict[str, Any]:
     return fields
 
 
+def _plain(annotation: Any) -> Any:
+    """The annotation without `Annotated` metadata and without `| None`."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _plain(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _plain(members[0]) if len(members) == 1 else annotation
+    return annotation
+
+
+def click_type(annotation: Any) -> click.ParamType[Any]:
+    """The click type of a field: so --help shows INTEGER, FLOAT, PATH or the choices, and
+    a bad value fails with click's usual message before the settings are validated."""
+    plain = _plain(annotation)
+    if typing.get_origin(plain) is Literal:
+        return click.Choice([str(v) for v in typing.get_args(plain)], case_sensitive=True)
+    if isinstance(plain, type) and issubclass(plain, enum.Enum):
+        return click.Choice([str(m.value) for m in plain], case_sensitive=True)
+    if plain is int:
+        return click.INT
+    if plain is float:
+        return click.FLOAT
+    if isinstance(plain, type) and issubclass(plain, PurePath):
+        return click.Path(path_type=Path)
+    return click.STRING
+
+
 def _option(func: F, name: str, annotation: Any, help_text: str) -> F:
     option = "--" + name.replace(SECTION_DELIMITER, "-").replace("_", "-")
-    if _is_flag(annotation):
+    if _is_flag(_plain(annotation)):
         negative = "--no-" + option[2:]
         return click.option(f"{option}/{negative}", name, default=None, help=help_text)(func)
-    return click.option(option, name, default=None, help=help_text)(func)
+    metavar = "JSON" if _is_structured(annotation) else None
+    kind = click_type(annotation)
+    return click.option(option, name, type=kind, default=None, metavar=metavar, help=help_text)(
+        func
+    )
 
 
-def _shown(default: Any, annotation: Any) -> Any:
-    return json.dumps(default, default=_jsonable) if _is_structured(annotation) else default
+CLI_DEFAULT = "cli_default"
+"""`json_schema_extra` key: how --help names a default computed at start-up (a host name)."""
+
+
+def _shown(field: FieldInfo, default: Any) -> str:
+    """A default as --help shows it: the same on every machine and run (a value computed at
+    start-up is described, not shown), `none` when unset, JSON for structured values."""
+    if field.is_required():
+        return "required"
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    if CLI_DEFAULT in extra:
+        return str(extra[CLI_DEFAULT])
+    structured = _is_structured(field.annotation)
+    factory = field.default_factory
+    if factory is not None and not isinstance(factory, type) and not structured:
+        return "computed at start-up"
+    if default is None:
+        return "none"
+    if structured:
+        return json.dumps(default, default=_jsonable)
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, enum.Enum):
+        return str(default.value)
+    return str(default)
+
+
+def _help(settings_cls: type[BaseSettings], key: str, field: FieldInfo, default: Any) -> str:
+    env = _env_name(settings_cls, key)
+    return f"{field.description or ''} [env: {env}; default: {_shown(field, default)}]".strip()
 
 
 def settings_options(settings_cls: type[BaseSettings]) -> Callable[[F], F]:
-    """Decorator adding one `--field-name` option per settings field to a click command;
-    a section's fields become `--section-field` options."""
+    """Decorator adding one typed `--field-name` option per settings field to a click
+    command; a section's fields become `--section-field` options. Secret fields get no
+    option: they come from the environment or a file only."""
 
     def decorate(func: F) -> F:
         for name, field in reversed(list(settings_cls.model_fields.items())):
+            if _plain(field.annotation) is SecretStr:
+                continue  # secrets never in flags (process lists, shell history): env or file
             default = field.get_default(call_default_factory=True)
             models = _section_models(field.annotation)
             if not models:
-                env = _env_name(settings_cls, name)
-                shown = "required" if field.is_required() else _shown(default, field.annotation)
-                help_text = f"{field.description or ''} [env: {env}; default: {shown}]".strip()
+                help_text = _help(settings_cls, name, field, default)
                 func = _option(func, name, field.annotation, help_text)
                 continue
             for leaf, sub in reversed(list(_leaf_fields(models).items())):
                 key = f"{name}{SECTION_DELIMITER}{leaf}"
-                env = _env_name(settings_cls, key)
-                shown = _shown(getattr(default, leaf, None), sub.annotation)
-                help_text = f"{sub.description or ''} [env: {env}; default: {shown}]".strip()
+                help_text = _help(settings_cls, key, sub, getattr(default, leaf, None))
                 func = _option(func, key, sub.annotation, help_text)
         return func
 

@@ -27,7 +27,17 @@ CameraId = Annotated[
         description="Camera id: 1-64 letters, digits, '.', '_' or '-'; the Kafka key.",
     ),
 ]
-Sequence = Annotated[int, Field(ge=0, description="Per-camera frame sequence number.")]
+SEQ_MAX = 2**63 - 1
+"""Largest sequence number: an int64 (Kafka, Redis and every reader can hold it exactly)."""
+Sequence = Annotated[
+    int, Field(ge=0, le=SEQ_MAX, description="Per-camera frame sequence number (0 ... 2^63-1).")
+]
+LabelKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+LabelValue = Annotated[str, Field(min_length=1, max_length=64)]
+Labels = Annotated[
+    dict[LabelKey, LabelValue],
+    Field(max_length=16, description="A camera's free labels such as site and zone (max 16)."),
+]
 UtcTime = Annotated[AwareDatetime, Field(description="A timezone-aware time (UTC on output).")]
 
 
@@ -58,6 +68,23 @@ class DeadLetterReason(StrEnum):
     UNKNOWN_CAMERA = "unknown_camera"
     INVALID_MESSAGE = "invalid_message"
     PROCESSING_FAILED = "processing_failed"
+    # Added by issue 12 (compatible: new codes; readers of dead letters treat codes as text).
+    IMAGE_TOO_LARGE = "image_too_large"
+    """The JPEG header declares more pixels than the detector's limit (a decompression bomb)."""
+    SIZE_MISMATCH = "size_mismatch"
+    """The JPEG header's size disagrees with mw-width / mw-height."""
+    ENCODING_MISMATCH = "encoding_mismatch"
+    """The payload's magic bytes are not those of the encoding its header names."""
+    OUT_OF_RANGE = "out_of_range"
+    """A value outside its stated range: seq, or captured_at later than now + clock skew."""
+    TOO_MANY_FACES = "too_many_faces"
+    """A result with more faces than any frame can hold (max faces per frame)."""
+    OVERSIZED_MESSAGE = "oversized_message"
+    """A record larger than its stage accepts (after decompression), or JSON nested too deep."""
+    CORRUPT_RECORD = "corrupt_record"
+    """The Kafka client could not decode the record itself (e.g. a non-UTF-8 header key)."""
+    CLASSIFIER_UNAVAILABLE = "classifier_unavailable"
+    """The model server kept timing out or refusing the frame's crops within the retry budget."""
 
 
 M = TypeVar("M", bound=Contract)
@@ -77,11 +104,18 @@ def decode(model: type[M], payload: bytes, supported_versions: frozenset[int]) -
     """Parse JSON bytes into `model`, checking the schema version first.
 
     Raises SchemaError with `unsupported_schema_version` for a version this reader does not
-    support and `invalid_message` for anything else that does not fit the contract.
+    support, `oversized_message` for JSON nested deeper than the parser's bound (about 200
+    levels: the parser stops there, in bounded memory) and `invalid_message` for anything
+    else that does not fit the contract. Callers bound the payload's size before this.
     """
     try:
         raw = model.__pydantic_validator__.validate_json(payload, allow_partial=False)
     except ValidationError as error:
+        if any("recursion limit" in e["msg"] for e in error.errors()[:1]):
+            raise SchemaError(
+                DeadLetterReason.OVERSIZED_MESSAGE,
+                f"{model.__name__}: JSON nested deeper than the parser's limit",
+            ) from error
         version = _peek_version(payload)
         if version is not None and version not in supported_versions:
             raise SchemaError(
@@ -99,7 +133,7 @@ def _peek_version(payload: bytes) -> int | None:
 
     try:
         value = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         return None
     version = value.get("schema_version") if isinstance(value, dict) else None
     return version if isinstance(version, int) else None

@@ -132,6 +132,12 @@ class Keys:
         return f"{self.prefix}alerts"
 
     @property
+    def alert_outbox(self) -> str:
+        """Hash: alert events recorded but not yet acknowledged by Kafka (id → JSON); the
+        aggregator re-announces what stays here (see workers/aggregator/apply.py)."""
+        return f"{self.prefix}alerts:outbox"
+
+    @property
     def updates(self) -> str:
         """Pub/sub channel: which cameras changed, and alert events."""
         return f"{self.prefix}updates"
@@ -139,6 +145,10 @@ class Keys:
     def latest(self, camera: str) -> str:
         """Hash: `ms` (capture time of the newest result) and `json` (its summary)."""
         return f"{self.prefix}cam:{camera}:latest"
+
+    def labels(self, camera: str) -> str:
+        """Hash: the camera's labels (name → value, e.g. site, zone) from its newest result."""
+        return f"{self.prefix}cam:{camera}:labels"
 
     def camera_totals(self, camera: str) -> str:
         """Hash of the camera's lifetime counters."""
@@ -148,9 +158,18 @@ class Keys:
         """Hash: `<rule>:state|since|fired_at|value` per alert rule."""
         return f"{self.prefix}cam:{camera}:alert"
 
+    def applied(self, camera: str) -> str:
+        """String: the camera's applied high-water mark, the newest dedupe block applied."""
+        return f"{self.prefix}cam:{camera}:applied"
+
     def seen(self, camera: str, block: int) -> str:
         """Hash of applied sequence numbers of one dedupe block (see `dedupe_slot`)."""
-        return f"{self.prefix}cam:{camera}:seen:{block}"
+        return f"{self.seen_prefix(camera)}{block}"
+
+    def seen_prefix(self, camera: str) -> str:
+        """The camera's dedupe block keys without the block number (the apply script deletes
+        blocks that leave the window by name)."""
+        return f"{self.prefix}cam:{camera}:seen:"
 
     def bucket(self, camera: str | None, res: Resolution, start: int) -> str:
         """Hash of COUNTERS for one camera (or all cameras when None) in one time bucket."""
@@ -211,6 +230,21 @@ class Counters:
 def counters_of(fields: dict[str, str]) -> Counters:
     """Counters from one bucket hash as HGETALL returns it (absent fields are zero)."""
     return Counters(*(int(fields.get(name, 0)) for name in COUNTERS))
+
+
+EMPTY = Counters()
+
+
+def total(counters: list[Counters]) -> Counters:
+    """The sum of some Counters (plain loops: the API sums ~90 per camera per tick)."""
+    frames = skipped = faces = with_mask = without_mask = 0
+    for c in counters:
+        frames += c.frames
+        skipped += c.skipped
+        faces += c.faces
+        with_mask += c.with_mask
+        without_mask += c.without_mask
+    return Counters(frames, skipped, faces, with_mask, without_mask)
 
 
 def sum_counters(hashes: list[dict[str, str]]) -> Counters:

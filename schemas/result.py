@@ -12,7 +12,7 @@ from typing import Final, Literal, Self
 
 from pydantic import Field, model_validator
 
-from schemas.common import CameraId, Contract, Sequence, UtcTime
+from schemas.common import CameraId, Contract, Labels, Sequence, UtcTime
 
 RESULT_SCHEMA_VERSION: Final = 1
 SUPPORTED_RESULT_VERSIONS = frozenset({1})
@@ -86,6 +86,10 @@ class FrameResult(Contract):
     classifier: ModelRef
     worker_id: str = Field(min_length=1, max_length=128)
     timings_ms: StageTimings = StageTimings()
+    labels: Labels = Field(
+        default_factory=dict,
+        description="The camera's labels from its frame header (added in version 1: optional).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

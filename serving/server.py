@@ -43,7 +43,13 @@ from runtime.settings import (
     settings_options,
 )
 from schemas.model_server import MODEL_NAME, SIGNATURE
-from schemas.model_server.tensors import TensorError, fill_tensor, from_tensor_proto
+from schemas.model_server.tensors import (
+    TensorError,
+    declared_bytes,
+    fill_tensor,
+    from_tensor_proto,
+    shape_of,
+)
 from serving.batching import BatcherClosedError, QueueFullError
 from serving.runtimes import RUNTIMES, RuntimeConfig
 from serving.servable import BatchConfig, ModelWatcher, RpcError, Servable
@@ -94,6 +100,12 @@ class ServeSettings(ServiceSettings):
         None, ge=1, le=256, description="Threads per model call (default: the CPU share)."
     )
     max_message_mb: int = Field(64, ge=4, le=2047, description="gRPC message size limit (MiB).")
+    max_request_rows: int = Field(
+        1024, ge=1, le=1_000_000, description="Most rows (crops) one Predict request may declare."
+    )
+    max_request_mb: int = Field(
+        64, ge=1, le=16384, description="Most MiB a request's decoded inputs may declare."
+    )
     grace_s: float = Field(10.0, ge=0, le=600, description="Drain time for in-flight calls.")
 
     @property
@@ -139,8 +151,28 @@ class _Api(
 ):
     """The servicers: translate protos to calls on the watcher's current servable."""
 
-    def __init__(self, watcher: ModelWatcher) -> None:
+    def __init__(self, watcher: ModelWatcher, max_rows: int, max_bytes: int) -> None:
         self._watcher = watcher
+        self._max_rows, self._max_bytes = max_rows, max_bytes
+
+    def _check_declared(self, request: predict_pb2.PredictRequest) -> None:
+        """Refuse, before decoding, inputs whose declared rows or bytes exceed the limits:
+        too many rows is a bad request (INVALID_ARGUMENT), too many bytes is more than this
+        server will hold for one request (RESOURCE_EXHAUSTED)."""
+        total = 0
+        for name, proto in request.inputs.items():
+            shape = shape_of(proto)
+            if shape and shape[0] > self._max_rows:
+                raise RpcError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"input {name!r} declares {shape[0]} rows (max {self._max_rows})",
+                )
+            total += declared_bytes(proto)
+        if total > self._max_bytes:
+            raise RpcError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"inputs declare {total} bytes (max {self._max_bytes})",
+            )
 
     def _resolve(self, spec: model_pb2.ModelSpec) -> Servable:
         if spec.name != self._watcher.name:
@@ -167,6 +199,7 @@ class _Api(
     ) -> predict_pb2.PredictResponse:
         key = request.model_spec.signature_name or SIGNATURE
         try:
+            self._check_declared(request)
             inputs = {name: from_tensor_proto(t) for name, t in request.inputs.items()}
         except TensorError as error:
             raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
@@ -275,7 +308,7 @@ class ModelServer:
                 ("grpc.max_send_message_length", limit),
             ],
         )
-        api = _Api(self.watcher)
+        api = _Api(self.watcher, settings.max_request_rows, settings.max_request_mb * 1024 * 1024)
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(api, self._server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(api, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

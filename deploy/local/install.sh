@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install what the local stack and the tests need, idempotently (quick when all is there):
-#   1. Debian packages: Redis, ffmpeg, Chromium, GStreamer's RTSP server, Java 17, Maven and jq;
+#   1. Debian packages: Redis, ffmpeg, Chromium, GStreamer's RTSP server, Java 17, Maven, jq,
+#      podman, runc, debootstrap and catatonit (the image tests build and run the images and
+#      `podman kube play` the chart: deploy/images, tests/deploy/test_images_run.py);
 #   2. the virtualenv .venv with maskwatch and all its service extras (editable);
 #   3. the Apache Kafka broker (and console tools) jars from Maven Central, cached in
 #      ~/.cache/maskwatch;
@@ -17,7 +19,8 @@ APT_PACKAGES=(
   redis-server ffmpeg chromium chromium-driver
   gir1.2-gst-rtsp-server-1.0 python3-gi
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  openjdk-17-jre-headless maven jq
+  openjdk-17-jre-headless maven jq nodejs
+  podman runc debootstrap catatonit
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

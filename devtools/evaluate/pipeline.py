@@ -32,6 +32,7 @@ from devtools.evaluate.scoring import (
     PrecisionRecall,
     best_recall_at_precision,
     match,
+    matched_truths,
 )
 from imaging.crop import CropConfig
 from imaging.precision import average_precision
@@ -114,10 +115,46 @@ def report(
     kept = all_scores >= operating_score
     point = PrecisionRecall(int(all_hits[kept].sum()), int(kept.sum()), total)
     out["face_ap"] = average_precision(all_scores, all_hits, total)
+    out.update(recall_by_size(truths, predictions, operating_score))
     out["face_recall"], out["face_precision"] = point.recall, point.precision
     recall_90, threshold_90 = best_recall_at_precision(all_scores, all_hits, total, 0.9)
     out["face_recall_at_p90"], out["score_at_p90"] = recall_90, threshold_90
     out["faces"], out["photos"] = float(total), float(len(truths))
+    return out
+
+
+SIZE_BINS_PX = ((0.0, 16.0), (16.0, 32.0), (32.0, float("inf")))
+SIZE_BIN_NAMES = ("lt16", "16to32", "ge32")
+
+
+def face_size_px(xyxy: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Face size as the geometric mean of box width and height (N boxes → N sizes)."""
+    width = np.clip(xyxy[:, 2] - xyxy[:, 0], 0, None)
+    height = np.clip(xyxy[:, 3] - xyxy[:, 1], 0, None)
+    return np.asarray(np.sqrt(width * height), np.float64)
+
+
+def recall_by_size(
+    truths: dict[str, Truth], predictions: dict[str, list[Prediction]], operating_score: float
+) -> dict[str, float]:
+    """Face recall at the operating score per annotated face size (< 16, 16–32, ≥ 32 px):
+    which faces the detector misses. Truths are matched VOC-style (IoU 0.5) per photo."""
+    found = np.zeros(len(SIZE_BINS_PX), np.int64)
+    counts = np.zeros(len(SIZE_BINS_PX), np.int64)
+    for name, truth in truths.items():
+        kept = [p for p in predictions[name] if p.detector_score >= operating_score]
+        boxes = np.array([p.xyxy for p in kept], np.float64).reshape(-1, 4)
+        ranks = np.array([p.detector_score for p in kept], np.float64)
+        matched = matched_truths(boxes, ranks, truth.xyxy)
+        sizes = face_size_px(truth.xyxy)
+        for index, (low, high) in enumerate(SIZE_BINS_PX):
+            in_bin = (sizes >= low) & (sizes < high)
+            counts[index] += int(in_bin.sum())
+            found[index] += int((in_bin & matched).sum())
+    out = {}
+    for index, label in enumerate(SIZE_BIN_NAMES):
+        out[f"recall_{label}px"] = float(found[index] / counts[index]) if counts[index] else 0.0
+        out[f"faces_{label}px"] = float(counts[index])
     return out
 
 
@@ -141,7 +178,10 @@ def run_photos(
             probabilities = classifier.classify(outcome.crops_rgb)
         else:
             probabilities = np.tile(np.array([1.0, 0.0], np.float32), (len(outcome.detections), 1))
-        results[path.name] = core.finish(outcome, probabilities, 0.0, now)
+        finished = core.finish(outcome, probabilities, 0.0, now)
+        if not isinstance(finished, FrameResult):
+            raise click.ClickException(f"{path}: {finished.reason}: {finished.message}")
+        results[path.name] = finished
     return results
 
 
@@ -211,6 +251,8 @@ def cli(**options: object) -> None:
     predictions = {name: predictions_of(r) for name, r in results.items()}
     truths = {p.name: load_truth(annotations / f"{p.stem}.xml") for p in photos}
     figures = report(truths, predictions, operating_score, settings.classify)
+    detect_ms = [r.timings_ms.detect_ms for r in results.values()]
+    figures["detect_ms_per_frame"] = float(np.mean(detect_ms))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
@@ -224,6 +266,7 @@ def cli(**options: object) -> None:
     click.echo(
         f"photos={len(photos)} split={split} detector={settings.detector.backend} "
         f"upscale_to_px={settings.detector.upscale_to_px} "
+        f"nms={settings.detector.nms_threshold} "
         f"score_threshold={operating_score} "
         f"classifier={'v' + str(classifier.model_version) if classifier else 'none'} "
         f"({elapsed / len(photos) * 1000:.0f} ms/photo)"

@@ -13,23 +13,36 @@ from imaging.boxes import iou_matrix
 F = npt.NDArray[np.floating]
 
 
+def _greedy_match(
+    pred_xyxy: F, pred_scores: F, truth_xyxy: F, iou_threshold: float
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """VOC greedy matching in one image → (hit flag per prediction, taken flag per truth)."""
+    hits = np.zeros(len(pred_scores), dtype=bool)
+    taken = np.zeros(len(truth_xyxy), dtype=bool)
+    if len(pred_scores) == 0 or len(truth_xyxy) == 0:
+        return hits, taken
+    ious = iou_matrix(pred_xyxy, truth_xyxy)
+    for i in np.argsort(-np.asarray(pred_scores), kind="stable"):
+        j = int(np.argmax(ious[i]))
+        if ious[i, j] >= iou_threshold and not taken[j]:
+            taken[j] = hits[i] = True
+    return hits, taken
+
+
 def match(
     pred_xyxy: F, pred_scores: F, truth_xyxy: F, iou_threshold: float = 0.5
 ) -> npt.NDArray[np.bool_]:
     """VOC greedy matching in one image: predictions by descending score each take the
     unmatched truth box they overlap most (IoU ≥ threshold). Returns one true-positive flag
     per prediction, in the predictions' given order."""
-    n = len(pred_scores)
-    hits = np.zeros(n, dtype=bool)
-    if n == 0 or len(truth_xyxy) == 0:
-        return hits
-    ious = iou_matrix(pred_xyxy, truth_xyxy)
-    taken = np.zeros(len(truth_xyxy), dtype=bool)
-    for i in np.argsort(-np.asarray(pred_scores), kind="stable"):
-        j = int(np.argmax(ious[i]))
-        if ious[i, j] >= iou_threshold and not taken[j]:
-            taken[j] = hits[i] = True
-    return hits
+    return _greedy_match(pred_xyxy, pred_scores, truth_xyxy, iou_threshold)[0]
+
+
+def matched_truths(
+    pred_xyxy: F, pred_scores: F, truth_xyxy: F, iou_threshold: float = 0.5
+) -> npt.NDArray[np.bool_]:
+    """One flag per truth box: did a prediction take it in the same matching as `match`?"""
+    return _greedy_match(pred_xyxy, pred_scores, truth_xyxy, iou_threshold)[1]
 
 
 @dataclass(frozen=True)

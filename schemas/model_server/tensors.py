@@ -81,6 +81,19 @@ def shape_of(proto: TensorMessage) -> tuple[int, ...]:
     return tuple(int(d.size) for d in proto.tensor_shape.dim)
 
 
+def declared_bytes(proto: TensorMessage) -> int:
+    """Bytes the decoded array of `proto` would take, from its declared shape and dtype
+    alone (exact Python integers, so no overflow): checked before anything is allocated,
+    since a few bytes of request may declare gigabytes (one value fills the whole shape)."""
+    dtype = DTYPES.get(proto.dtype)
+    if dtype is None:
+        raise TensorError(f"unsupported dtype {dtype_name(proto.dtype)}")
+    count = 1
+    for d in shape_of(proto):
+        count *= max(d, 0)
+    return count * dtype.itemsize
+
+
 def from_tensor_proto(proto: TensorMessage) -> npt.NDArray[np.generic]:
     """Decode a `TensorProto` into a new array; raises TensorError when it is malformed."""
     dtype = DTYPES.get(proto.dtype)

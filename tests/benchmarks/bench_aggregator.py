@@ -55,7 +55,7 @@ def bench_apply(client: redis.Redis, n: int, cameras: int, batch: int, repeats: 
         prefix = f"bench:{uuid.uuid4().hex[:8]}:"
         now = time.time()
         results = stream([f"cam-{i}" for i in range(cameras)], n // cameras, now - 120)
-        applier = Applier(client, Keys(prefix), seen_ttl_s=3600, camera_ttl_s=86400)
+        applier = Applier(client, Keys(prefix), window_s=3600, camera_ttl_s=86400)
         started = time.perf_counter()
         for i in range(0, len(results), batch):
             applier.apply_batch(results[i : i + batch], now)

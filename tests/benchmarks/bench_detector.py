@@ -111,6 +111,8 @@ def worker_run(
         "MASKWATCH_DETECTOR_RUNTIME__HEALTH_PORT": "0",
         "MASKWATCH_DETECTOR_MODEL_SERVER": model_server,
         "MASKWATCH_DETECTOR_MAX_AGE_S": "3600",
+        # the serial baseline's detector
+        "MASKWATCH_DETECTOR_DETECTOR__BACKEND": "retinaface-mobilenet",
         "MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH": str(detector_model),
     }
     results: list[FrameResult] = []
@@ -199,7 +201,7 @@ def main(
     timeout_s: float,
 ) -> None:
     chosen = sorted(photos.glob("*.jpg"))[:frames]
-    config = detector_config(model_path=detector_model)
+    config = detector_config(backend="retinaface-mobilenet", model_path=detector_model)
     click.echo(
         f"{len(chosen)} crowd frames, detector upscale_to_px={config.upscale_to_px}, "
         f"cpus={os.cpu_count()}, load average before={os.getloadavg()[0]:.1f}"

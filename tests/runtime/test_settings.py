@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import socket
+import time
+from pathlib import Path
+from typing import Any, Literal
 
 import click
 import pytest
 from click.testing import CliRunner
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from runtime.settings import ServiceSettings, load_settings, settings_options
+from runtime.settings import CLI_DEFAULT, ServiceSettings, load_settings, settings_options
 
 
 class Window(BaseModel):
@@ -28,6 +31,16 @@ class DemoSettings(ServiceSettings):
     snapshots: bool = Field(False, description="Keep face snapshots.")
     cameras: list[str] = Field(default_factory=list, description="Camera ids.")
     window: Window = Field(default_factory=Window, description="Rolling window.")
+    password: SecretStr | None = Field(None, description="A secret.")
+    level: Literal["DEBUG", "INFO"] = Field("INFO", description="Log level.")
+    ratio: float = Field(0.5, ge=0, le=1, description="A share.")
+    weights: Path | None = Field(None, description="Weights file.")
+    started: float = Field(default_factory=time.time, description="Start time.")
+    host: str = Field(
+        default_factory=socket.gethostname,
+        description="Host.",
+        json_schema_extra={CLI_DEFAULT: "the host name"},
+    )
 
 
 @click.command()
@@ -54,10 +67,45 @@ def test_help_shows_description_env_var_and_default() -> None:
     assert "Window length. [env: MASKWATCH_DEMO_WINDOW__SECONDS; default: 60]" in text
 
 
+def test_help_shows_types_choices_and_the_same_defaults_on_every_run() -> None:
+    text = " ".join(run(["--help"]).output.split())
+    assert "--batch-size INTEGER" in text and "--ratio FLOAT" in text
+    assert "--weights PATH" in text and "--level [DEBUG|INFO]" in text
+    assert "--cameras JSON" in text and "--name TEXT" in text
+    assert "MASKWATCH_DEMO_WEIGHTS; default: none]" in text
+    assert "MASKWATCH_DEMO_SNAPSHOTS; default: off]" in text
+    assert "MASKWATCH_DEMO_STARTED; default: computed at start-up]" in text
+    assert "MASKWATCH_DEMO_HOST; default: the host name]" in text
+    assert socket.gethostname() not in text and "None" not in text and "null" not in text
+    assert text == " ".join(run(["--help"]).output.split())
+    assert "--password" not in text  # secrets: environment only
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "many"], "'many' is not a valid integer"),
+        (["--ratio", "half"], "'half' is not a valid float"),
+        (["--level", "LOUD"], "'LOUD' is not one of 'DEBUG', 'INFO'"),
+    ],
+)
+def test_bad_types_fail_with_clicks_message(args: list[str], message: str) -> None:
+    result = run(args)
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_typed_values_reach_the_settings() -> None:
+    result = run(["--level", "DEBUG", "--ratio", "0.25", "--weights", "w.onnx"])
+    assert result.exit_code == 0, result.output
+    settings = DemoSettings.model_validate_json(result.output)
+    assert (settings.level, settings.ratio, settings.weights) == ("DEBUG", 0.25, Path("w.onnx"))
+
+
 def test_defaults() -> None:
     result = run([])
     assert result.exit_code == 0, result.output
-    assert DemoSettings.model_validate_json(result.output) == DemoSettings()
+    loaded = DemoSettings.model_validate_json(result.output)
+    assert loaded.model_dump(exclude={"started"}) == DemoSettings().model_dump(exclude={"started"})
 
 
 @pytest.mark.parametrize(

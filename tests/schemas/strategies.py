@@ -20,6 +20,10 @@ aware_times = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=offsets
 )
 
+labels = st.dictionaries(
+    st.from_regex(r"\A[a-z][a-z0-9_]{0,31}\Z"), st.text(min_size=1, max_size=64), max_size=16
+)
+
 frame_metas = st.builds(
     FrameMeta,
     camera_id=camera_ids,
@@ -27,6 +31,7 @@ frame_metas = st.builds(
     captured_at=aware_times,
     width=st.integers(min_value=1, max_value=16384),
     height=st.integers(min_value=1, max_value=16384),
+    labels=labels,
 )
 
 probabilities = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)

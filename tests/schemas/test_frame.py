@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -16,6 +16,7 @@ from schemas.frame import (
     HEADER_CAPTURED_AT,
     HEADER_ENCODING,
     HEADER_HEIGHT,
+    HEADER_LABELS,
     HEADER_SCHEMA_VERSION,
     HEADER_SEQ,
     HEADER_WIDTH,
@@ -27,6 +28,14 @@ from schemas.frame import (
     parse_frame_headers,
 )
 from tests.schemas.strategies import frame_metas
+
+META = FrameMeta(
+    camera_id="gate-1",
+    seq=7,
+    captured_at=datetime.fromisoformat("2026-01-01T00:00:00+00:00"),
+    width=640,
+    height=480,
+)
 
 
 def replaced(headers: KafkaHeaders, name: str, value: bytes) -> KafkaHeaders:
@@ -45,7 +54,8 @@ def test_headers_round_trip(meta: FrameMeta) -> None:
     parsed = parse_frame_headers(headers)
     assert parsed == meta
     assert parsed.captured_at.utcoffset() is not None
-    assert {name for name, _ in headers} == set(REQUIRED_HEADERS)
+    optional = {HEADER_LABELS} if meta.labels else set()
+    assert {name for name, _ in headers} == set(REQUIRED_HEADERS) | optional
     assert all(value.isascii() for _, value in headers)
     assert camera_id_from_headers(headers) == meta.camera_id
 
@@ -96,7 +106,7 @@ def test_repeated_header_is_malformed(meta: FrameMeta, name: str) -> None:
     assert code_of(headers + again) == DeadLetterReason.MALFORMED_HEADER
 
 
-@given(frame_metas, st.integers().filter(lambda v: v != 1))
+@given(frame_metas, st.integers(min_value=0, max_value=10**60).filter(lambda v: v != 1))
 def test_unsupported_version_is_rejected(meta: FrameMeta, version: int) -> None:
     headers = replaced(frame_headers(meta), HEADER_SCHEMA_VERSION, str(version).encode())
     assert code_of(headers) == DeadLetterReason.UNSUPPORTED_SCHEMA_VERSION
@@ -199,3 +209,56 @@ def test_meta_rejects_bad_values(field: str, value: object) -> None:
     }
     with pytest.raises(ValidationError):
         FrameMeta(**{**good, field: value})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"site=north", b'["north"]', b'{"Site": "north"}', b'{"site": ""}', b'{"site": 3}'],
+)
+def test_malformed_labels_header_is_rejected(value: bytes) -> None:
+    meta = FrameMeta(
+        camera_id="c", seq=1, captured_at=datetime(2026, 1, 1, tzinfo=UTC), width=2, height=2
+    )
+    headers = [*frame_headers(meta), (HEADER_LABELS, value)]
+    assert code_of(headers) == DeadLetterReason.MALFORMED_HEADER
+
+
+def test_labels_travel_as_ascii_json_and_old_frames_have_none() -> None:
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    meta = FrameMeta(
+        camera_id="c",
+        seq=1,
+        captured_at=moment,
+        width=2,
+        height=2,
+        labels={"site": "Zürich", "zone": "gate"},
+    )
+    headers = dict(frame_headers(meta))
+    assert headers[HEADER_LABELS] == b'{"site": "Z\\u00fcrich", "zone": "gate"}'
+    assert parse_frame_headers(list(headers.items())).labels == meta.labels
+    del headers[HEADER_LABELS]  # a frame from a producer before labels: still valid, none
+    assert parse_frame_headers(list(headers.items())).labels == {}
+
+
+@given(
+    frame_metas,
+    st.sampled_from([HEADER_SEQ, HEADER_WIDTH, HEADER_HEIGHT, HEADER_SCHEMA_VERSION]),
+    st.sampled_from([b"--5", b"-5", b"+5", b"5_000", b" 5", b"\xd9\xa5", b"9" * 4301, b"1e3"]),
+)
+def test_hostile_integers_are_malformed_never_a_crash(
+    meta: FrameMeta, name: str, value: bytes
+) -> None:
+    assert code_of(replaced(frame_headers(meta), name, value)) == DeadLetterReason.MALFORMED_HEADER
+
+
+def test_long_camera_id_is_rejected_before_it_is_copied() -> None:
+    headers = replaced(frame_headers(META), HEADER_CAMERA_ID, b"c" * 700_000)
+    with pytest.raises(SchemaError, match="700000 bytes") as caught:
+        parse_frame_headers(headers)
+    assert caught.value.code == DeadLetterReason.MALFORMED_HEADER
+    assert camera_id_from_headers(headers) == "c" * 64
+
+
+def test_seq_beyond_int64_is_out_of_range() -> None:
+    headers = replaced(frame_headers(META), HEADER_SEQ, str(10**30).encode())
+    assert code_of(headers) == DeadLetterReason.OUT_OF_RANGE

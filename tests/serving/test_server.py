@@ -39,6 +39,17 @@ def predict_request(
     return request
 
 
+def declaring(request: predict_pb2.PredictRequest, shape: tuple[int, ...]) -> None:
+    """Replace the request's crops by a uint8 tensor of a few bytes whose one value would
+    fill `shape`."""
+    proto = request.inputs["crops"]
+    proto.Clear()
+    proto.dtype = types_pb2.DT_UINT8
+    proto.int_val.append(7)
+    for size in shape:
+        proto.tensor_shape.dim.add(size=size)
+
+
 def probabilities_of(response: predict_pb2.PredictResponse) -> npt.NDArray[np.float32]:
     return from_tensor_proto(response.outputs["probabilities"]).astype(np.float32, copy=False)
 
@@ -104,6 +115,9 @@ def test_an_empty_batch_gets_an_empty_answer(channel: grpc.Channel, tiny: Any) -
         ("extra input", grpc.StatusCode.INVALID_ARGUMENT),
         ("unknown output", grpc.StatusCode.INVALID_ARGUMENT),
         ("truncated content", grpc.StatusCode.INVALID_ARGUMENT),
+        ("rows over the limit from one value", grpc.StatusCode.INVALID_ARGUMENT),
+        ("gigabytes declared by one value", grpc.StatusCode.RESOURCE_EXHAUSTED),
+        ("negative dimension", grpc.StatusCode.INVALID_ARGUMENT),
     ],
 )
 def test_predict_errors_have_the_right_status(
@@ -133,6 +147,12 @@ def test_predict_errors_have_the_right_status(
         request.output_filter.append("logits")
     elif case == "truncated content":
         request.inputs["crops"].tensor_content = request.inputs["crops"].tensor_content[:-1]
+    elif case == "rows over the limit from one value":  # 4.9 GB if filled: refused first
+        declaring(request, (100_000, 128, 128, 3))
+    elif case == "gigabytes declared by one value":
+        declaring(request, (1000, 1000, 1000, 3))
+    elif case == "negative dimension":
+        declaring(request, (2, -1, 8, 3))
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     assert rpc_code(stub.Predict, request) == code
 

@@ -3,7 +3,15 @@
 `Aggregator.handle` turns consumed records into Redis writes and dead letters and returns
 only once Redis has confirmed the writes, so the caller may then commit the offsets. Alert
 transitions are recorded in Redis first (compare-and-set, so several aggregators never
-announce the same one twice) and only then handed to `alert_sink` (Kafka topic, webhook).
+announce the same one twice), with the event in an outbox that is emptied only once Kafka
+acknowledged it, and only then handed to `alert_sink` (Kafka topic, webhook).
+
+One boundary per record: every record is applied or dead-lettered with a reason. Before
+parsing, a record's size is bounded (`max_result_bytes`, after the client's decompression)
+and the parser stops at ~200 levels of nesting; after it, faces per frame (`max_faces`) and
+the capture time (no later than now + `max_clock_skew_s`) are bounded. Any other exception
+on one record dead-letters it (`processing_failed`); only Redis being unreachable stops a
+batch, so that it is retried whole.
 """
 
 from __future__ import annotations
@@ -15,11 +23,14 @@ from typing import Protocol
 
 from prometheus_client import Counter, Histogram
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runtime.logs import get_logger
 from schemas.alert import AlertEvent
-from schemas.common import SchemaError, decode, encode
-from schemas.dead_letter import DeadLetter, payload_head
+from schemas.common import DeadLetterReason, SchemaError, decode, encode
+from schemas.dead_letter import DeadLetter, build_dead_letter
 from schemas.redis_state import WINDOWS, Keys, RuleState, rule_state, sum_counters
 from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
 from workers.aggregator.alerts import (
@@ -27,7 +38,7 @@ from workers.aggregator.alerts import (
     evaluate_compliance,
     evaluate_silence,
 )
-from workers.aggregator.apply import Applier, ApplyOutcome
+from workers.aggregator.apply import Applier, ApplyOutcome, outbox_id
 from workers.aggregator.settings import AggregatorSettings
 
 log = get_logger("aggregator")
@@ -83,23 +94,77 @@ class Aggregator:
         self.alert_sink = alert_sink
 
     def handle(self, records: Sequence[Record], now: float | None = None) -> BatchOutcome:
-        """Decode and apply a batch; raises (nothing committed) if Redis fails."""
+        """Decode and apply a batch; raises (nothing committed) only if Redis is unreachable."""
         now = time.time() if now is None else now
-        results: list[FrameResult] = []
+        decoded: list[tuple[Record, FrameResult]] = []
         dead: list[DeadLetter] = []
         for record in records:
             try:
-                results.append(decode(FrameResult, record.value or b"", SUPPORTED_RESULT_VERSIONS))
+                decoded.append((record, self.decode(record, now)))
             except SchemaError as error:
-                dead.append(_dead_letter(record, error))
+                dead.append(_dead_letter(record, error.code, error.message))
+            except Exception as error:  # one record's surprise must not stop the batch
+                dead.append(_dead_letter(record, DeadLetterReason.PROCESSING_FAILED, repr(error)))
         started = time.perf_counter()
-        outcome = self.applier.apply_batch(results, now)
+        outcome = self._apply(decoded, now, dead)
         APPLY_SECONDS.observe(time.perf_counter() - started)
         RESULTS.labels("applied").inc(outcome.applied)
         RESULTS.labels("duplicate").inc(outcome.duplicates)
+        RESULTS.labels("late").inc(outcome.late)
         RESULTS.labels("dead_letter").inc(len(dead))
         alerts = self.check_compliance(outcome.cameras, now)
         return BatchOutcome(outcome, dead, alerts)
+
+    def decode(self, record: Record, now: float) -> FrameResult:
+        """One record's result, within this deployment's bounds; SchemaError if not."""
+        value = record.value or b""
+        limit = self.settings.max_result_bytes
+        if len(value) > limit:
+            raise SchemaError(
+                DeadLetterReason.OVERSIZED_MESSAGE, f"{len(value)} bytes (max {limit})"
+            )
+        result = decode(FrameResult, value, SUPPORTED_RESULT_VERSIONS)
+        if len(result.faces) > self.settings.max_faces:
+            raise SchemaError(
+                DeadLetterReason.TOO_MANY_FACES,
+                f"{len(result.faces)} faces (max {self.settings.max_faces})",
+            )
+        ahead_s = result.captured_at.timestamp() - now
+        if ahead_s > self.settings.max_clock_skew_s:
+            raise SchemaError(
+                DeadLetterReason.OUT_OF_RANGE, f"captured_at {ahead_s:.0f} s after now"
+            )
+        return result
+
+    def _apply(
+        self, decoded: list[tuple[Record, FrameResult]], now: float, dead: list[DeadLetter]
+    ) -> ApplyOutcome:
+        """Apply in one round trip; if Redis refuses the batch for a reason other than being
+        unreachable, apply record by record and dead-letter those it still refuses."""
+        try:
+            return self.applier.apply_batch([r for _, r in decoded], now)
+        except (RedisConnectionError, RedisTimeoutError):
+            raise
+        except Exception as error:  # a script error on some record: find which
+            _raise_if_full(error)
+            log.warning("batch_apply_failed", error=repr(error)[:500])
+        total = ApplyOutcome(0, 0, frozenset())
+        for record, result in decoded:
+            try:
+                one = self.applier.apply_batch([result], now)
+            except (RedisConnectionError, RedisTimeoutError):
+                raise
+            except Exception as error:  # this record's own failure
+                _raise_if_full(error)
+                dead.append(_dead_letter(record, DeadLetterReason.PROCESSING_FAILED, repr(error)))
+                continue
+            total = ApplyOutcome(
+                total.applied + one.applied,
+                total.duplicates + one.duplicates,
+                total.cameras | one.cameras,
+                total.late + one.late,
+            )
+        return total
 
     def rules(self, camera: str) -> AlertRules:
         return self.settings.alert_rules(camera)
@@ -154,6 +219,7 @@ class Aggregator:
             now,
             event.value,
             encode(event).decode(),
+            outbox_id(event),
         )
         if not won:
             return []
@@ -170,23 +236,23 @@ class Aggregator:
         return [event]
 
 
-def _dead_letter(record: Record, error: SchemaError) -> DeadLetter:
-    key = record.key.decode("utf-8", "replace")[:64] if record.key else None
-    log.warning(
-        "dead_letter",
-        reason=error.code.value,
-        partition=record.partition,
-        offset=record.offset,
-        camera_id=key,
-    )
-    return DeadLetter(
+def _raise_if_full(error: Exception) -> None:
+    """Redis out of memory (maxmemory with noeviction) is the infrastructure failing, not
+    the record: raised as unreachable, so the batch is held and retried, never dead-lettered."""
+    if isinstance(error, ResponseError) and str(error).startswith("OOM"):
+        raise RedisConnectionError(f"redis is full: {error}") from error
+
+
+def _dead_letter(record: Record, reason: DeadLetterReason, text: str) -> DeadLetter:
+    """A bounded dead letter of a result record (its key is the camera id it claims)."""
+    key = record.key[:64].decode("utf-8", "replace") if record.key else None
+    return build_dead_letter(
         source_topic=record.topic,
         partition=record.partition,
         offset=record.offset,
-        camera_id=key,
         stage="aggregator",
-        reason=error.code,
-        message=error.message[:2000],
-        payload_size=len(record.value or b""),
-        payload_head_b64=payload_head(record.value),
+        reason=reason,
+        message=text,
+        payload=record.value,
+        camera_id=key,
     )

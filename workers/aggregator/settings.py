@@ -43,7 +43,20 @@ class AggregatorSettings(RedisState, ServiceSettings):
         3600,
         ge=60,
         le=7 * DAY_S,
-        description="How long a (camera, seq) is remembered as applied (redelivery window, s).",
+        description="Dedupe window (s of capture time) below a camera's newest applied result: "
+        "replays inside it are no-ops, results older than it are refused as late.",
+    )
+    max_result_bytes: int = Field(
+        1024 * 1024,
+        ge=4096,
+        le=64 * 1024 * 1024,
+        description="Largest result record (bytes, after Kafka decompression) that is parsed.",
+    )
+    max_faces: int = Field(
+        2000, ge=1, le=100_000, description="Most faces one frame's result may report."
+    )
+    max_clock_skew_s: float = Field(
+        300.0, ge=0, le=86400, description="How far in the future a capture time may lie (s)."
     )
     camera_ttl_s: int = Field(
         7 * DAY_S,

@@ -31,6 +31,7 @@ def result(
     masked: int = 0,
     unmasked: int = 0,
     skipped: bool = False,
+    labels: dict[str, str] | None = None,
 ) -> FrameResult:
     """One result with `masked` + `unmasked` faces, or a skipped (too old) one."""
     if not isinstance(captured_at, datetime):
@@ -56,6 +57,7 @@ def result(
         classifier=CLASSIFIER,
         worker_id="synthetic",
         timings_ms=StageTimings(total_ms=0.0 if skipped else 80.0),
+        labels=labels or {},
     )
 
 

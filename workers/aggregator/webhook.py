@@ -15,6 +15,7 @@ import urllib.request
 
 from prometheus_client import Counter
 
+from runtime.backoff import Backoff, BackoffPolicy
 from runtime.logs import get_logger
 from schemas.alert import AlertEvent
 from schemas.common import encode
@@ -75,7 +76,14 @@ class WebhookNotifier:
 
     def _deliver(self, event: AlertEvent) -> None:
         body = encode(event)
-        for attempt in range(1, self.retries + 1):
+        backoff = Backoff(
+            BackoffPolicy(
+                initial_s=self.backoff_s,
+                max_s=min(max(self.backoff_s * 2 ** (self.retries - 1), self.backoff_s), 3600.0),
+                max_attempts=self.retries,
+            )
+        )
+        while True:
             request = urllib.request.Request(
                 self.url, data=body, method="POST", headers={"Content-Type": "application/json"}
             )
@@ -85,8 +93,10 @@ class WebhookNotifier:
                         WEBHOOK_EVENTS.labels("delivered").inc()
                         return
             except (urllib.error.URLError, OSError) as error:
-                log.warning("webhook_failed", attempt=attempt, error=str(error))
-            if attempt < self.retries:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+                log.warning("webhook_failed", attempt=backoff.attempts + 1, error=str(error))
+            delay = backoff.next_delay()
+            if delay is None:
+                break
+            time.sleep(delay)
         WEBHOOK_EVENTS.labels("failed").inc()
         log.error("webhook_gave_up", camera_id=event.camera_id, rule=event.rule)

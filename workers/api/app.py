@@ -10,13 +10,15 @@ browser can send the token in a header instead of a URL that ends up in access l
 """
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
@@ -31,13 +33,23 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from pydantic import StringConstraints
 from redis.asyncio import Redis
 from sse_starlette import EventSourceResponse
 
 from runtime.logs import get_logger
 from schemas.alert import AlertEvent
 from schemas.redis_state import Keys
-from workers.api.models import CameraStatus, Overview
+from workers.api.fleet_metrics import FleetCollector
+from workers.api.models import (
+    CameraList,
+    CameraStatus,
+    CameraSummary,
+    LabelAggregates,
+    Overview,
+    label_groups,
+)
+from workers.api.overview import LiveOverview
 from workers.api.settings import ApiSettings
 from workers.api.store import Store
 
@@ -66,20 +78,52 @@ class Metrics:
         self.streams = Gauge("maskwatch_api_streams", "Open event streams.", registry=self.registry)
 
 
+LABEL_FILTER = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}=.{1,64}$")]
+LABEL_NAME = PathParam(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="Label name.")
+READY_WAIT_S = 10.0
+"""How long a request waits for the first load of the fleet after start-up."""
+
+
 def create_app(settings: ApiSettings) -> FastAPI:
     """Build the API (see the module doc)."""
     redis = Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5)
     store = Store(
         redis, Keys(settings.key_prefix), settings.stale_after_s, settings.compliance_target
     )
+    fleet = LiveOverview(
+        store,
+        coalesce_s=settings.stream_coalesce_s,
+        tick_s=settings.tick_s,
+        resync_s=settings.resync_s,
+    )
     metrics = Metrics()
+    metrics.registry.register(
+        FleetCollector(
+            fleet,
+            settings.metric_labels,
+            settings.metric_max_cameras,
+            settings.metric_max_label_values,
+        )
+    )
     token = settings.bearer_token()
     streams = asyncio.Semaphore(settings.max_streams)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await redis.aclose()
+        follower = asyncio.create_task(fleet.run(), name="overview")
+        try:
+            yield
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+            await redis.aclose()
+
+    async def loaded() -> None:
+        try:
+            await asyncio.wait_for(fleet.ready.wait(), READY_WAIT_S)
+        except TimeoutError:
+            raise HTTPException(503, "camera overview not loaded yet (Redis?)") from None
 
     app = FastAPI(
         title="maskwatch API",
@@ -119,9 +163,48 @@ def create_app(settings: ApiSettings) -> FastAPI:
     # The spec declares bearer auth only when a token is set, so it never lies about it.
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)] if token else [])
 
-    @api.get("/cameras", response_model=Overview, summary="All cameras and totals")
-    async def cameras() -> Overview:
-        return await store.overview()
+    @api.get(
+        "/cameras",
+        response_model=Overview,
+        summary="Cameras (one page, optionally filtered by label) and fleet totals",
+        responses={503: {"description": "Overview not loaded yet"}},
+    )
+    async def cameras(
+        label: Annotated[
+            list[LABEL_FILTER],
+            Query(description="`name=value`; repeat to require several labels (AND)."),
+        ] = [],  # noqa: B006 (FastAPI copies query defaults)
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=settings.max_page)] = settings.max_page,
+    ) -> Response:
+        await loaded()
+        wanted = dict(item.split("=", 1) for item in label)
+        total, page = fleet.page(wanted, offset, limit)
+        totals = fleet.totals or await store.totals()
+        body = Overview(
+            at=datetime.now(UTC),
+            windows=totals.windows,
+            lifetime=totals.lifetime,
+            stale_after_s=settings.stale_after_s,
+            target=settings.compliance_target,
+            total=total,
+            offset=offset,
+            limit=limit,
+            cameras=page,
+        )
+        # serialised directly: the model is already valid, re-validating 500 cameras is not free
+        return Response(body.model_dump_json(), media_type="application/json")
+
+    @api.get(
+        "/labels/{label}",
+        response_model=LabelAggregates,
+        summary="Per value of a label (e.g. site): cameras, firing, stale and summed windows",
+        responses={503: {"description": "Overview not loaded yet"}},
+    )
+    async def labels(label: Annotated[str, LABEL_NAME]) -> LabelAggregates:
+        await loaded()
+        _, cams = fleet.page({}, 0, len(fleet.entries) or 1)
+        return LabelAggregates(at=datetime.now(UTC), label=label, groups=label_groups(label, cams))
 
     @api.get(
         "/cameras/{camera_id}",
@@ -147,14 +230,26 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     @api.get(
         "/stream",
-        summary="Server-sent events: `snapshot` (Overview), `camera` (CameraStatus), `alert`",
+        summary="Server-sent events: `cameras` (changed CameraSummary list), `removed` (ids), "
+        "`totals` (Totals), `alert` (AlertEvent)",
         response_class=EventSourceResponse,
         responses={200: {"content": {"text/event-stream": {}}}, 503: {"description": "Busy"}},
     )
-    async def stream(request: Request) -> EventSourceResponse:
+    async def stream(
+        request: Request,
+        since_ms: Annotated[
+            int | None,
+            Query(
+                ge=0,
+                description="Server epoch ms of the view the client holds (its `at`): only "
+                "cameras changed since then are sent first. Absent: all cameras.",
+            ),
+        ] = None,
+    ) -> EventSourceResponse:
         if streams.locked():
             raise HTTPException(503, "too many event streams")
-        return EventSourceResponse(_events(request, store, settings, streams, metrics), ping=15)
+        await loaded()
+        return EventSourceResponse(_events(request, fleet, since_ms, streams, metrics), ping=15)
 
     app.include_router(api)
 
@@ -186,47 +281,60 @@ def create_app(settings: ApiSettings) -> FastAPI:
     return app
 
 
+CATCH_UP_MARGIN_MS = 2000
+"""Catch-up also resends what changed just before `since_ms` (clock skew between replicas)."""
+EVENT_CAMERAS = 100
+"""Cameras per `cameras` event, so one event stays small."""
+
+
+def _camera_events(cameras: list[CameraSummary]) -> list[dict[str, str]]:
+    return [
+        {
+            "event": "cameras",
+            "data": CameraList(cameras=cameras[i : i + EVENT_CAMERAS]).model_dump_json(),
+        }
+        for i in range(0, len(cameras), EVENT_CAMERAS)
+    ]
+
+
 async def _events(
     request: Request,
-    store: Store,
-    settings: ApiSettings,
+    fleet: LiveOverview,
+    since_ms: int | None,
     streams: asyncio.Semaphore,
     metrics: Metrics,
-) -> AsyncIterator[dict[str, Any]]:
-    """A snapshot now and every `stream_refresh_s`; changed cameras and alerts in between."""
+) -> AsyncIterator[dict[str, str]]:
+    """Totals and the catch-up first (so the client knows the stream is live), then each
+    change the overview announces; never the whole fleet again."""
     await streams.acquire()
     metrics.streams.inc()
-    pubsub = store.redis.pubsub()
+    sub = fleet.subscribe()
     try:
-        await pubsub.subscribe(store.keys.updates)
-        loop = asyncio.get_running_loop()
-        yield {"event": "snapshot", "data": await store.snapshot_json()}
-        next_snapshot = loop.time() + settings.stream_refresh_s
-        pending: set[str] = set()
-        flush_at: float | None = None
-        while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
-            if message is not None:
-                update = json.loads(message["data"])
-                if "alert" in update:
-                    yield {"event": "alert", "data": json.dumps(update["alert"])}
-                pending.update(update.get("cameras", ()))
-                if pending and flush_at is None:
-                    flush_at = loop.time() + settings.stream_coalesce_s
-            now = loop.time()
-            if now >= next_snapshot:
-                # shared and up to a second old: pending camera updates still follow it
-                yield {"event": "snapshot", "data": await store.snapshot_json()}
-                next_snapshot = now + settings.stream_refresh_s
-            if flush_at is not None and now >= flush_at:
-                seen = dict(await store.registry())
-                changed = [(c, seen[c]) for c in sorted(pending) if c in seen]
-                for status in await store.statuses(changed):
-                    yield {"event": "camera", "data": status.model_dump_json()}
-                pending, flush_at = set(), None
-            if await request.is_disconnected():
-                return
+        if fleet.totals is not None:
+            yield {"event": "totals", "data": fleet.totals.model_dump_json()}
+        since = -1 if since_ms is None else since_ms - CATCH_UP_MARGIN_MS
+        catch_up = fleet.changed_since(since)
+        for event in _camera_events(catch_up) or [
+            {"event": "cameras", "data": CameraList(cameras=[]).model_dump_json()}
+        ]:
+            yield event
+        while not sub.overflowed:
+            try:
+                kind, payload = await asyncio.wait_for(sub.queue.get(), 1.0)
+            except TimeoutError:
+                if await request.is_disconnected():
+                    return
+                continue
+            if kind == "cameras":
+                for event in _camera_events(payload):
+                    yield event
+            elif kind == "removed":
+                yield {"event": "removed", "data": json.dumps({"cameras": payload})}
+            elif kind == "totals":
+                yield {"event": "totals", "data": payload.model_dump_json()}
+            else:
+                yield {"event": "alert", "data": payload}
     finally:
+        fleet.unsubscribe(sub)
         metrics.streams.dec()
         streams.release()
-        await pubsub.aclose()  # type: ignore[no-untyped-call]

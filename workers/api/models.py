@@ -6,21 +6,22 @@ arithmetic (windows, staleness, sparkline points) is tested without a server.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.redis_state import (
+    COUNTERS,
     RULES,
     WINDOWS,
     Counters,
     FrameSummary,
     WindowName,
-    counters_of,
     history_starts,
     rule_state,
-    sum_counters,
+    total,
 )
 
 HISTORY_READS = 60
@@ -72,10 +73,14 @@ class RuleStatus(Model):
     since: datetime | None = Field(description="When the rule last changed state.")
 
 
-class CameraStatus(Model):
-    """One camera now: latest frame, rolling windows, alert state, staleness."""
+class CameraSummary(Model):
+    """One camera now, as the fleet view lists it: latest frame, rolling windows, alert
+    state, staleness and a compact last-hour sparkline (no per-minute objects)."""
 
     camera_id: str
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="The camera's labels (e.g. site, zone)."
+    )
     last_seen: datetime = Field(description="Capture time of the newest frame result.")
     silent_for_s: float = Field(ge=0.0, description="Seconds since last_seen.")
     stale: bool = Field(description="No frame for longer than the API's stale_after_s.")
@@ -83,18 +88,90 @@ class CameraStatus(Model):
     windows: list[WindowStats]
     alerts: list[RuleStatus]
     firing: bool = Field(description="Any rule firing.")
+    spark: list[float | None] = Field(
+        description="Compliance per minute over the last hour, oldest first (null: no faces)."
+    )
+
+
+class CameraStatus(CameraSummary):
+    """One camera in full: the summary plus the last hour's per-minute counts."""
+
     history: list[HistoryPoint] = Field(description="The last hour, per minute, oldest first.")
 
 
-class Overview(Model):
-    """Every camera and the totals across cameras."""
+class CameraList(Model):
+    """A batch of cameras (the stream's `cameras` event)."""
+
+    cameras: list[CameraSummary]
+
+
+class LabelGroup(Model):
+    """The cameras with one value of a label, summed (e.g. compliance per site)."""
+
+    value: str
+    cameras: int = Field(ge=0)
+    firing: int = Field(ge=0, description="Cameras with a rule firing.")
+    stale: int = Field(ge=0, description="Cameras silent longer than stale_after_s.")
+    windows: list[WindowStats] = Field(description="Windows summed over these cameras.")
+
+
+class LabelAggregates(Model):
+    """Per value of one label: how many cameras and their summed windows."""
+
+    at: datetime
+    label: str
+    groups: list[LabelGroup] = Field(
+        description="One per value, by value; cameras without it are left out."
+    )
+
+
+def label_groups(label: str, cameras: list[CameraSummary]) -> list[LabelGroup]:
+    """Group cameras by the value of `label` and sum their windows (pure)."""
+    by_value: dict[str, list[CameraSummary]] = {}
+    for cam in cameras:
+        if label in cam.labels:
+            by_value.setdefault(cam.labels[label], []).append(cam)
+    groups = []
+    for value, members in sorted(by_value.items()):
+        windows = []
+        for i, first in enumerate(members[0].windows):
+            summed = total(
+                [Counters(*(getattr(m.windows[i], f) for f in COUNTERS)) for m in members]
+            )
+            windows.append(
+                WindowStats(
+                    window=first.window, seconds=first.seconds, **Stats.of(summed).model_dump()
+                )
+            )
+        groups.append(
+            LabelGroup(
+                value=value,
+                cameras=len(members),
+                firing=sum(1 for m in members if m.firing),
+                stale=sum(1 for m in members if m.stale),
+                windows=windows,
+            )
+        )
+    return groups
+
+
+class Totals(Model):
+    """The windows and lifetime counters across all cameras."""
 
     at: datetime = Field(description="Server time of this view.")
-    stale_after_s: float
-    target: float = Field(ge=0.0, le=1.0, description="Compliance target (dashboard line).")
-    cameras: list[CameraStatus]
     windows: list[WindowStats] = Field(description="Windows across all cameras.")
     lifetime: Stats = Field(description="Everything applied since Redis was empty.")
+
+
+class Overview(Totals):
+    """One page of cameras (in camera id order, optionally filtered) and the fleet totals."""
+
+    stale_after_s: float
+    target: float = Field(ge=0.0, le=1.0, description="Compliance target (dashboard line).")
+    total: int = Field(ge=0, description="Cameras matching the filter, on all pages.")
+    offset: int = Field(ge=0)
+    limit: int = Field(ge=1)
+    cameras: list[CameraSummary]
 
 
 def _at(t: float) -> datetime:
@@ -102,14 +179,14 @@ def _at(t: float) -> datetime:
 
 
 def window_stats(
-    history: list[dict[str, str]], short: list[dict[str, str]], day: list[dict[str, str]]
+    history: list[Counters], short: list[Counters], day: list[Counters]
 ) -> list[WindowStats]:
     """1m from the 10 s buckets, 15m from the last 15 minute buckets, 24h from hour buckets."""
     tail = WINDOWS["15m"].buckets
     spans: dict[WindowName, Counters] = {
-        "1m": sum_counters(short),
-        "15m": sum_counters(history[-tail:]),
-        "24h": sum_counters(day),
+        "1m": total(short),
+        "15m": total(history[-tail:]),
+        "24h": total(day),
     }
     return [
         WindowStats(window=name, seconds=WINDOWS[name].seconds, **Stats.of(c).model_dump())
@@ -117,22 +194,25 @@ def window_stats(
     ]
 
 
-def camera_status(
-    camera: str,
-    last_ms: float,
-    latest_json: str | None,
-    alert_fields: dict[str, str],
-    history: list[dict[str, str]],
-    short: list[dict[str, str]],
-    day: list[dict[str, str]],
-    now: float,
-    stale_after_s: float,
-) -> CameraStatus:
-    """Assemble one camera's status from its raw Redis replies."""
-    silent = max(0.0, now - last_ms / 1000)
+@dataclass(frozen=True)
+class CameraReplies:
+    """The Redis replies (decoded) one camera's view is assembled from."""
+
+    camera: str
+    last_ms: float
+    latest: FrameSummary | None
+    alert_fields: dict[str, str]
+    labels: dict[str, str]
+    history: list[Counters]
+    short: list[Counters]
+    day: list[Counters]
+
+
+def _summary_fields(r: CameraReplies, now: float, stale_after_s: float) -> dict[str, Any]:
+    silent = max(0.0, now - r.last_ms / 1000)
     rules = []
     for rule in RULES:
-        state = rule_state(alert_fields, rule)
+        state = rule_state(r.alert_fields, rule)
         rules.append(
             RuleStatus(
                 rule=rule,
@@ -140,19 +220,34 @@ def camera_status(
                 since=_at(state.since) if state.since else None,
             )
         )
-    starts = history_starts(now, len(history))
+    return {
+        "camera_id": r.camera,
+        "labels": r.labels,
+        "last_seen": _at(r.last_ms / 1000),
+        "silent_for_s": round(silent, 3),
+        "stale": silent > stale_after_s,
+        "latest": r.latest,
+        "windows": window_stats(r.history, r.short, r.day),
+        "alerts": rules,
+        "firing": any(x.state == "firing" for x in rules),
+    }
+
+
+def camera_summary(r: CameraReplies, now: float, stale_after_s: float) -> CameraSummary:
+    """One camera's list-view entry from its raw replies (no per-minute objects built)."""
+    spark = [c.compliance for c in r.history]
+    return CameraSummary(**_summary_fields(r, now, stale_after_s), spark=spark)
+
+
+def camera_status(r: CameraReplies, now: float, stale_after_s: float) -> CameraStatus:
+    """One camera in full (summary plus per-minute history) from its raw replies."""
+    starts = history_starts(now, len(r.history))
     points = [
-        HistoryPoint(start=_at(start), **Stats.of(counters_of(fields)).model_dump())
-        for start, fields in zip(starts, history, strict=True)
+        HistoryPoint(start=_at(start), **Stats.of(c).model_dump())
+        for start, c in zip(starts, r.history, strict=True)
     ]
     return CameraStatus(
-        camera_id=camera,
-        last_seen=_at(last_ms / 1000),
-        silent_for_s=round(silent, 3),
-        stale=silent > stale_after_s,
-        latest=FrameSummary.model_validate_json(latest_json) if latest_json else None,
-        windows=window_stats(history, short, day),
-        alerts=rules,
-        firing=any(r.state == "firing" for r in rules),
+        **_summary_fields(r, now, stale_after_s),
+        spark=[p.compliance for p in points],
         history=points,
     )

@@ -33,14 +33,38 @@ class ApiSettings(RedisState, ServiceSettings):
         le=1.0,
         description="Compliance the dashboard draws as the target line (match the alert rule).",
     )
-    stream_refresh_s: float = Field(
-        5.0, ge=0.5, le=300.0, description="The event stream resends a full snapshot this often."
+    tick_s: float = Field(
+        10.0,
+        ge=0.5,
+        le=300.0,
+        description="Windows are rolled, totals read and changes streamed this often (s).",
+    )
+    resync_s: float = Field(
+        300.0,
+        ge=1.0,
+        le=3600.0,
+        description="Every camera is re-read this often: bounds a lost update message and "
+        "drops pruned cameras (s).",
     )
     stream_coalesce_s: float = Field(
-        0.5, ge=0.05, le=10.0, description="Camera updates are batched this long per stream (s)."
+        0.5, ge=0.05, le=10.0, description="Camera updates are batched this long (s)."
+    )
+    max_page: int = Field(
+        5000, ge=1, le=100_000, description="Most cameras one GET /api/v1/cameras returns."
     )
     max_streams: int = Field(100, ge=1, le=10_000, description="Concurrent event streams allowed.")
     max_alerts: int = Field(500, ge=1, le=10_000, description="Most alert events one request gets.")
+    metric_labels: list[str] = Field(
+        default_factory=lambda: ["site", "zone"],
+        max_length=8,
+        description="Label names with per-value Prometheus gauges.",
+    )
+    metric_max_cameras: int = Field(
+        2000, ge=0, le=100_000, description="Most cameras with their own Prometheus series."
+    )
+    metric_max_label_values: int = Field(
+        100, ge=1, le=10_000, description="Most values per metric label (the rest: _other)."
+    )
     runtime: RuntimeSettings = Field(
         default_factory=RuntimeSettings, description="Logging (health is on the API's own port)."
     )

@@ -15,7 +15,6 @@ fixed method paths, so the detector imports no TensorFlow.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from prometheus_client import Counter
 
+from runtime.backoff import Backoff, BackoffPolicy
 from schemas.model_server import (
     CLASSES,
     GET_MODEL_STATUS_METHOD,
@@ -208,8 +208,16 @@ class GrpcClassifier:
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"{config.max_in_flight} requests already in flight for {config.deadline_s}s",
             )
+        backoff = Backoff(
+            BackoffPolicy(
+                initial_s=config.backoff_initial_s,
+                max_s=config.backoff_max_s,
+                jitter=0.5,
+                max_attempts=config.max_attempts,
+            )
+        )
         try:
-            for attempt in range(config.max_attempts):
+            while True:
                 try:
                     response: wire.PredictResponseMessage = self._predict(
                         request, timeout=config.deadline_s
@@ -217,12 +225,11 @@ class GrpcClassifier:
                     return response
                 except grpc.RpcError as error:
                     code = error.code()
-                    if code not in RETRYABLE or attempt + 1 == config.max_attempts:
+                    delay = backoff.next_delay() if code in RETRYABLE else None
+                    if delay is None:
                         raise ClassifierError(code, str(error.details())) from None
                     RETRIES.labels(code.name).inc()
-                    ceiling = min(config.backoff_max_s, config.backoff_initial_s * 2**attempt)
-                    self._sleep(random.uniform(ceiling / 2, ceiling))  # jitter
-            raise AssertionError("unreachable: the last attempt returns or raises")
+                    self._sleep(delay)
         finally:
             self._slots.release()
 

@@ -5,6 +5,11 @@ validates the message, decodes the JPEG, detects and crops faces (or answers at 
 letter for bad input, a `skipped` result for a frame past its max age, an empty result for a
 frame with no faces); `finish` turns a pending frame and its crops' class probabilities into
 the `FrameResult`. No Kafka, gRPC or clocks in here: times are passed in.
+
+Hostile input is refused before anything large is allocated: headers are parsed once
+(`read`) into the `FrameMeta` that travels with the frame; the payload's magic bytes must be
+the JPEG's, its SOF header must declare the headers' width and height and at most
+`max_image_px` pixels, and only then is it decoded (see `imaging.jpeg`).
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ import numpy.typing as npt
 
 from imaging.crop import CropConfig, ImageBGR, crop_faces
 from imaging.detections import Detections
+from imaging.jpeg import jpeg_size_px, sniff_format
 from schemas.common import DeadLetterReason, SchemaError
-from schemas.dead_letter import DeadLetter, payload_head
+from schemas.dead_letter import DeadLetter, build_dead_letter
 from schemas.frame import FrameMeta, camera_id_from_headers, parse_frame_headers
 from schemas.model_server import WITH_MASK
 from schemas.result import (
@@ -58,6 +64,10 @@ class CoreConfig:
     known_cameras: frozenset[str] | None = None
     """Camera ids this deployment expects; frames of any other are dead-lettered as
     `unknown_camera` (None: every camera is accepted)."""
+    max_image_px: int = 3840 * 2160 * 2
+    """Most pixels a frame's JPEG header may declare (decoded: 3 bytes each)."""
+    max_clock_skew_s: float = 300.0
+    """How far in the future (by this worker's clock) a frame's capture time may lie."""
 
 
 @dataclass(frozen=True)
@@ -92,10 +102,9 @@ class Core:
         self.classifier_ref = ModelRef(name=config.classifier_name, version="unknown")
         """Updated by the worker from the model server's answers (the version serving now)."""
 
-    def prepare(self, message: FrameMessage, now: datetime) -> Outcome:
-        """Validate, decode, detect and crop; raises only for unexpected failures (which the
-        caller retries and eventually dead-letters as `processing_failed`)."""
-        started = time.perf_counter()
+    def read(self, message: FrameMessage, now: datetime) -> FrameMeta | DeadLetter:
+        """The frame's headers, parsed once, or the dead letter saying why they are refused
+        (malformed, unknown camera, captured in the future beyond the clock skew)."""
         try:
             meta = parse_frame_headers(message.headers)
         except SchemaError as error:
@@ -108,13 +117,31 @@ class Core:
                 f"camera {meta.camera_id!r} is not in known_cameras",
                 meta,
             )
+        if meta.captured_at - now > timedelta(seconds=self.config.max_clock_skew_s):
+            return self.dead_letter(
+                message,
+                DeadLetterReason.OUT_OF_RANGE,
+                f"captured_at {meta.captured_at.isoformat()} is more than "
+                f"{self.config.max_clock_skew_s:g} s after now",
+                meta,
+            )
+        return meta
+
+    def prepare(self, message: FrameMessage, now: datetime) -> Outcome:
+        """`read`, then `detect` (for callers that hold no parsed headers yet)."""
+        meta = self.read(message, now)
+        return meta if isinstance(meta, DeadLetter) else self.detect(message, meta, now)
+
+    def detect(self, message: FrameMessage, meta: FrameMeta, now: datetime) -> Outcome:
+        """Check, decode, detect and crop; raises only for unexpected failures (which the
+        caller retries and eventually dead-letters as `processing_failed`)."""
+        started = time.perf_counter()
         if now - meta.captured_at > timedelta(seconds=self.config.max_age_s):
             return self._result(meta, (meta.width, meta.height), (), now, skipped=True)
         payload = message.value or b""
-        if len(payload) > self.config.max_frame_bytes:
-            return self.dead_letter(
-                message, DeadLetterReason.OVERSIZED_FRAME, f"{len(payload)} bytes", meta
-            )
+        refused = self._refuse(payload, meta)
+        if refused is not None:
+            return self.dead_letter(message, refused[0], refused[1], meta)
         decoded_any = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_COLOR)
         if decoded_any is None or decoded_any.size == 0:
             return self.dead_letter(
@@ -136,19 +163,53 @@ class Core:
             started_s=started,
         )
 
+    def _refuse(self, payload: bytes, meta: FrameMeta) -> tuple[DeadLetterReason, str] | None:
+        """Why the payload must not be decoded, judged from its size and header bytes only."""
+        if not payload:
+            return DeadLetterReason.CORRUPT_IMAGE, "empty payload"
+        if len(payload) > self.config.max_frame_bytes:
+            return DeadLetterReason.OVERSIZED_FRAME, f"{len(payload)} bytes"
+        found = sniff_format(payload)
+        if found != meta.encoding:
+            if found is None:
+                return DeadLetterReason.CORRUPT_IMAGE, "payload has no known image magic bytes"
+            return DeadLetterReason.ENCODING_MISMATCH, f"{found} bytes labelled {meta.encoding}"
+        size = jpeg_size_px(payload)
+        if size is None:
+            return DeadLetterReason.CORRUPT_IMAGE, "JPEG has no readable frame header (SOF)"
+        width, height = size
+        if width * height > self.config.max_image_px:
+            return (
+                DeadLetterReason.IMAGE_TOO_LARGE,
+                f"JPEG declares {width}x{height} px, over {self.config.max_image_px} px",
+            )
+        if (width, height) != (meta.width, meta.height):
+            return (
+                DeadLetterReason.SIZE_MISMATCH,
+                f"JPEG is {width}x{height} px, headers say {meta.width}x{meta.height}",
+            )
+        return None
+
     def finish(
         self,
         pending: PendingFrame,
         probabilities: npt.NDArray[np.float32],
         classify_ms: float,
         now: datetime,
-    ) -> FrameResult:
-        """The result of a pending frame given N×2 probabilities of its N crops."""
+    ) -> FrameResult | DeadLetter:
+        """The result of a pending frame given N×2 probabilities of its N crops; a dead
+        letter (`processing_failed`) if the classifier's answer is of another shape or not
+        finite (NaN), since no label can be drawn from it."""
+        problem = None
         if probabilities.shape != (len(pending.detections), 2):
-            raise ValueError(
+            problem = (
                 f"expected probabilities of shape ({len(pending.detections)}, 2), "
                 f"got {probabilities.shape}"
             )
+        elif not np.isfinite(probabilities).all():
+            problem = "classifier returned non-finite probabilities"
+        if problem is not None:
+            return self.failed(pending.message, pending.meta, problem, 1)
         masked = np.clip(probabilities[:, WITH_MASK], 0.0, 1.0)
         faces = tuple(
             Face(
@@ -177,29 +238,31 @@ class Core:
         meta: FrameMeta | None = None,
         attempts: int = 1,
     ) -> DeadLetter:
-        """A dead letter for `message` (never the payload itself: only its size and head)."""
-        return DeadLetter(
+        """A dead letter for `message` (bounded: never the payload, only its size and head)."""
+        return build_dead_letter(
             source_topic=message.topic,
             partition=message.partition,
             offset=message.offset,
-            camera_id=meta.camera_id if meta else camera_id_from_headers(message.headers),
-            seq=meta.seq if meta else None,
             stage="detector",
             reason=reason,
-            message=text[:2000],
+            message=text,
+            payload=message.value,
+            camera_id=meta.camera_id if meta else camera_id_from_headers(message.headers),
+            seq=meta.seq if meta else None,
             attempts=attempts,
-            payload_size=len(message.value or b""),
-            payload_head_b64=payload_head(message.value),
         )
 
-    def failed(self, message: FrameMessage, error: str, attempts: int) -> DeadLetter:
-        """The dead letter of a frame whose processing kept failing (`processing_failed`),
-        naming its camera and sequence when the headers tell them."""
-        try:
-            meta: FrameMeta | None = parse_frame_headers(message.headers)
-        except SchemaError:
-            meta = None
-        return self.dead_letter(message, DeadLetterReason.PROCESSING_FAILED, error, meta, attempts)
+    def failed(
+        self,
+        message: FrameMessage,
+        meta: FrameMeta | None,
+        error: str,
+        attempts: int,
+        reason: DeadLetterReason = DeadLetterReason.PROCESSING_FAILED,
+    ) -> DeadLetter:
+        """The dead letter of a frame whose processing kept failing, naming its camera and
+        sequence from the headers parsed before (None: they were never parsed)."""
+        return self.dead_letter(message, reason, error, meta, attempts)
 
     def _result(
         self,
@@ -224,4 +287,5 @@ class Core:
             classifier=self.classifier_ref,
             worker_id=self.config.worker_id,
             timings_ms=timings or StageTimings(),
+            labels=meta.labels,
         )

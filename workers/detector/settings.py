@@ -13,7 +13,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from imaging.crop import CropConfig
-from runtime.settings import RuntimeSettings, ServiceSettings, runtime_section
+from runtime.settings import CLI_DEFAULT, RuntimeSettings, ServiceSettings, runtime_section
 from schemas.model_server import MODEL_NAME
 from workers.detector.backends import DetectorConfig, detector_config
 
@@ -35,7 +35,8 @@ class DetectorSettings(ServiceSettings):
         default_factory=_default_worker_id,
         min_length=1,
         max_length=128,
-        description="This worker's id in results (default: the host name).",
+        description="This worker's id in results.",
+        json_schema_extra={CLI_DEFAULT: "the host name"},
     )
     runtime: RuntimeSettings = runtime_section(9102)
     model_server: str = Field("127.0.0.1:8500", min_length=3, description="gRPC host:port.")
@@ -55,6 +56,20 @@ class DetectorSettings(ServiceSettings):
         max_length=100_000,
         description="JSON list of camera ids; frames of others are dead-lettered (unset: any).",
     )
-    max_attempts: int = Field(3, ge=1, le=20, description="Tries before a frame dead-letters.")
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Tries before a frame dead-letters (also timed-out/refused classify calls).",
+    )
+    max_image_px: int = Field(
+        3840 * 2160 * 2,
+        ge=64 * 64,
+        le=16384 * 16384,
+        description="Most pixels a frame's JPEG header may declare; larger ones dead-letter.",
+    )
+    max_clock_skew_s: float = Field(
+        300.0, ge=0, le=86400, description="How far in the future a capture time may lie (s)."
+    )
     backoff_initial_s: float = Field(0.5, gt=0, le=60, description="First model-server back-off.")
     backoff_max_s: float = Field(10.0, gt=0, le=300, description="Longest back-off.")

@@ -11,13 +11,12 @@ maximum backoff; the other cameras never notice.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
+from runtime.backoff import Backoff, BackoffPolicy
 from runtime.logs import get_logger
 from schemas.common import utc_now
 from workers.producer.config import CameraConfig
@@ -30,19 +29,6 @@ from workers.producer.sources import FrameSource, SourceError
 log = get_logger("producer.camera")
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with jitter: attempt n waits between half and all of
-    min(max_s, initial_s × 2ⁿ)."""
-
-    initial_s: float = 1.0
-    max_s: float = 30.0
-
-    def delay_s(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
-        cap = min(self.max_s, self.initial_s * 2.0 ** min(attempt, 32))
-        return cap * (0.5 + 0.5 * rand())
-
-
 class CameraWorker:
     """Reads one camera until `stop` is set or a non-looping source ends."""
 
@@ -53,7 +39,7 @@ class CameraWorker:
         submit: Callable[[OutgoingFrame], None],
         metrics: ProducerMetrics,
         max_frame_bytes: int,
-        backoff: Backoff,
+        backoff: BackoffPolicy,
         stop: threading.Event,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -70,6 +56,7 @@ class CameraWorker:
         self.thread = threading.Thread(target=self.run, name=f"camera-{camera.id}", daemon=True)
 
     def run(self) -> None:
+        backoff = Backoff(self._backoff)
         attempt = 0
         while not self._stop.is_set():
             source = self._open_source()
@@ -92,7 +79,9 @@ class CameraWorker:
             if self._stop.is_set():
                 return
             attempt = 0 if frames else attempt + 1
-            delay = self._backoff.delay_s(attempt)
+            if frames:
+                backoff.reset()
+            delay = backoff.next_delay() or self._backoff.max_s  # unbounded: never None
             self._metrics.reconnects.labels(self.camera.id).inc()
             self._log.info("camera_reconnect_scheduled", delay_s=round(delay, 2))
             self._stop.wait(delay)
@@ -135,6 +124,7 @@ class CameraWorker:
                     jpeg=result.jpeg,
                     width=result.width,
                     height=result.height,
+                    labels=camera.labels,
                 )
             )
         return False, frames

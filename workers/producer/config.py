@@ -19,15 +19,13 @@ import re
 from collections import Counter
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from schemas.common import CameraId
+from schemas.common import CameraId, Labels
 
-LabelKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
-LabelValue = Annotated[str, Field(min_length=1, max_length=64)]
 _SLICE = re.compile(r"^(-?\d*):(-?\d*)(?::(\d*))?$")
 
 
@@ -50,9 +48,7 @@ class CameraSettings(BaseModel):
         (1280, 720), description="Frames larger than this (width, height) are downscaled."
     )
     jpeg_quality: int = Field(85, ge=30, le=100, description="JPEG quality of sent frames.")
-    labels: dict[LabelKey, LabelValue] = Field(
-        default_factory=dict, description="Free labels such as site and zone (max 16)."
-    )
+    labels: Labels = Field(default_factory=dict)
     realtime: bool = Field(True, description="Video files: replay at their own frame rate.")
     loop: bool = Field(True, description="Files and folders: start again at the end.")
     source_fps: float | None = Field(
@@ -68,13 +64,6 @@ class CameraSettings(BaseModel):
     def _resolution(cls, value: tuple[int, int]) -> tuple[int, int]:
         if not all(64 <= side <= 8192 for side in value):
             raise ValueError("both sides must be between 64 and 8192 pixels")
-        return value
-
-    @field_validator("labels")
-    @classmethod
-    def _few_labels(cls, value: dict[str, str]) -> dict[str, str]:
-        if len(value) > 16:
-            raise ValueError("at most 16 labels")
         return value
 
     @field_validator("slice")

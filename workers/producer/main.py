@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from runtime.backoff import BackoffPolicy
 from runtime.kafka import KafkaSettings, make_producer
 from runtime.logs import configure_logging, get_logger
 from runtime.service import ServiceRuntime
@@ -30,7 +31,7 @@ from runtime.settings import (
     runtime_section,
     settings_options,
 )
-from workers.producer.camera import Backoff, CameraWorker
+from workers.producer.camera import CameraWorker
 from workers.producer.config import CameraConfig, ConfigError, load_cameras, parse_cameras
 from workers.producer.metrics import ProducerMetrics
 from workers.producer.sender import FrameSender, FrameTransport, kafka_connector
@@ -98,7 +99,9 @@ class Producer:
             bootstrap_timeout_ms=5_000,  # Kafka down at start: retry (and stop) promptly
         )
         self.sender = FrameSender(connect, metrics, settings.buffer_frames, settings.max_in_flight)
-        backoff = Backoff(settings.backoff_initial_s, settings.backoff_max_s)
+        backoff = BackoffPolicy(
+            initial_s=settings.backoff_initial_s, max_s=settings.backoff_max_s, jitter=0.5
+        )
         max_bytes = kafka.max_frame_bytes - MESSAGE_OVERHEAD_BYTES
         self.workers = [
             CameraWorker(

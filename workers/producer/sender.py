@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -41,6 +41,7 @@ class OutgoingFrame:
     jpeg: bytes
     width: int
     height: int
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 Done = Callable[[Exception | None], None]
@@ -70,6 +71,7 @@ class KafkaTransport:
             captured_at=frame.captured_at,
             width=frame.width,
             height=frame.height,
+            labels=frame.labels,
         )
         future = self._producer.send(
             self._topic,

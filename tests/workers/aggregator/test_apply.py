@@ -17,6 +17,7 @@ from schemas.alert import AlertEvent
 from schemas.common import encode
 from schemas.redis_state import RESOLUTIONS, Keys
 from schemas.result import FrameResult
+from workers.aggregator.apply import outbox_id
 from workers.aggregator.core import Aggregator
 from workers.aggregator.settings import AggregatorSettings
 from workers.aggregator.synthetic import result, stream
@@ -142,7 +143,8 @@ def test_every_per_camera_key_expires(redis_client: redis.Redis, redis_prefix: s
     agg.check_silence(now + 10)
     assert events  # the alert state key exists too
     # one key each per deployment (the alerts list is capped by LTRIM instead)
-    unbounded = {f"{redis_prefix}{name}" for name in ("cameras", "totals", "alerts")}
+    deployment_keys = ("cameras", "totals", "alerts", "alerts:outbox")
+    unbounded = {f"{redis_prefix}{name}" for name in deployment_keys}
     longest = max(r.seconds + r.retention_s for r in RESOLUTIONS)
     for key in redis_client.scan_iter(match=f"{redis_prefix}*"):
         ttl = redis_client.ttl(key)
@@ -265,3 +267,66 @@ def test_per_camera_rules_override_the_defaults(redis_prefix: str) -> None:
             [Rec(encode(result(camera, s, now - 1, masked=9, unmasked=1))) for s in range(3)], now
         )
     assert [(e.camera_id, e.threshold) for e in events] == [("strict", 0.95)]
+
+
+def test_replay_of_an_idle_camera_is_a_no_op_and_late_results_are_refused(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """The dedupe guard follows the camera's applied mark, not the wall clock: results
+    replayed long after they were applied (days, for a camera that went quiet) change
+    nothing; a result older than the window below the mark is refused, never counted."""
+    now = time.time()
+    agg = aggregator(redis_prefix, [], seen_ttl_s=600)
+    day = [result("cam", seq, now - 3600 + seq * 30, masked=1) for seq in range(100)]
+    assert agg.handle([Rec(encode(r), i) for i, r in enumerate(day)], now).applied.applied == 100
+    keys = Keys(redis_prefix)
+    before = redis_client.hgetall(keys.camera_totals("cam"))
+    blocks = list(redis_client.scan_iter(match=f"{keys.seen_prefix('cam')}*"))
+    assert 0 < len(blocks) <= 600 // 10 + 1  # memory: only the window's blocks are kept
+    for key in blocks:  # as if the camera were idle far beyond any wall-clock TTL
+        assert redis_client.ttl(key) > 600
+    replay = agg.handle([Rec(encode(r), i) for i, r in enumerate(day)], now + 5 * 86400)
+    assert replay.applied.applied == 0
+    assert replay.applied.duplicates + replay.applied.late == 100
+    assert redis_client.hgetall(keys.camera_totals("cam")) == before
+    late = result("cam", 10**6, now - 7200, masked=1)  # never applied, but far too old now
+    assert agg.handle([Rec(encode(late))], now).applied.late == 1
+    assert redis_client.hgetall(keys.camera_totals("cam")) == before
+
+
+def test_results_beyond_their_bounds_become_dead_letters(redis_prefix: str) -> None:
+    now = time.time()
+    agg = aggregator(redis_prefix, [], max_faces=5, max_result_bytes=200_000)
+    crowded = result("cam", 1, now - 1, masked=6)
+    future = result("cam", 2, now + 86400 * 365, masked=1)
+    records = [
+        Rec(encode(crowded), 1),
+        Rec(encode(future), 2),
+        Rec(b" " * 200_001, 3),
+        Rec(b"[" * 100_000, 4),
+        Rec(b'{"a":' * 50_000, 5),
+        Rec(encode(result("cam", 3, now - 1, masked=2)), 6),
+    ]
+    outcome = agg.handle(records, now)
+    assert [(d.offset, d.reason.value) for d in outcome.dead_letters] == [
+        (1, "too_many_faces"),
+        (2, "out_of_range"),
+        (3, "oversized_message"),
+        (4, "oversized_message"),
+        (5, "oversized_message"),
+    ]
+    assert outcome.applied.applied == 1
+
+
+def test_an_alert_stays_in_the_outbox_until_acknowledged(redis_prefix: str) -> None:
+    events: list[AlertEvent] = []
+    agg = aggregator(redis_prefix, events, silent_after_s=1)
+    now = time.time()
+    agg.handle([Rec(encode(result("cam", 1, now - 5, masked=1)))], now)
+    agg.check_silence(now + 10)
+    assert [e.rule for e in events] == ["camera_silent"]
+    pending = agg.applier.outbox()
+    assert list(pending) == [outbox_id(events[0])]
+    assert AlertEvent.model_validate_json(pending[outbox_id(events[0])]) == events[0]
+    agg.applier.outbox_done(list(pending))
+    assert agg.applier.outbox() == {}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 import redis
 import uvicorn
@@ -77,11 +78,26 @@ def serve(settings: ApiSettings) -> LiveServer:
     return LiveServer(create_app(settings))
 
 
+def cameras_when(
+    url: str, ready: Callable[[dict[str, Any]], bool], timeout_s: float = 5.0, **params: Any
+) -> dict[str, Any]:
+    """GET /api/v1/cameras until `ready(body)`: the overview follows Redis within about
+    `stream_coalesce_s`, not within the write's own round trip."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        body: dict[str, Any] = httpx.get(f"{url}/api/v1/cameras", params=params).json()
+        if ready(body) or time.monotonic() > deadline:
+            return body
+        time.sleep(0.05)
+
+
+def camera_ids(body: dict[str, Any]) -> list[str]:
+    return [c["camera_id"] for c in body["cameras"]]
+
+
 @pytest.fixture
 def api_settings(redis_prefix: str) -> ApiSettings:
-    return ApiSettings(
-        key_prefix=redis_prefix, stale_after_s=30, stream_refresh_s=2, stream_coalesce_s=0.1
-    )
+    return ApiSettings(key_prefix=redis_prefix, stale_after_s=30, tick_s=2, stream_coalesce_s=0.1)
 
 
 @pytest.fixture

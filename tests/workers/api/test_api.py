@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from workers.aggregator.synthetic import result, stream
 from workers.api.settings import ApiSettings
 
-from .conftest import Feeder, LiveServer, serve
+from .conftest import Feeder, LiveServer, camera_ids, cameras_when, serve
 
 pytestmark = pytest.mark.integration
 
@@ -26,14 +28,21 @@ def test_cameras_view_reports_windows_history_and_staleness(
     old = [result("cam-b", 1, now - 40, masked=1), result("cam-b", 2, now - 35, skipped=True)]
     feeder.feed(fresh + old, now)
 
-    body = httpx.get(f"{live_api.url}/api/v1/cameras").json()
+    body = cameras_when(
+        live_api.url,
+        lambda b: b["lifetime"]["frames"] == 12 and any(c["firing"] for c in b["cameras"]),
+    )
     cams = {c["camera_id"]: c for c in body["cameras"]}
-    assert sorted(cams) == ["cam-a", "cam-b"]
+    assert sorted(cams) == ["cam-a", "cam-b"] and body["total"] == 2
     a, b = cams["cam-a"], cams["cam-b"]
     w = {x["window"]: x for x in a["windows"]}
     assert (w["1m"]["faces"], w["1m"]["with_mask"], w["1m"]["compliance"]) == (40, 30, 0.75)
     assert w["15m"]["faces"] == w["24h"]["faces"] == 40
-    assert len(a["history"]) == 60 and sum(p["faces"] for p in a["history"]) == 40
+    assert len(a["spark"]) == 60 and {x for x in a["spark"] if x is not None} == {0.75}
+    assert "history" not in a
+    detail = httpx.get(f"{live_api.url}/api/v1/cameras/cam-a").json()
+    assert len(detail["history"]) == 60 and sum(p["faces"] for p in detail["history"]) == 40
+    assert detail["windows"] == a["windows"]
     assert a["latest"]["seq"] == 9 and a["stale"] is False
     assert b["stale"] is True and b["latest"]["status"] == "skipped"
     wb = {x["window"]: x for x in b["windows"]}
@@ -98,32 +107,91 @@ def test_readyz_fails_when_redis_is_unreachable(redis_prefix: str) -> None:
         server.stop()
 
 
-def read_events(lines: Iterator[str], want: set[str], timeout_s: float) -> dict[str, dict]:  # type: ignore[type-arg]
-    """Parse SSE lines until one event of each wanted type arrived (or time is up)."""
-    got: dict[str, dict] = {}  # type: ignore[type-arg]
+def read_events(
+    lines: Iterator[str], want: Callable[[str, Any], bool], timeout_s: float
+) -> dict[str, Any]:
+    """Parse SSE lines until `want(type, data)` has held for each type wanted, or time is up."""
+    got: dict[str, Any] = {}
     kind, deadline = "message", time.monotonic() + timeout_s
     for line in lines:
         if line.startswith("event:"):
             kind = line[6:].strip()
-        elif line.startswith("data:") and kind in want and kind not in got:
-            got[kind] = json.loads(line[5:])
-        if set(got) >= want or time.monotonic() > deadline:
+        elif line.startswith("data:") and kind not in got:
+            data = json.loads(line[5:])
+            if want(kind, data):
+                got[kind] = data
+        if time.monotonic() > deadline or want("", got):
             break
     return got
 
 
-def test_stream_sends_a_snapshot_then_camera_updates_and_alerts(
+def test_stream_sends_totals_and_cameras_then_only_changes_and_alerts(
     live_api: LiveServer, feeder: Feeder
 ) -> None:
     now = time.time()
-    feeder.feed(stream(["cam-s"], 3, now - 2))
+    feeder.feed(stream(["cam-s", "cam-t"], 3, now - 2))
+    cameras_when(live_api.url, lambda b: len(b["cameras"]) == 2)
     with httpx.stream("GET", f"{live_api.url}/api/v1/stream", timeout=10) as reply:
         assert reply.headers["content-type"].startswith("text/event-stream")
         lines = reply.iter_lines()
-        first = read_events(lines, {"snapshot"}, 5)
-        assert [c["camera_id"] for c in first["snapshot"]["cameras"]] == ["cam-s"]
+        first = read_events(lines, lambda k, d: k in ("totals", "cameras") or len(d) == 2, 5)
+        assert [c["camera_id"] for c in first["cameras"]["cameras"]] == ["cam-s", "cam-t"]
+        assert first["totals"]["lifetime"]["frames"] == 6
         feeder.feed([result("cam-s", 100 + s, time.time(), unmasked=5) for s in range(4)])
-        later = read_events(lines, {"camera", "alert"}, 5)
-    assert later["camera"]["camera_id"] == "cam-s"
-    assert later["camera"]["latest"]["seq"] == 103
+        later = read_events(lines, lambda k, d: k in ("cameras", "alert") or len(d) == 2, 5)
+    # only the camera that changed, with its newest frame
+    assert [c["camera_id"] for c in later["cameras"]["cameras"]] == ["cam-s"]
+    assert later["cameras"]["cameras"][0]["latest"]["seq"] == 103
     assert (later["alert"]["rule"], later["alert"]["state"]) == ("low_compliance", "firing")
+
+
+def test_stream_catch_up_sends_only_cameras_changed_since(
+    live_api: LiveServer, feeder: Feeder
+) -> None:
+    if time.time() % 60 > 50:  # a new minute shifts every sparkline: a change for all
+        time.sleep(61 - time.time() % 60)
+    feeder.feed(stream(["cam-u", "cam-v"], 3, time.time() - 2))
+    cameras_when(live_api.url, lambda b: len(b["cameras"]) == 2)
+    time.sleep(2.5)  # the first changes older than the catch-up margin
+    body = httpx.get(f"{live_api.url}/api/v1/cameras").json()
+    feeder.feed([result("cam-v", 50, time.time(), masked=2)])
+    cameras_when(live_api.url, lambda b: b["cameras"][1]["latest"]["seq"] == 50)
+    since_ms = int(datetime.fromisoformat(body["at"]).timestamp() * 1000)
+    url = f"{live_api.url}/api/v1/stream?since_ms={since_ms}"
+    with httpx.stream("GET", url, timeout=10) as reply:
+        got = read_events(reply.iter_lines(), lambda k, d: k == "cameras" or "cameras" in d, 5)
+    assert [c["camera_id"] for c in got["cameras"]["cameras"]] == ["cam-v"]
+
+
+def test_cameras_filter_by_label_and_paginate(live_api: LiveServer, feeder: Feeder) -> None:
+    now = time.time()
+    feeder.feed(
+        [
+            result("cam-1", 1, now, masked=1, labels={"site": "north", "zone": "a"}),
+            result("cam-2", 1, now, masked=1, labels={"site": "north", "zone": "b"}),
+            result("cam-3", 1, now, masked=1, labels={"site": "south"}),
+        ]
+    )
+    everything = cameras_when(live_api.url, lambda b: len(b["cameras"]) == 3)
+    assert everything["cameras"][2]["labels"] == {"site": "south"}
+    north = cameras_when(live_api.url, lambda b: True, label="site=north")
+    assert camera_ids(north) == ["cam-1", "cam-2"] and north["total"] == 2
+    both = httpx.get(
+        f"{live_api.url}/api/v1/cameras", params=[("label", "site=north"), ("label", "zone=b")]
+    ).json()
+    assert camera_ids(both) == ["cam-2"]
+    page = cameras_when(live_api.url, lambda b: True, offset=1, limit=1)
+    assert camera_ids(page) == ["cam-2"] and (page["total"], page["offset"]) == (3, 1)
+    bad = httpx.get(f"{live_api.url}/api/v1/cameras", params={"label": "no-equals"})
+    assert bad.status_code == 422
+
+    sites = httpx.get(f"{live_api.url}/api/v1/labels/site").json()
+    assert [(g["value"], g["cameras"]) for g in sites["groups"]] == [("north", 2), ("south", 1)]
+    north_1m = next(w for w in sites["groups"][0]["windows"] if w["window"] == "1m")
+    assert (north_1m["faces"], north_1m["with_mask"], north_1m["compliance"]) == (2, 2, 1.0)
+    metrics = httpx.get(f"{live_api.url}/metrics").text
+    assert 'maskwatch_label_compliance_ratio{label="site",value="north",window="1m"} 1.0' in metrics
+    assert 'maskwatch_camera_faces{camera="cam-3",window="15m"} 1.0' in metrics
+    assert 'maskwatch_camera_silent_seconds{camera="cam-1"}' in metrics
+    zones = httpx.get(f"{live_api.url}/api/v1/labels/zone").json()
+    assert [g["value"] for g in zones["groups"]] == ["a", "b"]  # cam-3 has no zone

@@ -1,9 +1,11 @@
 """The live dashboard in headless Debian Chromium (Selenium + chromedriver from apt).
 
 A real API over real Redis, fed by a real Aggregator: tiles appear with the API's numbers,
-stale and alerting cameras are marked, and new data shows up without a page reload. The
-test saves a screenshot under its tmp_path; to refresh the one the README shows, run it with
-MASKWATCH_SCREENSHOT=docs/dashboard.png (a test never rewrites a tracked file by itself).
+stale and alerting cameras are marked, and new data shows up without a page reload; a fleet
+of 500 labelled cameras paints within 2 s and search and the label filter narrow it.
+Screenshots go to pytest's tmp folder; `deploy/local/screenshots.sh` sets
+MASKWATCH_SCREENSHOT_DIR=docs to refresh the ones the README shows (tests never write
+tracked files).
 """
 
 from __future__ import annotations
@@ -22,11 +24,20 @@ import pytest
 from schemas.result import FrameResult
 from workers.aggregator.synthetic import result
 
-from .conftest import Feeder, LiveServer
+from .conftest import Feeder, LiveServer, cameras_when
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: tmp, unless a script asks for the README's folder."""
+    chosen = os.environ.get("MASKWATCH_SCREENSHOT_DIR")
+    folder = Path(chosen) if chosen else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture
@@ -77,11 +88,12 @@ def wait_until(driver: Any, script: str, timeout_s: float = 15) -> object:
 
 
 def test_dashboard_shows_tiles_and_updates_live(
-    live_api: LiveServer, feeder: Feeder, browser: Any, tmp_path: Path
+    live_api: LiveServer, feeder: Feeder, browser: Any, shots: Path
 ) -> None:
     now = time.time()
     feeder.feed(hour_of("lobby", now, 0.93) + hour_of("gate-north", now, 0.55), now)
     feeder.feed([result("parking", s, now - 300 + s, masked=2, unmasked=1) for s in range(40)], now)
+    feeder.feed([result("lobby", 500 + s, now - 60 + s, skipped=True) for s in range(5)], now)
     feeder.silence_check(now)
     driver = browser
     driver.get(live_api.url + "/")
@@ -91,7 +103,8 @@ def test_dashboard_shows_tiles_and_updates_live(
     tiles = driver.execute_script(
         "return [...document.querySelectorAll('.tile')].map(t => ({id: t.dataset.camera,"
         " pct: t.querySelector('.compliance').firstChild.textContent,"
-        " cls: t.className, spark: t.querySelectorAll('.spark polyline').length}))"
+        " cls: t.className, spark: t.querySelectorAll('.spark polyline').length,"
+        " skipped: t.querySelector('.skipped')?.textContent ?? null}))"
     )
     by_id = {t["id"]: t for t in tiles}
     api = httpx.get(f"{live_api.url}/api/v1/cameras").json()
@@ -100,6 +113,8 @@ def test_dashboard_shows_tiles_and_updates_live(
         shown = by_id[cam["camera_id"]]["pct"]
         expected = "–" if w15["compliance"] is None else f"{w15['compliance'] * 100:.1f}%"
         assert shown == expected, cam["camera_id"]
+        share = f"skipped {w15['skipped'] / w15['frames'] * 100:.0f}%" if w15["skipped"] else None
+        assert by_id[cam["camera_id"]]["skipped"] == share, cam["camera_id"]
     assert "stale" in by_id["parking"]["cls"]
     assert "firing" in by_id["gate-north"]["cls"] and "stale" not in by_id["lobby"]["cls"]
     assert by_id["lobby"]["spark"] >= 1
@@ -123,8 +138,65 @@ def test_dashboard_shows_tiles_and_updates_live(
     alerts = driver.execute_script("return document.querySelectorAll('#alerts li').length")
     assert alerts >= 2  # gate-north low compliance, parking silent
 
-    wanted = os.environ.get("MASKWATCH_SCREENSHOT")
-    screenshot = Path(wanted) if wanted else tmp_path / "dashboard.png"
-    screenshot.parent.mkdir(parents=True, exist_ok=True)
-    assert driver.save_screenshot(str(screenshot))
-    assert screenshot.stat().st_size > 10_000
+    shot = shots / "dashboard.png"
+    assert driver.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+
+
+SITES, ZONES = ("north", "south", "east", "west", "harbour"), ("gate", "hall", "platform", "lot")
+
+
+def fleet(n: int, now: float) -> list[FrameResult]:
+    """`n` cameras, each with a site and a zone label and a few recent frames."""
+    out = []
+    for i in range(n):
+        labels = {"site": SITES[i % len(SITES)], "zone": ZONES[i % len(ZONES)]}
+        for s in range(2):
+            out.append(
+                result(f"cam-{i:03d}", s, now - 2 + s, masked=i % 4, unmasked=1, labels=labels)
+            )
+    return out
+
+
+def shown(driver: Any) -> int:
+    return int(driver.execute_script("return document.querySelectorAll('#tiles .tile').length"))
+
+
+def set_control(driver: Any, control: str, value: str) -> None:
+    driver.execute_script(
+        "const c = document.getElementById(arguments[0]); c.value = arguments[1];"
+        " c.dispatchEvent(new Event('input'));",
+        control,
+        value,
+    )
+
+
+def test_a_fleet_of_500_paints_within_2_s_and_narrows_by_search_and_label(
+    live_api: LiveServer, feeder: Feeder, browser: Any, shots: Path
+) -> None:
+    feeder.feed(fleet(500, time.time()))
+    cameras_when(live_api.url, lambda b: b["total"] == 500, timeout_s=20)
+    driver = browser
+    driver.get(live_api.url + "/")  # returns at the load event
+    wait_until(driver, "return document.querySelectorAll('#tiles .tile').length === 500", 2.0)
+    assert driver.execute_script("return document.getElementById('loading').hidden")
+    wait_until(driver, "return document.getElementById('conn').textContent === 'live'")
+
+    set_control(driver, "label", "site=north")
+    assert shown(driver) == 100
+    set_control(driver, "search", "gate")  # zone value; north and gate: every 20th camera
+    assert shown(driver) == 25
+    set_control(driver, "search", "cam-007")
+    assert shown(driver) == 0  # cam-007 is in site east
+    set_control(driver, "label", "")
+    assert shown(driver) == 1
+    set_control(driver, "search", "")
+    set_control(driver, "group", "site")
+    groups = driver.execute_script(
+        "return [...document.querySelectorAll('#tiles .group')].map(g => g.textContent)"
+    )
+    assert groups == [f"site: {s} · 100" for s in sorted(SITES)]
+    set_control(driver, "sort", "compliance")
+    first = driver.execute_script("return document.querySelector('#tiles .tile').dataset.camera")
+    assert int(first.split("-")[1]) % 4 == 0  # no masked face: the lowest compliance
+    assert driver.save_screenshot(str(shots / "dashboard-fleet.png"))

@@ -21,6 +21,7 @@ class FakeDetector:
     licence = "test fixture"
     name = "fake-detector"
     version = "1"
+    licence = "test fake"
 
     def __init__(self, xyxy: list[tuple[float, float, float, float]] | None = None) -> None:
         self.boxes = np.array(xyxy or [], np.float32).reshape(-1, 4)

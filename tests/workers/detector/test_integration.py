@@ -97,6 +97,8 @@ class Worker:
             "MASKWATCH_DETECTOR_WORKER_ID": name,
             "MASKWATCH_DETECTOR_RUNTIME__HEALTH_PORT": str(self.health_port),
             "MASKWATCH_DETECTOR_MODEL_SERVER": model_server,
+            # cheapest; these test delivery
+            "MASKWATCH_DETECTOR_DETECTOR__BACKEND": "retinaface-mobilenet",
             "MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH": str(
                 shared_dir / "models" / "retinaface_mnet025.onnx"
             ),

@@ -17,8 +17,8 @@ from kafka import TopicPartition
 from runtime.kafka import KafkaSettings
 from runtime.service import Health
 from workers.detector.core import PendingFrame
-from workers.detector.main import Worker
 from workers.detector.settings import DetectorSettings
+from workers.detector.worker import Worker
 
 from .conftest import frame_message, jpeg, make_core
 

@@ -97,7 +97,12 @@ def test_nms_keeps_at_most_max_keep() -> None:
 
 
 def test_postprocess_maps_to_original_pixels_and_clips() -> None:
-    config = detector_config(score_threshold=0.5, box_scale_wh=(1.0, 1.0), box_shift_y=0.0)
+    config = detector_config(
+        backend="retinaface-mobilenet",
+        score_threshold=0.5,
+        box_scale_wh=(1.0, 1.0),
+        box_shift_y=0.0,
+    )
     priors = anchors(64, 64)
     face = np.zeros(len(priors), np.float32)
     face[0] = 0.9  # first anchor: centre (4, 4), 16 px, at input 64×64 → crosses the corner
@@ -117,7 +122,9 @@ def test_postprocess_maps_to_original_pixels_and_clips() -> None:
 def test_real_model_finds_annotated_faces(shared_dir: Path) -> None:
     """On three crowd photos, most annotated faces are found at IoU 0.5 and boxes stay inside."""
     crowd = shared_dir / "data" / "crowd"
-    config = detector_config(model_path=shared_dir / "models" / "retinaface_mnet025.onnx")
+    config = detector_config(
+        backend="retinaface-mobilenet", model_path=shared_dir / "models" / "retinaface_mnet025.onnx"
+    )
     detector = MobileNetRetinaFace(config)
     assert detector.version == "b7a7acab55e1"
     found = total = 0

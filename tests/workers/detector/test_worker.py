@@ -24,10 +24,11 @@ from schemas.common import decode
 from schemas.dead_letter import SUPPORTED_DEAD_LETTER_VERSIONS, DeadLetter
 from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult, SkipReason
 from tests.recovery import committed_offsets, end_offsets
+from workers.detector.calls import failure_kind
 from workers.detector.classifier import ClassifierError, FakeClassifier
 from workers.detector.core import Core, CoreConfig
-from workers.detector.main import Worker, is_unavailable
 from workers.detector.settings import DetectorSettings
+from workers.detector.worker import Worker
 
 from .conftest import jpeg
 
@@ -198,15 +199,34 @@ def test_persistent_classifier_failure_dead_letters_each_frame_after_bounded_att
 
 
 @pytest.mark.parametrize(
-    ("error", "outage"),
+    ("error", "kind"),
     [
-        (ClassifierError(grpc.StatusCode.UNAVAILABLE, "down"), True),  # server gone: wait
-        (ClassifierError(grpc.StatusCode.DEADLINE_EXCEEDED, "slow"), True),  # overloaded: wait
-        (ClassifierError(grpc.StatusCode.INVALID_ARGUMENT, "bad"), False),  # bad batch: count
-        (ClassifierError(None, "malformed response"), False),
-        (ValueError("shape"), False),
-        (ConnectionResetError(), True),
+        (ClassifierError(grpc.StatusCode.UNAVAILABLE, "down"), "outage"),  # server gone: wait
+        (ClassifierError(grpc.StatusCode.DEADLINE_EXCEEDED, "slow"), "busy"),  # bounded retries
+        (ClassifierError(grpc.StatusCode.RESOURCE_EXHAUSTED, "full"), "busy"),
+        (ClassifierError(grpc.StatusCode.INVALID_ARGUMENT, "bad"), "error"),  # bad batch: count
+        (ClassifierError(None, "malformed response"), "error"),
+        (ValueError("shape"), "error"),
+        (ConnectionResetError(), "outage"),
     ],
 )
-def test_outage_or_failure(error: Exception, outage: bool) -> None:
-    assert is_unavailable(error) is outage
+def test_failure_kinds(error: Exception, kind: str) -> None:
+    assert failure_kind(error) == kind
+
+
+@pytest.mark.parametrize(
+    "running", [ClassifierError(grpc.StatusCode.DEADLINE_EXCEEDED, "slow")], indirect=True
+)
+def test_batch_that_always_times_out_is_dead_lettered_not_retried_forever(
+    running: Running,
+) -> None:
+    send_frames(running.kafka, [NARROW, NARROW])
+    letters = [
+        decode(DeadLetter, v, SUPPORTED_DEAD_LETTER_VERSIONS)
+        for v in read_all(running.kafka, running.kafka.dead_letter_topic, 2)
+    ]
+    assert sorted((d.seq, d.reason.value) for d in letters) == [
+        (0, "classifier_unavailable"),
+        (1, "classifier_unavailable"),
+    ]
+    assert all("DEADLINE_EXCEEDED" in d.message for d in letters)

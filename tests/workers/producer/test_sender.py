@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
+from schemas.frame import parse_frame_headers
 from tests.workers.producer.fakes import FakeTransport, frame, new_metrics, value
-from workers.producer.sender import FrameSender
+from workers.producer.sender import FrameSender, KafkaTransport, OutgoingFrame
 
 
 def wait_for(condition: object, timeout_s: float = 5.0) -> None:
@@ -105,3 +109,25 @@ def test_close_deadline_counts_what_could_not_be_sent() -> None:
 def test_bounds_must_be_positive(capacity: int, in_flight: int) -> None:
     with pytest.raises(ValueError, match=">= 1"):
         FrameSender(FakeTransport, new_metrics(), capacity, in_flight)
+
+
+class RecordingProducer:
+    """Stands in for KafkaProducer.send: records the call, returns a future-like object."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, topic: str, **kwargs: Any) -> Any:
+        self.sent.append({"topic": topic, **kwargs})
+        return SimpleNamespace(add_callback=lambda _f: None, add_errback=lambda _f: None)
+
+
+def test_a_cameras_labels_travel_in_the_frame_header() -> None:
+    producer = RecordingProducer()
+    transport = KafkaTransport(producer, "frames")  # type: ignore[arg-type]
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    labels = {"site": "north", "zone": "gate"}
+    transport.send(OutgoingFrame("cam-1", 1, moment, b"\xff\xd8", 2, 2, labels), lambda _e: None)
+    transport.send(OutgoingFrame("cam-2", 1, moment, b"\xff\xd8", 2, 2), lambda _e: None)
+    first, second = (parse_frame_headers(call["headers"]) for call in producer.sent)
+    assert first.labels == labels and second.labels == {}

@@ -1,8 +1,13 @@
-// maskwatch dashboard: one tile per camera, updated live from /api/v1/stream.
-// The stream is read with fetch() (not EventSource) so a bearer token can go in a header.
+// maskwatch dashboard: one tile per camera. First paint from GET /api/v1/cameras (fetched
+// together with the alerts), then only changes from /api/v1/stream (since that view's time).
+// The stream is read with fetch() so a bearer token can go in a header; its parsing is in
+// sse.js (standard rules), so switching to EventSource touches only `stream()`.
 "use strict";
 
-const state = { cameras: new Map(), staleAfter: 60, target: 0.8, clockOffsetMs: 0, updates: 0 };
+const state = {
+  cameras: new Map(), tiles: new Map(), staleAfter: 60, target: 0.8, clockOffsetMs: 0,
+  updates: 0, view: { search: "", label: "", sort: "id", group: "" },
+};
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -25,10 +30,11 @@ function ago(seconds) {
 }
 function windowOf(cam, name) { return cam.windows.find((w) => w.window === name); }
 function serverNow() { return Date.now() + state.clockOffsetMs; }
+function silentFor(cam) { return Math.max(0, (serverNow() - Date.parse(cam.last_seen)) / 1000); }
 
-function sparkline(history) {
+function sparkline(values) {
   // Compliance per minute over the last hour; minutes without faces leave gaps.
-  const w = 240, h = 44, n = history.length;
+  const w = 240, h = 44, n = values.length;
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
   svg.setAttribute("preserveAspectRatio", "none");
@@ -51,9 +57,9 @@ function sparkline(history) {
     svg.appendChild(line);
     segment = [];
   };
-  history.forEach((point, i) => {
-    if (point.compliance === null) flush();
-    else segment.push([x(i).toFixed(1), y(point.compliance).toFixed(1)]);
+  values.forEach((value, i) => {
+    if (value === null) flush();
+    else segment.push([x(i).toFixed(1), y(value).toFixed(1)]);
   });
   flush();
   const title = document.createElementNS(SVG, "title");
@@ -68,6 +74,8 @@ function renderTile(cam) {
   const w15 = windowOf(cam, "15m"), w1 = windowOf(cam, "1m"), w24 = windowOf(cam, "24h");
   const head = el("div", "tile-head");
   head.append(el("span", "camera", cam.camera_id), el("span", "seen"));
+  const labels = el("div", "labels");
+  for (const [name, value] of Object.entries(cam.labels || {})) labels.append(el("span", "label", `${name}: ${value}`));
   const big = el("div", "big compliance " + grade(w15.compliance), pct(w15.compliance));
   big.append(el("small", "", "15 min"));
   const counts = el("div", "counts");
@@ -75,59 +83,141 @@ function renderTile(cam) {
   const unmasked = el("span", "unmasked"); unmasked.append("unmasked ", el("b", "", String(w15.without_mask)));
   const frames = el("span", "frames"); frames.append("frames ", el("b", "", String(w15.frames)));
   counts.append(masked, unmasked, frames);
+  if (w15.skipped > 0) {
+    // frames the detector shed unseen (overload): their faces are not in the figures
+    const share = ((w15.skipped / w15.frames) * 100).toFixed(0);
+    counts.append(el("span", "skipped", `skipped ${share}%`));
+  }
   const windows = el("div", "windows");
   windows.append(el("span", "w1", "1 min " + pct(w1.compliance)), el("span", "w24", "24 h " + pct(w24.compliance)));
   const badges = el("div", "badges");
   for (const rule of cam.alerts) {
     if (rule.state === "firing") badges.append(el("span", "badge", rule.rule.replace("_", " ")));
   }
-  tile.append(head, big, counts, windows, sparkline(cam.history), badges);
+  tile.append(head, labels, big, counts, windows, sparkline(cam.spark), badges);
   if (cam.firing) tile.classList.add("firing");
+  ageTile(tile, cam);
   return tile;
+}
+
+function ageTile(tile, cam) {
+  const silent = silentFor(cam);
+  const stale = silent > state.staleAfter;
+  tile.classList.toggle("stale", stale);
+  tile.querySelector(".seen").textContent = (stale ? "stale · " : "") + "seen " + ago(silent);
 }
 
 function refreshAges() {
   // Staleness moves with the clock, not with data: recompute every second.
-  const now = serverNow();
-  for (const tile of document.querySelectorAll(".tile")) {
-    const cam = state.cameras.get(tile.dataset.camera);
-    if (!cam) continue;
-    const silent = Math.max(0, (now - Date.parse(cam.last_seen)) / 1000);
-    const stale = silent > state.staleAfter;
-    tile.classList.toggle("stale", stale);
-    tile.querySelector(".seen").textContent = (stale ? "stale · " : "") + "seen " + ago(silent);
-  }
+  for (const [id, tile] of state.tiles) ageTile(tile, state.cameras.get(id));
 }
+
+// --- which tiles show, in which order (search, label filter, sort, grouping) -------------
+
+function visible(cam) {
+  const { search, label } = state.view;
+  if (label) {
+    const [name, value] = label.split("=");
+    if ((cam.labels || {})[name] !== value) return false;
+  }
+  if (!search) return true;
+  const hay = [cam.camera_id, ...Object.values(cam.labels || {})].join(" ").toLowerCase();
+  return search.toLowerCase().split(/\s+/).every((word) => hay.includes(word));
+}
+
+const SORTS = {
+  id: () => 0,
+  compliance: (a, b) => (windowOf(a, "15m").compliance ?? 2) - (windowOf(b, "15m").compliance ?? 2),
+  faces: (a, b) => windowOf(b, "15m").faces - windowOf(a, "15m").faces,
+  silence: (a, b) => silentFor(b) - silentFor(a),
+  alerts: (a, b) => Number(b.firing) - Number(a.firing),
+};
+
+function layout() {
+  // Re-orders the existing tile elements (no re-render), grouped by a label when asked.
+  const { sort, group } = state.view;
+  const cams = [...state.cameras.values()].filter(visible);
+  cams.sort((a, b) => SORTS[sort](a, b) || (a.camera_id < b.camera_id ? -1 : 1));
+  const groups = new Map();
+  for (const cam of cams) {
+    const key = group ? (cam.labels || {})[group] ?? "(none)" : "";
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(cam);
+  }
+  const out = document.createDocumentFragment();
+  for (const [key, members] of [...groups].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    if (group) out.append(el("h3", "group", `${group}: ${key} · ${members.length}`));
+    for (const cam of members) out.append(state.tiles.get(cam.camera_id));
+  }
+  $("tiles").replaceChildren(out);
+  $("shown").textContent = `${cams.length} of ${state.cameras.size} cameras`;
+  $("empty").hidden = state.cameras.size > 0;
+}
+
+let layoutQueued = false;
+function queueLayout() {
+  if (layoutQueued) return;
+  layoutQueued = true;
+  requestAnimationFrame(() => { layoutQueued = false; layout(); });
+}
+
+function labelOptions() {
+  // The filter offers every name=value seen; the grouping every label name.
+  const pairs = new Set(), names = new Set();
+  for (const cam of state.cameras.values()) {
+    for (const [name, value] of Object.entries(cam.labels || {})) { pairs.add(`${name}=${value}`); names.add(name); }
+  }
+  fillSelect($("label"), [...pairs].sort(), "all labels");
+  fillSelect($("group"), [...names].sort(), "no grouping");
+}
+
+function fillSelect(select, values, none) {
+  const keep = select.value;
+  const have = [...select.options].map((o) => o.value).join("\n");
+  if (have === ["", ...values].join("\n")) return;
+  select.replaceChildren(new Option(none, ""), ...values.map((v) => new Option(v, v)));
+  select.value = values.includes(keep) ? keep : "";
+}
+
+// --- data in ------------------------------------------------------------------------
 
 function upsert(cam) {
   state.cameras.set(cam.camera_id, cam);
   const fresh = renderTile(cam);
-  const old = document.querySelector(`.tile[data-camera="${CSS.escape(cam.camera_id)}"]`);
-  if (old) old.replaceWith(fresh);
-  else {
-    const tiles = $("tiles");
-    const after = [...tiles.children].find((t) => t.dataset.camera > cam.camera_id);
-    tiles.insertBefore(fresh, after || null);
-  }
-  $("empty").hidden = state.cameras.size > 0;
-  countCameras();
+  state.tiles.get(cam.camera_id)?.replaceWith(fresh);
+  state.tiles.set(cam.camera_id, fresh);
 }
 
-function renderTotals(overview) {
+function remove(id) {
+  state.cameras.delete(id);
+  state.tiles.get(id)?.remove();
+  state.tiles.delete(id);
+}
+
+function renderTotals(totals) {
   const box = $("totals");
   box.replaceChildren();
-  for (const w of overview.windows) {
+  for (const w of totals.windows) {
     const item = el("span", "total total-" + w.window);
     item.append(w.window + " ", el("b", grade(w.compliance), pct(w.compliance)), ` of ${w.faces} faces`);
     box.append(item);
   }
-  box.append(el("span", "camera-count"));
-  countCameras();
 }
 
-function countCameras() {
-  const count = document.querySelector(".camera-count");
-  if (count) count.textContent = `${state.cameras.size} cameras`;
+function paint(overview) {
+  // The first paint (and a repaint after reconnecting): the whole fleet from one GET.
+  state.staleAfter = overview.stale_after_s;
+  state.target = overview.target;
+  state.clockOffsetMs = Date.parse(overview.at) - Date.now();
+  const ids = new Set(overview.cameras.map((c) => c.camera_id));
+  for (const id of [...state.cameras.keys()]) if (!ids.has(id)) remove(id);
+  overview.cameras.forEach(upsert);
+  renderTotals(overview);
+  labelOptions();
+  layout();
+  $("loading").hidden = true;
+  document.body.dataset.paintedMs = String(Math.round(performance.now()));  // for tests
+  touched();
 }
 
 function addAlert(event, prepend) {
@@ -143,28 +233,22 @@ function touched() {
   state.updates += 1;
   document.body.dataset.updates = String(state.updates);
   $("updated").textContent = "updated " + new Date().toLocaleTimeString();
-  refreshAges();
 }
 
-function onEvent(type, data) {
-  const body = JSON.parse(data);
-  if (type === "snapshot") {
-    state.staleAfter = body.stale_after_s;
-    state.target = body.target;
-    state.clockOffsetMs = Date.parse(body.at) - Date.now();
-    const ids = new Set(body.cameras.map((c) => c.camera_id));
-    for (const id of [...state.cameras.keys()]) {
-      if (!ids.has(id)) {
-        state.cameras.delete(id);
-        document.querySelector(`.tile[data-camera="${CSS.escape(id)}"]`)?.remove();
-      }
-    }
+function onEvent(event) {
+  // Any event proves the stream delivers: only now is the badge "live".
+  setConn(true, "live");
+  const body = JSON.parse(event.data);
+  if (event.type === "cameras") {
     body.cameras.forEach(upsert);
+    if (body.cameras.length) { labelOptions(); queueLayout(); }
+  } else if (event.type === "removed") {
+    body.cameras.forEach(remove);
+    queueLayout();
+  } else if (event.type === "totals") {
+    state.clockOffsetMs = Date.parse(body.at) - Date.now();
     renderTotals(body);
-    $("empty").hidden = body.cameras.length > 0;
-  } else if (type === "camera") {
-    upsert(body);
-  } else if (type === "alert") {
+  } else if (event.type === "alert") {
     addAlert(body, true);
   }
   touched();
@@ -181,45 +265,45 @@ function setConn(up, text) {
   conn.textContent = text;
 }
 
-async function loadAlerts() {
-  const res = await fetch("/api/v1/alerts?limit=50", { headers: authHeaders() });
-  if (!res.ok) return;
-  $("alerts").replaceChildren();
-  for (const event of await res.json()) addAlert(event, false);
+async function getJson(path) {
+  const res = await fetch(path, { headers: authHeaders(), cache: "no-store" });
+  if (res.status === 401) { $("auth").hidden = false; throw new Error("unauthorized"); }
+  if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
+  return res.json();
 }
 
-async function stream() {
-  const res = await fetch("/api/v1/stream", { headers: authHeaders(), cache: "no-store" });
+async function stream(sinceMs) {
+  const url = "/api/v1/stream?since_ms=" + Math.max(0, Math.floor(sinceMs));
+  const res = await fetch(url, { headers: authHeaders(), cache: "no-store" });
   if (res.status === 401) { $("auth").hidden = false; throw new Error("unauthorized"); }
   if (!res.ok || !res.body) throw new Error("stream: HTTP " + res.status);
-  setConn(true, "live");
+  const parser = createEventStreamParser(onEvent);
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
   for (;;) {
     const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value.replace(/\r\n?/g, "\n");
-    let end;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let type = "message";
-      const data = [];
-      for (const line of block.split("\n")) {
-        if (line.startsWith("event:")) type = line.slice(6).trim();
-        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
-      }
-      if (data.length) onEvent(type, data.join("\n"));
-    }
+    if (done) { parser.end(); return; }
+    parser.push(value);
   }
+}
+
+async function start() {
+  const [overview, alerts] = await Promise.all([
+    getJson("/api/v1/cameras"),
+    getJson("/api/v1/alerts?limit=50").catch(() => null),  // alerts are secondary
+  ]);
+  paint(overview);
+  if (alerts) {
+    $("alerts").replaceChildren();
+    for (const event of alerts) addAlert(event, false);
+  }
+  await stream(Date.parse(overview.at));
 }
 
 async function run() {
   let delay = 1000;
   for (;;) {
     try {
-      await loadAlerts();
-      await stream();
+      await start();
       delay = 1000;
     } catch (error) {
       console.warn(error);
@@ -235,5 +319,8 @@ $("auth").addEventListener("submit", (event) => {
   localStorage.setItem("maskwatch-token", $("token").value);
   $("auth").hidden = true;
 });
+for (const id of ["search", "label", "sort", "group"]) {
+  $(id).addEventListener("input", () => { state.view[id] = $(id).value.trim(); layout(); });
+}
 setInterval(refreshAges, 1000);
 run();

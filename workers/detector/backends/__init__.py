@@ -15,19 +15,25 @@ from typing import Annotated
 
 from pydantic import Field, TypeAdapter
 
-from workers.detector.backends import retinaface_mobilenet, retinaface_resnet50
+from workers.detector.backends import centerface, retinaface_mobilenet, retinaface_resnet50, scrfd
 from workers.detector.backends.base import BackendConfig, FaceDetector
 
 BACKENDS: dict[str, ModuleType] = {
+    "centerface": centerface,
+    "scrfd-2.5g": scrfd,
     "retinaface-mobilenet": retinaface_mobilenet,
     "retinaface-resnet50": retinaface_resnet50,
 }
 """Backend name → its module (with `Config` and `Detector`)."""
 
-AnyBackendConfig = retinaface_mobilenet.Config | retinaface_resnet50.Config
+AnyBackendConfig = (
+    centerface.Config | scrfd.Config | retinaface_mobilenet.Config | retinaface_resnet50.Config
+)
 DetectorConfig = Annotated[AnyBackendConfig, Field(discriminator="backend")]
 """One backend's config; `{"backend": "<name>", ...}` validates into the right model."""
-DEFAULT_BACKEND = "retinaface-mobilenet"
+DEFAULT_BACKEND = "centerface"
+"""The best detector whose weights' licence (MIT) allows a city deployment; SCRFD's weights
+are InsightFace's, for non-commercial research only, so it is opt-in."""
 
 _ADAPTER: TypeAdapter[AnyBackendConfig] = TypeAdapter(DetectorConfig)
 

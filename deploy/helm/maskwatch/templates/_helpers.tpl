@@ -38,6 +38,15 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
+{{/* A Python service's image: <component>.image (the per-service images deploy/images/build.sh
+builds) overrides the shared `image`; an empty repository or tag falls back to it. Call with
+(dict "root" $ "image" .Values.producer.image). */}}
+{{- define "maskwatch.serviceImage" -}}
+{{- $own := .image | default dict -}}
+{{- $shared := .root.Values.image -}}
+{{- printf "%s:%s" (default $shared.repository $own.repository) (default .root.Chart.AppVersion (default $shared.tag $own.tag)) -}}
+{{- end -}}
+
 {{- define "maskwatch.modelImage" -}}
 {{- $m := .Values.modelServer.image -}}
 {{- printf "%s:%s" $m.repository (default .Chart.AppVersion $m.tag) -}}
@@ -282,7 +291,7 @@ spec:
   {{- end }}
   containers:
     - name: {{ .component }}
-      image: {{ include "maskwatch.image" $root }}
+      image: {{ include "maskwatch.serviceImage" (dict "root" $root "image" .image) }}
       imagePullPolicy: {{ $root.Values.image.pullPolicy }}
       args:
         {{- toYaml .values.args | nindent 8 }}

@@ -1,0 +1,375 @@
+"""The detector worker's loop: poll → prepare → classify batch → publish → commit.
+
+Delivery is at-least-once: a frame's offset is committed only after its result (or dead
+letter) is acknowledged by Kafka, and only up to the first frame that is not (see
+`OffsetTracker`). A worker killed at any point leaves its uncommitted frames to the group
+member that takes its partitions over; results are keyed by (camera, seq), so a replay
+overwrites rather than double-counts downstream. While the model server is down the worker
+backs off, stays in the group (partitions paused, polls continue), reports not-ready and
+commits nothing it has not answered.
+
+One boundary per record: every record taken is answered by a result or a dead letter with a
+reason; a record the Kafka client cannot decode is skipped and dead-lettered by its place
+(`runtime.poll`); an exception on one frame is retried `max_attempts` times and then
+dead-letters that frame. The worker exits only on shutdown or when its own infrastructure
+fails (a write Kafka does not acknowledge), never because of data.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from runtime.backoff import Backoff, BackoffPolicy
+from runtime.dead_letters import DeadLetterSink
+from runtime.kafka import KafkaSettings, topic_specs
+from runtime.logs import get_logger
+from runtime.poll import CorruptRecord, poll_records
+from runtime.service import Health
+from schemas.common import DeadLetterReason, encode, utc_now
+from schemas.dead_letter import DeadLetter, build_dead_letter
+from schemas.frame import FrameMeta
+from schemas.result import FrameResult
+from workers.detector import metrics
+from workers.detector.batching import CropBatcher, OffsetTracker, concat_crops
+from workers.detector.calls import Answer, ClassifierBusyError, ClassifierCalls, ClassifyError
+from workers.detector.classifier import Classifier
+from workers.detector.core import Core, FrameMessage, Outcome, PendingFrame
+from workers.detector.settings import DetectorSettings
+
+log = get_logger("detector")
+
+LAG_EVERY_S = 5.0
+
+
+def outage_policy(settings: DetectorSettings) -> BackoffPolicy:
+    """Waiting out a model-server outage: unbounded (frames are never given up for it)."""
+    return BackoffPolicy(initial_s=settings.backoff_initial_s, max_s=settings.backoff_max_s)
+
+
+def busy_policy(settings: DetectorSettings) -> BackoffPolicy:
+    """Retrying a timed-out or refused call: `max_attempts` calls, then the frame is judged."""
+    return BackoffPolicy(
+        initial_s=settings.backoff_initial_s,
+        max_s=settings.backoff_max_s,
+        max_attempts=settings.max_attempts,
+    )
+
+
+class Worker:
+    """One detector worker: poll → prepare → classify batch → publish → commit."""
+
+    def __init__(
+        self,
+        settings: DetectorSettings,
+        kafka: KafkaSettings,
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        core: Core,
+        classifier: Classifier,
+        health: Health,
+        stopping: threading.Event,
+    ) -> None:
+        self.settings, self.kafka = settings, kafka
+        self.consumer, self.producer = consumer, producer
+        self.core, self.classifier = core, classifier
+        self.health, self.stopping = health, stopping
+        self.batcher: CropBatcher[PendingFrame] = CropBatcher(
+            settings.max_batch_crops, settings.max_batch_wait_ms / 1000
+        )
+        self.offsets: OffsetTracker[TopicPartition] = OffsetTracker()
+        dead_letter_bytes = {s.name: s.max_message_bytes for s in topic_specs(kafka)}
+        self.dead_letters = DeadLetterSink(
+            producer, kafka.dead_letter_topic, dead_letter_bytes[kafka.dead_letter_topic]
+        )
+        self.calls = ClassifierCalls(
+            classifier,
+            outage_policy(settings),
+            busy_policy(settings),
+            wait=self._idle,
+            set_ready=health.set_ready,
+            on_answer=self._note_version,
+        )
+        self._sent: list[tuple[Any, TopicPartition, int, str]] = []
+        self._lag_at = 0.0
+        self._rewind: dict[TopicPartition, int] = {}
+        """First frame offset discarded per revoked partition (see `on_assigned`)."""
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self) -> None:
+        """Until `stopping` is set; then finish frames in flight, commit and return."""
+        self.health.set_ready(True, "")
+        while not self.stopping.is_set():
+            self.health.beat()
+            wait_s = min(self.batcher.wait_left_s(time.perf_counter()), 0.5)
+            for partition, record in self._poll(wait_s):
+                self._take(partition, record)
+                if self.batcher.due(time.perf_counter()):  # the wait bound holds mid-poll
+                    self._classify(self.batcher.take())
+            if self.batcher.due(time.perf_counter()):
+                self._classify(self.batcher.take())
+            self._flush_and_commit()
+            self._report_lag()
+        if len(self.batcher):
+            self._classify(self.batcher.take())
+        self._flush_and_commit()
+        log.info("stopped", in_flight=self.offsets.in_flight())
+
+    def on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        """Commit what is answered, then drop frames of partitions another member now owns."""
+        lost = set(revoked)
+        try:
+            self._flush_and_commit()
+        except KafkaError as error:
+            log.warning("commit_on_revoke_failed", error=str(error))
+        dropped = self.batcher.discard(
+            lambda f: TopicPartition(f.message.topic, f.message.partition) in lost,
+            time.perf_counter(),
+        )
+        for frame in dropped:
+            tp = TopicPartition(frame.message.topic, frame.message.partition)
+            self._rewind[tp] = min(self._rewind.get(tp, frame.message.offset), frame.message.offset)
+        self.offsets.forget(list(lost))
+        log.info(
+            "partitions_revoked",
+            partitions=sorted(p.partition for p in lost),
+            dropped_frames=len(dropped),
+        )
+
+    def on_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        """Re-read frames discarded at the last revoke from partitions that came back: the
+        consumer keeps its fetch position for a partition it owns before and after a
+        rebalance, so without the seek those frames would be skipped (and later commits
+        would step over them). Partitions now owned elsewhere start from the commit."""
+        for tp in assigned:
+            if tp in self._rewind:
+                self.consumer.seek(tp, self._rewind[tp])
+                log.info("partition_rewound", partition=tp.partition, offset=self._rewind[tp])
+        self._rewind.clear()
+
+    # ------------------------------------------------------------------ poll
+
+    def _poll(self, wait_s: float) -> list[tuple[TopicPartition, Any]]:
+        """The next records; a record the client cannot decode is dead-lettered here."""
+        polled = poll_records(self.consumer, int(wait_s * 1000), self.settings.poll_records)
+        for corrupt in polled.corrupt:
+            self._dead_letter_corrupt(corrupt)
+        return [(tp, record) for tp, records in polled.records.items() for record in records]
+
+    def _dead_letter_corrupt(self, corrupt: CorruptRecord) -> None:
+        tp = TopicPartition(corrupt.topic, corrupt.partition)
+        self.offsets.start(tp, corrupt.offset)
+        letter = build_dead_letter(
+            source_topic=corrupt.topic,
+            partition=corrupt.partition,
+            offset=corrupt.offset,
+            stage="detector",
+            reason=DeadLetterReason.CORRUPT_RECORD,
+            message=corrupt.error,
+            payload=None,
+        )
+        self._send(tp, corrupt.offset, letter)
+
+    # ------------------------------------------------------------------ prepare
+
+    def _take(self, partition: TopicPartition, record: Any) -> None:
+        message = FrameMessage(
+            record.topic,
+            record.partition,
+            record.offset,
+            record.value,
+            [(k, v) for k, v in (record.headers or [])],
+        )
+        self.offsets.start(partition, record.offset)
+        outcome = self._prepare(message)
+        if not isinstance(outcome, PendingFrame):
+            self._publish(message, outcome)
+            return
+        metrics.DECODE_MS.observe(outcome.decode_ms)
+        metrics.DETECT_MS.observe(outcome.detect_ms)
+        if len(outcome.detections):
+            self.batcher.add(outcome, len(outcome.detections), time.perf_counter())
+        else:
+            self._finish(outcome, (np.zeros((0, 2), np.float32), 0.0))
+
+    def _prepare(self, message: FrameMessage) -> Outcome:
+        """Headers read once, then core.detect retried; never raises: a frame that keeps
+        failing becomes a `processing_failed` dead letter naming the last error."""
+        meta: FrameMeta | None = None
+        error: Exception | None = None
+        for attempt in range(1, self.settings.max_attempts + 1):
+            try:
+                if meta is None:
+                    read = self.core.read(message, utc_now())
+                    if isinstance(read, DeadLetter):
+                        return read
+                    meta = read
+                return self.core.detect(message, meta, utc_now())
+            except Exception as failure:  # any failure of one frame is retried, then judged
+                error = failure
+                log.warning(
+                    "prepare_failed",
+                    partition=message.partition,
+                    offset=message.offset,
+                    attempt=attempt,
+                    error=repr(failure)[:500],
+                )
+        return self.core.failed(message, meta, repr(error), self.settings.max_attempts)
+
+    # ------------------------------------------------------------------ classify
+
+    def _classify(self, frames: list[PendingFrame]) -> None:
+        """Classify the frames' crops in one bounded call and publish their results; a batch
+        that fails for a reason other than an outage is retried frame by frame."""
+        crops = concat_crops([f.crops_rgb for f in frames], self.core.config.crop.size_px)
+        try:
+            answer = self.calls.classify(crops)
+        except (ClassifyError, ClassifierBusyError):
+            for frame in frames:
+                self._classify_alone(frame)
+            return
+        if answer is None:  # stopping while the model server is down: leave uncommitted
+            return
+        probabilities, classify_ms = answer
+        start = 0
+        for frame in frames:
+            count = len(frame.detections)
+            share = classify_ms * count / max(len(crops), 1)
+            self._finish(frame, (probabilities[start : start + count], share))
+            start += count
+
+    def _classify_alone(self, frame: PendingFrame) -> None:
+        """One frame's crops, `max_attempts` tries; then its dead letter."""
+        error: Exception | None = None
+        reason = DeadLetterReason.PROCESSING_FAILED
+        for _ in range(self.settings.max_attempts):
+            try:
+                answer = self.calls.classify(frame.crops_rgb)
+            except ClassifierBusyError as busy:
+                error, reason = busy, DeadLetterReason.CLASSIFIER_UNAVAILABLE
+                break  # its retries are already spent
+            except ClassifyError as failure:
+                error = failure
+                continue
+            if answer is not None:
+                self._finish(frame, answer)
+            return
+        letter = self.core.failed(
+            frame.message, frame.meta, f"classifier: {error!r}", self.settings.max_attempts, reason
+        )
+        self._publish(frame.message, letter)
+
+    def _finish(self, frame: PendingFrame, answer: Answer) -> None:
+        try:
+            outcome: FrameResult | DeadLetter = self.core.finish(
+                frame, answer[0], answer[1], utc_now()
+            )
+        except Exception as error:  # one frame's bad answer must not stop the worker
+            outcome = self.core.failed(frame.message, frame.meta, repr(error), 1)
+        self._publish(frame.message, outcome)
+
+    def wait_for_model_server(self) -> bool:
+        """Block (not ready, backing off) until the classifier answers; False if stopped.
+        A first call with one blank crop also tells which model version is serving."""
+        backoff = Backoff(outage_policy(self.settings))
+        blank = np.zeros(
+            (1, self.core.config.crop.size_px, self.core.config.crop.size_px, 3), np.uint8
+        )
+        while not self.stopping.is_set():
+            self.health.beat()
+            try:
+                if self.classifier.ready():
+                    self.classifier.classify(blank)
+                    self._note_version()
+                    return True
+            except Exception as error:  # the next turn retries; only availability matters here
+                log.warning("model_server_not_ready", error=repr(error))
+            self.health.set_ready(False, "model server unavailable")
+            self.stopping.wait(backoff.next_delay() or self.settings.backoff_max_s)
+        return False
+
+    def _note_version(self) -> None:
+        version = self.classifier.model_version
+        if version is not None and self.core.classifier_ref.version != str(version):
+            self.core.classifier_ref = self.core.classifier_ref.model_copy(
+                update={"version": str(version)}
+            )
+            log.info("classifier_version", version=version)
+
+    def _idle(self, seconds: float) -> bool:
+        """Wait while staying a live group member: partitions paused, polls continue; any
+        record a poll returns anyway (a partition assigned meanwhile) is rewound, not lost.
+        False if asked to stop."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            self.health.beat()
+            self.consumer.pause(*self.consumer.assignment())
+            polled = poll_records(self.consumer, 200, self.settings.poll_records)
+            for partition, records in polled.records.items():
+                self.consumer.seek(partition, records[0].offset)
+            for corrupt in polled.corrupt:  # skipped already: its dead letter now
+                self._dead_letter_corrupt(corrupt)
+        self.consumer.resume(*self.consumer.paused())
+        return not self.stopping.is_set()
+
+    # ------------------------------------------------------------------ publish, commit
+
+    def _publish(self, message: FrameMessage, outcome: FrameResult | DeadLetter) -> None:
+        partition = TopicPartition(message.topic, message.partition)
+        if isinstance(outcome, DeadLetter):
+            self._send(partition, message.offset, outcome)
+            return
+        value = encode(outcome)
+        future = self.producer.send(
+            self.kafka.results_topic, key=outcome.camera_id.encode(), value=value
+        )
+        self._sent.append((future, partition, message.offset, outcome.status))
+        if outcome.status == "processed":
+            metrics.FACES_PER_FRAME.observe(outcome.counts.faces)
+            lag_ms = (outcome.processed_at - outcome.captured_at).total_seconds() * 1000
+            metrics.END_TO_END_MS.observe(max(lag_ms, 0.0))
+
+    def _send(self, partition: TopicPartition, offset: int, letter: DeadLetter) -> None:
+        metrics.DEAD_LETTERS.labels(letter.reason.value).inc()
+        future = self.dead_letters.send(letter)
+        self._sent.append((future, partition, offset, "dead_lettered"))
+
+    def _flush_and_commit(self) -> None:
+        """Wait for every publish to be acknowledged, then commit what is contiguous."""
+        if self._sent:
+            self.producer.flush(timeout=60)
+            self.dead_letters.confirm()  # raises if one was lost: crash, nothing committed
+            for future, partition, offset, label in self._sent:
+                future.get(timeout=0)  # raises if the write failed: crash, nothing committed
+                self.offsets.done(partition, offset)
+                metrics.FRAMES.labels(label).inc()
+            self._sent.clear()
+        points = self.offsets.committable()
+        metrics.IN_FLIGHT.set(self.offsets.in_flight())
+        if not points:
+            return
+        try:
+            self.consumer.commit({p: OffsetAndMetadata(o, "", -1) for p, o in points.items()})
+        except CommitFailedError as error:
+            log.warning("commit_failed", error=str(error))
+            return
+        self.offsets.committed(points)
+
+    def _report_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._lag_at < LAG_EVERY_S:
+            return
+        self._lag_at = now
+        for partition in self.consumer.assignment():
+            end = self.consumer.highwater(partition)
+            if end is not None:
+                position = self.consumer.position(partition)
+                metrics.CONSUMER_LAG.labels(str(partition.partition)).set(end - position)
