@@ -400,7 +400,7 @@ def test_model_server_outage_loses_nothing(
     # the worker has taken the new frames and been refused by the down server repeatedly
     # (backing off, not giving up) — an event, not a guess at how long that takes
     wait_until(
-        lambda: metric(metrics_text(worker), UNAVAILABLE_CALLS, 'kind="unavailable"') >= 3,
+        lambda: metric(metrics_text(worker), UNAVAILABLE_CALLS, 'kind="outage"') >= 3,
         "classify calls retried while the model server is down",
         120,
     )
