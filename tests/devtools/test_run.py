@@ -1,7 +1,8 @@
 """`maskwatch run` end to end on the real stack: two folder cameras → … → Redis and the API.
 
-The run streams for ~25 s, then drains Kafka and stops; the test then reads the per-camera
-counters the aggregator wrote and checks them against the results topic itself.
+The run streams for ~25 s, then drains Kafka and stops; the test then checks the per-camera
+counters the aggregator wrote against the frames the producer wrote (each counted once) and
+the faces of their results.
 """
 
 from __future__ import annotations
@@ -10,17 +11,17 @@ import os
 import socket
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import pytest
 import redis
-from kafka import KafkaConsumer, TopicPartition
 
 from runtime.kafka import KafkaSettings
 from schemas.common import decode
+from schemas.frame import parse_frame_headers
 from schemas.redis_state import Keys, counters_of
 from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
+from tests.recovery import read_to_end, records_to_end
 
 REPO = Path(__file__).resolve().parents[2]
 CAMERAS = ("it-cam-a", "it-cam-b")
@@ -32,28 +33,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def results_per_camera(kafka: KafkaSettings) -> Counter[str]:
-    """Every result in the run's results topic, counted per camera."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers.split(","), enable_auto_commit=False
-    )
-    try:
-        partitions = [
-            TopicPartition(kafka.results_topic, p)
-            for p in consumer.partitions_for_topic(kafka.results_topic) or ()
-        ]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning()
-        ends = consumer.end_offsets(partitions)
-        counts: Counter[str] = Counter()
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            for records in consumer.poll(timeout_ms=1000).values():
-                for record in records:
-                    result = decode(FrameResult, record.value, SUPPORTED_RESULT_VERSIONS)
-                    counts[result.camera_id] += 1
-        return counts
-    finally:
-        consumer.close()
+def frames_produced(kafka: KafkaSettings) -> set[tuple[str, int]]:
+    """(camera, seq) of every frame the run's producer wrote (read from the frame headers)."""
+    records = records_to_end(kafka, kafka.frames_topic, 3)
+    return {(m.camera_id, m.seq) for m in (parse_frame_headers(r.headers) for r in records)}
+
+
+def results_answered(kafka: KafkaSettings) -> dict[tuple[str, int], FrameResult]:
+    """The results topic by (camera, seq): a redelivered frame's repeats are the same frame."""
+    values = read_to_end(kafka, kafka.results_topic, 3)
+    results = [decode(FrameResult, v, SUPPORTED_RESULT_VERSIONS) for v in values]
+    return {(r.camera_id, r.seq): r for r in results}
 
 
 @pytest.mark.integration
@@ -125,12 +115,17 @@ def test_run_counts_every_frame_once(
     text = redis.Redis(host="127.0.0.1", port=6379, decode_responses=True)
     registered = set(text.zrange(keys.registry, 0, -1))
     assert registered == set(CAMERAS)
-    in_topic = results_per_camera(kafka_settings)
+    produced = frames_produced(kafka_settings)
+    answered = results_answered(kafka_settings)
+    assert set(answered) == produced, "a frame produced without a result, or the reverse"
+    assert read_to_end(kafka_settings, kafka_settings.dead_letter_topic, 3) == []
     for camera in CAMERAS:
         raw = text.hgetall(keys.camera_totals(camera))
         counts = counters_of({str(k): str(v) for k, v in raw.items()})
-        assert counts.frames > 0, camera
-        assert counts.faces == counts.with_mask + counts.without_mask, (camera, counts)
-        assert counts.frames == in_topic[camera], (camera, counts, in_topic)
+        mine = [r for (c, _), r in answered.items() if c == camera]
+        assert counts.frames == sum(1 for c, _ in produced if c == camera) > 0, (camera, counts)
+        assert counts.faces == sum(r.counts.faces for r in mine), (camera, counts)
+        assert counts.with_mask == sum(r.counts.with_mask for r in mine), (camera, counts)
+        assert counts.skipped == sum(r.status == "skipped" for r in mine), (camera, counts)
         assert camera in done.stdout  # the final summary lists it
     text.close()

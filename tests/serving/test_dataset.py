@@ -15,6 +15,7 @@ from serving.dataset import (
     SPLITS,
     build,
     crowd_faces,
+    crowd_photo_split,
     decode_all,
     difference_hash,
     near_duplicate_groups,
@@ -98,6 +99,28 @@ def test_build_keeps_all_faces_of_a_crowd_photo_in_one_split(tmp_path: Path) -> 
     subset = select(arrays, crowd)
     assert decode_all(subset).shape == (2, 32, 32, 3)
     np.testing.assert_array_equal(decode_all(subset), images[crowd])
+
+
+def test_build_splits_crowd_photos_whole_and_as_evaluation_reads_them(tmp_path: Path) -> None:
+    """24 photos of 2 faces each: every photo's faces share one split (were crops split one by
+    one, all 24 would agree with probability (0.6² + 0.1² + 0.3²)²⁴ ≈ 1e-8), and each photo's
+    split is the one the pipeline evaluation assumes (`crowd_photo_split`)."""
+    _tiny_tree(tmp_path)
+    names = [f"p{i:02d}.jpg" for i in range(24)]
+    for i, name in enumerate(names):
+        cv2.imwrite(str(tmp_path / "crowd" / "images" / name), _picture(1000 + i, 64)[:48])
+        (tmp_path / "crowd" / "annotations" / f"{Path(name).stem}.xml").write_text(VOC)
+    arrays = build(tmp_path, CropConfig(size_px=32))
+    crowd = arrays["source"] == SOURCES.index("crowd")
+    photos: dict[int, set[str]] = {}
+    for group, split in zip(arrays["group"][crowd], arrays["split"][crowd], strict=True):
+        photos.setdefault(int(group), set()).add(SPLITS[int(split)])
+    assert len(photos) == len(names) + 1  # and c0.jpg of the tiny tree
+    assert all(len(splits) == 1 for splits in photos.values()), photos
+    assert sorted(next(iter(s)) for s in photos.values()) == sorted(
+        crowd_photo_split(name) for name in [*names, "c0.jpg"]
+    )
+    assert len({next(iter(s)) for s in photos.values()}) > 1
 
 
 def test_crowd_faces_agree_with_the_packed_dataset(tmp_path: Path) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import random
+import itertools
+import threading
 import time
+import uuid
 from typing import Any
 
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from schemas.alert import AlertEvent
 from schemas.common import encode
@@ -60,26 +64,49 @@ def expected_totals(results: list[FrameResult]) -> dict[bytes, bytes]:
     return {k.encode(): str(v).encode() for k, v in sums.items() if v}
 
 
-def test_replaying_the_same_results_twice_gives_identical_state(
-    redis_client: redis.Redis, redis_prefix: str
+NO_ALERTS = {"compliance_below": 0.0}
+"""Alerts judge partial windows, so when they fire depends on batching; the apply state
+(counters, latest, registry, dedupe) must not, and is compared without them."""
+
+
+def applied_once(client: redis.Redis, prefix: str, results: list[FrameResult], now: float) -> None:
+    """The reference: every result applied once, in order, in one batch."""
+    aggregator(prefix, [], **NO_ALERTS).handle(
+        [Rec(encode(r), i) for i, r in enumerate(results)], now
+    )
+
+
+def state(client: redis.Redis, prefix: str) -> dict[str, Any]:
+    return {key.removeprefix(prefix): value for key, value in snapshot(client, prefix).items()}
+
+
+@settings(max_examples=12, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_redelivery_order_and_batching_leaves_the_state_of_one_pass(
+    redis_client: redis.Redis, redis_prefix: str, data: st.DataObject
 ) -> None:
+    """Whatever a crash or rebalance replays — any order, any repeats, any batch sizes — the
+    Redis state equals applying each result once, and each result counts as applied once."""
     now = time.time()
-    results = stream(["cam-a", "cam-b", "cam-c"], 80, now - 20)
-    records = [Rec(encode(r), i) for i, r in enumerate(results)]
-    agg = aggregator(redis_prefix, [])
-    rng = random.Random(7)
-    first = [agg.handle(records[i : i + 37], now).applied for i in range(0, len(records), 37)]
-    assert sum(o.applied for o in first) == len(results)
-    before = snapshot(redis_client, redis_prefix)
+    results = stream(["cam-a", "cam-b", "cam-c"], 30, now - 20)
+    run = uuid.uuid4().hex[:8]
+    reference, replayed = f"{redis_prefix}{run}:ref:", f"{redis_prefix}{run}:replay:"
+    applied_once(redis_client, reference, results, now)
 
-    shuffled = records[:]
-    rng.shuffle(shuffled)
-    again = [agg.handle(shuffled[i : i + 53], now).applied for i in range(0, len(shuffled), 53)]
-    assert sum(o.applied for o in again) == 0
-    assert sum(o.duplicates for o in again) == len(results)
-    assert snapshot(redis_client, redis_prefix) == before
-
-    keys = Keys(redis_prefix)
+    repeats = data.draw(st.lists(st.integers(0, len(results) - 1), max_size=len(results)))
+    order = data.draw(st.permutations([*range(len(results)), *repeats]))
+    sizes = data.draw(st.lists(st.integers(1, 40), min_size=1, max_size=10))
+    records = [Rec(encode(results[i]), offset) for offset, i in enumerate(order)]
+    agg, outcomes, start = aggregator(replayed, [], **NO_ALERTS), [], 0
+    for size in itertools.cycle(sizes):
+        if start >= len(records):
+            break
+        outcomes.append(agg.handle(records[start : start + size], now).applied)
+        start += size
+    assert sum(o.applied for o in outcomes) == len(results)
+    assert sum(o.duplicates for o in outcomes) == len(repeats)
+    assert state(redis_client, replayed) == state(redis_client, reference)
+    keys = Keys(replayed)
     assert redis_client.hgetall(keys.totals) == expected_totals(results)
     for camera in ("cam-a", "cam-b", "cam-c"):
         mine = [r for r in results if r.camera_id == camera]
@@ -177,6 +204,41 @@ def test_low_compliance_alert_fires_once_and_clears(
         for x in redis_client.lrange(Keys(redis_prefix).alerts, 0, -1)
     ]
     assert [e.state for e in stored] == ["resolved", "firing"]  # newest first
+
+
+def test_replicas_racing_on_one_transition_announce_it_once(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """Eight replicas judge the same cameras at the same moment (a barrier releases them
+    together): per camera exactly one records and publishes the firing, however their reads
+    and compare-and-sets interleave."""
+    now = time.time()
+    cameras = [f"race-{i}" for i in range(5)]
+    bad = [
+        Rec(encode(result(camera, s, now - 5, masked=1, unmasked=3)))
+        for camera in cameras
+        for s in range(5)
+    ]
+    aggregator(redis_prefix, [], **NO_ALERTS).handle(bad, now)  # counters in, no alert yet
+    rules = {"min_faces": 10, "alert_window": "1m", "cooldown_s": 0}
+    events: list[list[AlertEvent]] = [[] for _ in range(8)]
+    replicas = [aggregator(redis_prefix, mine, **rules) for mine in events]
+    barrier = threading.Barrier(len(replicas))
+
+    def judge(replica: Aggregator) -> None:
+        for camera in cameras:
+            barrier.wait(timeout=30)
+            replica.check_compliance([camera], now)
+
+    threads = [threading.Thread(target=judge, args=(r,)) for r in replicas]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    announced = sorted(e.camera_id for mine in events for e in mine)
+    assert announced == cameras  # each camera once, by whichever replica won
+    stored = redis_client.lrange(Keys(redis_prefix).alerts, 0, -1)
+    assert len(stored) == len(cameras)
 
 
 def test_camera_silent_alert_fires_and_clears(redis_prefix: str) -> None:

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import numpy as np
@@ -21,7 +22,8 @@ from runtime.kafka import KafkaSettings, make_consumer, make_producer
 from runtime.service import Health
 from schemas.common import decode
 from schemas.dead_letter import SUPPORTED_DEAD_LETTER_VERSIONS, DeadLetter
-from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
+from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult, SkipReason
+from tests.recovery import committed_offsets, end_offsets
 from workers.detector.calls import failure_kind
 from workers.detector.classifier import ClassifierError, FakeClassifier
 from workers.detector.core import Core, CoreConfig
@@ -29,8 +31,6 @@ from workers.detector.settings import DetectorSettings
 from workers.detector.worker import Worker
 
 from .conftest import jpeg
-
-pytestmark = pytest.mark.integration
 
 WIDE, NARROW = 96, 64
 """Frame widths: the fake detector fails on every WIDE frame."""
@@ -53,6 +53,7 @@ class Running:
     worker: Worker
     classifier: FakeClassifier
     kafka: KafkaSettings
+    group: str
 
 
 @pytest.fixture
@@ -85,23 +86,23 @@ def running(
     )
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
-    yield Running(worker, classifier, kafka_settings)
+    yield Running(worker, classifier, kafka_settings, unique_name)
     stopping.set()
     thread.join(timeout=30)
     producer.close(timeout=10)
     consumer.close(autocommit=False)
 
 
-def send_frames(kafka: KafkaSettings, widths: list[int]) -> None:
-    from datetime import UTC, datetime
-
+def send_frames(kafka: KafkaSettings, widths: list[int], age_s: float = 0.0) -> None:
+    """Frames of the given widths, captured `age_s` ago, all on partition 0."""
     from schemas.frame import FrameMeta, frame_headers
 
     producer = make_producer(kafka, "test-frames")
+    captured_at = datetime.now(UTC) - timedelta(seconds=age_s)
     for seq, width in enumerate(widths):
         image = np.full((48, width, 3), 200, np.uint8)
         meta = FrameMeta(
-            camera_id="cam-a", seq=seq, captured_at=datetime.now(UTC), width=width, height=48
+            camera_id="cam-a", seq=seq, captured_at=captured_at, width=width, height=48
         )
         producer.send(
             kafka.frames_topic,
@@ -130,6 +131,7 @@ def read_all(kafka: KafkaSettings, topic: str, want: int, timeout_s: float = 60)
     return values
 
 
+@pytest.mark.integration
 def test_frame_failing_detection_is_dead_lettered_and_the_partition_moves_on(
     running: Running,
 ) -> None:
@@ -147,6 +149,31 @@ def test_frame_failing_detection_is_dead_lettered_and_the_partition_moves_on(
     assert "cannot handle this frame" in letters[0].message
 
 
+@pytest.mark.integration
+def test_frames_older_than_max_age_are_answered_skipped_without_classifying(
+    running: Running,
+) -> None:
+    """Overload shedding: frames already older than max_age_s (3600 s here) when taken are
+    answered `skipped` / too_old — counted by the aggregator, never classified — and the
+    partition's offsets are committed like any answered frame's."""
+    send_frames(running.kafka, [NARROW, NARROW, NARROW], age_s=7200)
+    results = [
+        decode(FrameResult, v, SUPPORTED_RESULT_VERSIONS)
+        for v in read_all(running.kafka, running.kafka.results_topic, 3)
+    ]
+    assert sorted((r.seq, r.status, r.skip_reason) for r in results) == [
+        (seq, "skipped", SkipReason.TOO_OLD) for seq in range(3)
+    ]
+    assert all(r.faces == () and r.counts.faces == 0 for r in results)
+    assert running.classifier.batches == []
+    kafka, topic = running.kafka, running.kafka.frames_topic
+    deadline = time.monotonic() + 30
+    while committed_offsets(kafka, running.group, topic).get(0, 0) != 3:
+        assert time.monotonic() < deadline, "offsets of skipped frames never committed"
+        time.sleep(0.2)
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "running", [ClassifierError(grpc.StatusCode.INVALID_ARGUMENT, "bad crops")], indirect=True
 )
@@ -163,8 +190,10 @@ def test_persistent_classifier_failure_dead_letters_each_frame_after_bounded_att
         (1, "processing_failed", 3),
     ]
     assert all("INVALID_ARGUMENT" in d.message for d in letters)
+    kafka, topic = running.kafka, running.kafka.frames_topic
+    ends = end_offsets(kafka, topic, 3)
     deadline = time.monotonic() + 30
-    while running.worker.offsets.committable() or running.worker.offsets.in_flight():
+    while committed_offsets(kafka, running.group, topic).get(0, 0) != ends[0]:
         assert time.monotonic() < deadline, "offsets of dead-lettered frames never committed"
         time.sleep(0.2)
 

@@ -35,6 +35,8 @@ class FakeTransport:
     def __init__(self, auto_ack: bool = True) -> None:
         self.sent: list[OutgoingFrame] = []
         self.pending: list[Done] = []
+        self.most_pending = 0
+        """High-water mark of unacknowledged sends (the sender's in-flight cap, observed)."""
         self.auto_ack = auto_ack
         self.flushed = threading.Event()
         self.lock = threading.Lock()
@@ -46,6 +48,7 @@ class FakeTransport:
             on_done(None)
         else:
             self.pending.append(on_done)
+            self.most_pending = max(self.most_pending, len(self.pending))
 
     def ack_all(self, error: Exception | None = None) -> None:
         pending, self.pending = self.pending, []

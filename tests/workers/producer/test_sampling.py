@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import cv2
 import numpy as np
 import pytest
 
 from workers.producer.sampling import (
     MIN_SIDE_PX,
+    SHRINK_FACTOR,
     Encoded,
     Rejected,
     TimeSampler,
@@ -95,7 +98,10 @@ def test_frame_that_cannot_fit_is_rejected_with_a_reason() -> None:
     result = encode_frame(noise(720, 1280), (1280, 720), 85, 2_000)
     assert isinstance(result, Rejected)
     assert "exceeds the 2000-byte limit" in result.reason
-    assert MIN_SIDE_PX > 0
+    # rejected only after shrinking as far as allowed: the last size tried is the smallest
+    # whose next shrink step would fall under MIN_SIDE_PX
+    width, height = map(int, re.search(r" at (\d+)x(\d+) ", result.reason).groups())  # type: ignore[union-attr]
+    assert min(width, height) >= MIN_SIDE_PX > min(width, height) * SHRINK_FACTOR
 
 
 @pytest.mark.parametrize(

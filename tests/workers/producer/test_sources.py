@@ -16,12 +16,35 @@ import pytest
 
 from tests.conftest import missing
 from tests.workers.producer.conftest import free_port
+from workers.producer import sources
 from workers.producer.sources import FolderSource, OpenCvSource, SourceError, configure_ffmpeg
 
 
 def no_wait(seconds: float) -> bool:
     time.sleep(seconds)
     return False
+
+
+class FakeClock:
+    """The sources' clock: time moves only when a source waits, so pacing is measured
+    exactly, whatever the load on the machine."""
+
+    def __init__(self) -> None:
+        self.now_s = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now_s
+
+    def wait(self, seconds: float) -> bool:
+        self.now_s += seconds
+        return False
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(sources, "time", fake)
+    return fake
 
 
 @pytest.fixture
@@ -61,13 +84,13 @@ def test_folder_selection_and_loop(
     assert grab_all(source, limit=5 if loop else 100) == expected
 
 
-def test_folder_replays_at_its_fps(images: Path) -> None:
-    source = FolderSource(images, "*.jpg", slice(None), fps=20, loop=True, wait=no_wait)
+def test_folder_replays_at_its_fps(images: Path, clock: FakeClock) -> None:
+    source = FolderSource(images, "*.jpg", slice(None), fps=20, loop=True, wait=clock.wait)
     source.open()
-    started = time.monotonic()
+    started = clock.now_s
     for _ in range(11):
         source.grab()
-    assert 0.4 <= time.monotonic() - started <= 0.8  # 10 intervals of 50 ms
+    assert clock.now_s - started == pytest.approx(0.5)  # 10 intervals of 50 ms
 
 
 def test_folder_problems_are_source_errors(images: Path, tmp_path: Path) -> None:
@@ -102,16 +125,20 @@ def file_source(video: Path | str, realtime: bool, loop: bool) -> OpenCvSource:
     )  # fmt: skip
 
 
-def test_file_replays_in_real_time(short_video: Path) -> None:
-    source = file_source(short_video, realtime=True, loop=False)
+def test_file_replays_in_real_time(short_video: Path, clock: FakeClock) -> None:
+    source = OpenCvSource(
+        str(short_video), is_file=True, realtime=True, loop=False,
+        open_timeout_s=5, read_timeout_s=5, wait=clock.wait,
+    )  # fmt: skip
     source.open()
-    started = time.monotonic()
+    started = clock.now_s
     frames = 0
     while source.grab():
         frames += 1
     source.close()
     assert frames == 20
-    assert 1.7 <= time.monotonic() - started <= 3.0  # 2 s of video take ~2 s
+    # paced by timestamps: first to last frame of 2 s at 10 fps is 1.9 s of waiting
+    assert clock.now_s - started == pytest.approx(1.9, abs=1e-3)
 
 
 def test_file_loops_or_ends(short_video: Path, tmp_path: Path) -> None:

@@ -1,0 +1,157 @@
+"""Helpers of the exact recovery tests: what the broker knows about a group, and freezing a
+worker at a point where it holds uncommitted work.
+
+A recovery test must pin what a crash leaves behind, not just that "everything arrived in the
+end": the broker's committed offsets at the moment of the kill decide what the group re-reads.
+`freeze_holding` stops a worker process with SIGSTOP (no instruction of it runs, nothing more
+is sent or committed), lets anything it sent before the stop reach the broker, and keeps it
+stopped only if the caller's check finds work past the committed offsets; otherwise it lets
+the worker run a little longer and tries again. The caller then kills it with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from runtime.kafka import KafkaSettings, make_admin
+
+SETTLE_S = 0.3
+"""After SIGSTOP: time for requests already written to a socket (a commit, a produce) to be
+handled by the local broker, so the offsets read next are the ones the kill leaves."""
+
+
+def committed_offsets(kafka: KafkaSettings, group: str, topic: str) -> dict[int, int]:
+    """partition → offset the broker holds committed for `group` (absent: nothing committed)."""
+    admin = make_admin(kafka)
+    try:
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
+    finally:
+        admin.close()
+    return {tp.partition: int(o.offset) for tp, o in offsets.items() if tp.topic == topic}
+
+
+def end_offsets(kafka: KafkaSettings, topic: str, partitions: int) -> dict[int, int]:
+    """partition → next offset to be written (the high watermark)."""
+    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers.split(","))
+    try:
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+    finally:
+        consumer.close()
+    return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+
+def group_members(kafka: KafkaSettings, group: str) -> tuple[str, dict[str, set[int]]]:
+    """(group state, client id → partitions assigned to that member)."""
+    admin = make_admin(kafka)
+    try:
+        info = admin.describe_groups([group]).get(group, {})
+    finally:
+        admin.close()
+    members: dict[str, set[int]] = {}
+    for member in info.get("members") or []:
+        assignment = member.get("member_assignment") or {}
+        owned = members.setdefault(str(member.get("client_id")), set())
+        for topic in assignment.get("assigned_partitions") or []:
+            owned.update(int(p) for p in topic.get("partitions") or [])
+    return str(info.get("group_state") or ""), members
+
+
+def stable_assignment(
+    kafka: KafkaSettings, group: str, clients: Iterable[str], timeout_s: float
+) -> dict[str, set[int]]:
+    """Wait until the group is Stable with exactly `clients` as members, each owning at
+    least one partition; return their assignments."""
+    wanted = set(clients)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state, members = group_members(kafka, group)
+        if state == "Stable" and set(members) == wanted and all(members.values()):
+            return members
+        if time.monotonic() > deadline:
+            raise AssertionError(f"group {group} not stable with {wanted}: {state} {members}")
+        time.sleep(0.5)
+
+
+def freeze_holding(
+    process: subprocess.Popen[bytes], holding: Callable[[], bool], timeout_s: float
+) -> None:
+    """Leave `process` stopped (SIGSTOP) at a moment where `holding()` is true.
+
+    Between tries the process runs for a short, growing time (from 20 ms), so the stop lands
+    at a different point of its poll → work → commit loop each time. A caller whose worker
+    would finish in well under a second stops it (SIGSTOP) before giving it the input.
+    """
+    deadline = time.monotonic() + timeout_s
+    run_s = 0.02
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"worker exited {process.returncode} before it could be frozen")
+        os.kill(process.pid, signal.SIGSTOP)
+        time.sleep(SETTLE_S)
+        if holding():
+            return
+        os.kill(process.pid, signal.SIGCONT)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never caught the worker holding uncommitted work ({timeout_s}s)")
+        time.sleep(run_s)
+        run_s = min(run_s * 1.2, 1.0)
+
+
+def kill_9(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL (it acts on a stopped process too) and reap it."""
+    process.kill()
+    process.wait(timeout=30)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a record was written: partition and offset."""
+
+    partition: int
+    offset: int
+
+
+def metric(text: str, name: str, labels: str = "") -> float:
+    """The value of one sample in Prometheus text (`labels` as written: 'outcome="applied"');
+    0.0 when the sample is absent (a counter never incremented is not exported)."""
+    pattern = re.escape(name + (f"{{{labels}}}" if labels else "")) + r" ([0-9.eE+-]+)\n"
+    found = re.search(pattern, text)
+    return float(found.group(1)) if found else 0.0
+
+
+def metrics_of(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def read_to_end(kafka: KafkaSettings, topic: str, partitions: int) -> list[bytes]:
+    """Every value in `topic` up to its end offsets as of the call (all partitions)."""
+    return [record.value for record in records_to_end(kafka, topic, partitions)]
+
+
+def records_to_end(kafka: KafkaSettings, topic: str, partitions: int) -> list[Any]:
+    """Every record (value, key, headers, …) in `topic` up to its end offsets as of the call."""
+    ends = end_offsets(kafka, topic, partitions)
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers.split(","), auto_offset_reset="earliest"
+    )
+    assigned = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(assigned)
+    records: list[Any] = []
+    try:
+        while any(consumer.position(tp) < ends[tp.partition] for tp in assigned):
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+    finally:
+        consumer.close()
+    return records
