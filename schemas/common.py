@@ -4,6 +4,11 @@ Compatibility rule (every message carries an integer `schema_version`):
 - Adding an optional field with a default is compatible: the version stays, and readers
   ignore fields they do not know (parsing uses `extra="ignore"`), so old readers accept new
   writers and new readers accept old writers.
+- Two narrower changes are compatible too, by decision (reviewed with the contract snapshots in
+  tests/fixtures/contracts): a new dead-letter reason code (no product stage reads dead
+  letters; their readers — dashboards, the consumer guide — treat `reason` as text), and a
+  bound that only refuses values no downstream store can hold (`seq` ≤ 2^63−1: Kafka clients
+  and Redis keep int64, so no such frame was ever processed).
 - Removing or renaming a field, changing a type, unit or meaning is breaking: the version is
   incremented, and readers accept exactly the versions listed in their `SUPPORTED_VERSIONS`.
   Anything else goes to the dead-letter topic with reason `unsupported_schema_version`;

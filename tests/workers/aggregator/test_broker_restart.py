@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from devtools.stack import StackSettings, kafka_libs
+from devtools.stack import kafka_libs
+from devtools.stack_settings import StackSettings
 from runtime.kafka import KafkaSettings, create_topics
 from tests.recovery import committed_offsets, end_offsets
 from tests.workers.aggregator.test_recovery import REPO, publish_placed, wait_for
