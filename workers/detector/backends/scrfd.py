@@ -9,7 +9,6 @@ and five landmark offsets, all in units of the stride. Decoding is one broadcast
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from typing import Literal
 
@@ -17,18 +16,11 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
-from imaging.crop import ImageBGR
-from imaging.detections import Detections
-from workers.detector.backends.base import BackendConfig, check_frame, detection_scale
+from workers.detector.backends.base import BackendConfig
 from workers.detector.backends.shared import (
     F32,
-    Candidates,
-    onnx_session,
-    padded_rgb,
-    to_detections,
-    top_candidates,
+    OnnxFaceDetector,
 )
-from workers.detector.model_files import load_backend_model
 
 STRIDES = (8, 16, 32)
 ANCHORS_PER_CELL = 2
@@ -123,32 +115,22 @@ def to_input(rgb: npt.NDArray[np.uint8]) -> F32:
     return np.ascontiguousarray(tensor.transpose(2, 0, 1)[None])
 
 
-class Scrfd:
-    """The SCRFD-2.5G detector (one ONNX session, reused for every frame)."""
+class Scrfd(OnnxFaceDetector):
+    """The SCRFD-2.5G detector."""
 
     name = "scrfd-2.5g"
     licence = LICENCE
 
-    def __init__(self, config: Config) -> None:
-        model = load_backend_model(self.name, config.model_path)
-        self.version = hashlib.sha256(model).hexdigest()[:12]
-        self.config = config
-        self._session = onnx_session(model, config.threads)
-        self._input = self._session.get_inputs()[0].name
+    def to_input(self, rgb: npt.NDArray[np.uint8]) -> F32:
+        return to_input(rgb)
 
-    def candidates(self, image: ImageBGR) -> Candidates:
-        """Every decoded box at or above the score threshold, before NMS (for calibration)."""
-        scale = detection_scale((image.shape[1], image.shape[0]), self.config)
-        rgb = padded_rgb(image, scale)
-        outputs = self._session.run(OUTPUT_NAMES, {self._input: to_input(rgb)})
-        xyxy, scores, landmarks = decode(outputs, rgb.shape[:2], self.config.score_threshold)
-        best = top_candidates(scores, self.config.score_threshold)
-        return Candidates(xyxy[best], scores[best], landmarks[best], scale)
+    def output_names(self) -> list[str] | None:
+        return list(OUTPUT_NAMES)
 
-    def detect(self, image: ImageBGR) -> Detections:
-        """Faces in an H×W×3 uint8 BGR frame; boxes and landmarks in its pixels."""
-        frame_wh = check_frame(image)
-        return to_detections(self.candidates(image), frame_wh, self.config)
+    def decode(
+        self, rgb: npt.NDArray[np.uint8], outputs: list[npt.NDArray[np.float32]]
+    ) -> tuple[F32, F32, F32]:
+        return decode(outputs, rgb.shape[:2], self.config.score_threshold)
 
 
 Detector = Scrfd

@@ -8,6 +8,7 @@ Runtime is imported there, so reading configs never loads it).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,8 @@ import numpy.typing as npt
 from imaging.boxes import adjust_boxes, nms
 from imaging.crop import ImageBGR
 from imaging.detections import Detections
-from workers.detector.backends.base import BackendConfig, resized
+from workers.detector.backends.base import BackendConfig, check_frame, detection_scale, resized
+from workers.detector.model_files import load_backend_model
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -93,3 +95,50 @@ def onnx_session(model: bytes, threads: int) -> ort.InferenceSession:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+class OnnxFaceDetector:
+    """An anchor-free ONNX face detector: one session, reused for every frame.
+
+    A subclass names itself (`name`, `licence`) and says how a padded RGB input becomes
+    tensors (`to_input`) and how the network's outputs decode into candidates (`decode`);
+    scaling, padding, candidate selection, NMS and calibration are the same for all.
+    """
+
+    name: str
+    licence: str
+
+    def __init__(self, config: BackendConfig) -> None:
+        model = load_backend_model(self.name, config.model_path)
+        self.version = hashlib.sha256(model).hexdigest()[:12]
+        self.config = config
+        self._session = onnx_session(model, config.threads)
+        self._input = self._session.get_inputs()[0].name
+
+    def to_input(self, rgb: npt.NDArray[np.uint8]) -> F32:
+        """The network's 1×3×H×W input tensor for a padded H×W×3 RGB image."""
+        raise NotImplementedError
+
+    def decode(
+        self, rgb: npt.NDArray[np.uint8], outputs: list[npt.NDArray[np.float32]]
+    ) -> tuple[F32, F32, F32]:
+        """The network's outputs → (N×4 boxes, N scores, N×5×2 landmarks) in input pixels."""
+        raise NotImplementedError
+
+    def output_names(self) -> list[str] | None:
+        """Outputs to fetch, in the order `decode` takes them (None: all, as declared)."""
+        return None
+
+    def candidates(self, image: ImageBGR) -> Candidates:
+        """Every decoded box at or above the score threshold, before NMS (for calibration)."""
+        scale = detection_scale((image.shape[1], image.shape[0]), self.config)
+        rgb = padded_rgb(image, scale)
+        outputs = self._session.run(self.output_names(), {self._input: self.to_input(rgb)})
+        xyxy, scores, points = self.decode(rgb, outputs)
+        best = top_candidates(scores, self.config.score_threshold)
+        return Candidates(xyxy[best], scores[best], points[best], scale)
+
+    def detect(self, image: ImageBGR) -> Detections:
+        """Faces in an H×W×3 uint8 BGR frame; boxes and landmarks in its pixels."""
+        frame_wh = check_frame(image)
+        return to_detections(self.candidates(image), frame_wh, self.config)
