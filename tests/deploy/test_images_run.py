@@ -32,7 +32,12 @@ from tests.deploy.pods import BUILD_SCRIPT, PodRun, kube_play_documents, pod_run
 from tests.devtools.test_run import free_port
 
 # The first test's setup builds the images: cold, that is many minutes (docs/notes/issue-20.md).
-pytestmark = [pytest.mark.integration, pytest.mark.images, pytest.mark.timeout(3600)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.images,
+    pytest.mark.heavy,
+    pytest.mark.timeout(3600),
+]
 
 SERVICES = ("producer", "detector", "aggregator", "api")
 FRAMES_IN_CONTAINER = "/data/crowd"

@@ -74,9 +74,7 @@ def test_run_counts_every_frame_once(
         "MASKWATCH_KAFKA_ALERTS_TOPIC": kafka_settings.alerts_topic,
         "MASKWATCH_DETECTOR_GROUP_ID": f"{unique_name}-detectors",
         "MASKWATCH_DETECTOR_MODEL_SERVER": model_server,
-        "MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH": str(
-            shared_dir / "models" / "centerface.onnx"
-        ),
+        "MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH": str(shared_dir / "models" / "centerface.onnx"),
         "MASKWATCH_AGGREGATOR_GROUP_ID": f"{unique_name}-aggregator",
     }
     done = subprocess.run(

@@ -26,7 +26,7 @@ from schemas.redis_state import Keys, counters_of
 from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
 from tests.runtime.secure_stack import MASKWATCH, SecureStack, free_port, secure_stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 REPO = Path(__file__).resolve().parents[2]
 CAMERAS = ("sec-cam-a", "sec-cam-b")
 
@@ -91,6 +91,9 @@ def _results_per_camera(settings: KafkaSettings) -> Counter[str]:
     )
     try:
         topic = settings.results_topic
+        deadline = time.monotonic() + 30
+        while not consumer.partitions_for_topic(topic) and time.monotonic() < deadline:
+            consumer.topics()  # fetches metadata; partitions_for_topic is None until then
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)
         consumer.seek_to_beginning()

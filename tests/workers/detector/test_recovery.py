@@ -84,7 +84,7 @@ def all_results(kafka: KafkaSettings) -> list[FrameResult]:
     return [decode(FrameResult, v, SUPPORTED_RESULT_VERSIONS) for v in values]
 
 
-@pytest.mark.parametrize("members", [1, 2])
+@pytest.mark.parametrize("members", [1, pytest.param(2, marks=pytest.mark.heavy)])
 def test_kill_9_replays_exactly_from_the_committed_offsets(
     members: int,
     kafka_settings: KafkaSettings,
