@@ -7,6 +7,8 @@ A backend is one module in this package holding its own config model (a subclass
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -94,3 +96,39 @@ def check_frame(image: ImageBGR) -> tuple[int, int]:
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be H×W×3, got shape {image.shape}")
     return int(image.shape[1]), int(image.shape[0])
+
+
+class WeightsMismatchError(ValueError):
+    """The weights file loaded is not the configured backend's (message: one readable line)."""
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """What one output of a backend's network must look like: its name (None: any, matched by
+    position) and the size of one axis (channels or values per anchor)."""
+
+    name: str | None
+    axis: int
+    size: int
+
+
+def weights_problem(
+    declared: Sequence[tuple[str, Sequence[object]]], expected: Sequence[OutputSpec]
+) -> str | None:
+    """Why a network's declared outputs ((name, shape) in order) are not the `expected`
+    ones, or None if they match. Checked at start-up, so a wrong weights file fails there
+    with this reason instead of failing every frame later."""
+    if len(declared) != len(expected):
+        names = [name for name, _ in declared]
+        return f"{len(declared)} outputs {names}, expected {len(expected)}"
+    shapes = dict(declared)
+    for position, spec in enumerate(expected):
+        name, shape = (spec.name, shapes.get(spec.name)) if spec.name else declared[position]
+        if shape is None:
+            return f"no output named {spec.name!r} (has {[n for n, _ in declared]})"
+        size = shape[spec.axis] if -len(shape) <= spec.axis < len(shape) else None
+        if size != spec.size:
+            return (
+                f"output {name!r} has shape {list(shape)}, expected {spec.size} on axis {spec.axis}"
+            )
+    return None

