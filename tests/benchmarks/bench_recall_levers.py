@@ -1,17 +1,21 @@
 """Benchmark: the detector's recall levers (scale, tiles, flip) side by side.
 
     python -m tests.benchmarks.bench_recall_levers timing --photos 30
-    python -m tests.benchmarks.bench_recall_levers detect --variants cf-1000,cf-1000-flip
+    python -m tests.benchmarks.bench_recall_levers cache --backend centerface \
+        --passes 800,800m,1000,1000m,1200 --split test      # and --split calib
     python -m tests.benchmarks.bench_recall_levers report
 
-`timing` runs every variant round-robin over the same crowd test photos (each photo through
-all variants before the next, so all see the same load) at the variant's own score threshold
-and prints CPU and wall ms per frame. `detect` runs the chosen variants over the held-out test
-photos and a calibration subset of the train + val photos (every `--calib-every`-th) at score
-0.05, keeping each frame's detections (after NMS and box calibration) in var/levers/.
-`report` sets each variant's score threshold on the calibration photos only (the highest
-recall at precision ≥ 0.90 there) and prints, on the test split, face AP@0.5, the best recall
-at precision ≥ 0.90 of the test curve, recall / precision at the calibrated threshold and
+`timing` runs every variant (the real detector with its levers on) round-robin over the same
+crowd test photos (each photo through all variants before the next, so all see the same load)
+at the variant's own score threshold and prints CPU and wall ms per frame. `cache` runs one
+network pass (a scale, plain or mirrored) over the held-out test photos or the calibration
+subset (every `--calib-every`-th train + val photo) and keeps every candidate at score ≥ 0.05
+before NMS, in photo pixels (var/levers/): on two busy cores a flip variant then costs only
+its mirrored pass, since its plain pass is the no-flip variant's. `report` pools each
+variant's passes through the backend's own NMS and box calibration (`to_detections`, as
+`flip` does), sets its score threshold on the calibration photos only (the highest recall at
+precision ≥ 0.90 there) and prints, on the test split, face AP@0.5, the best recall at
+precision ≥ 0.90 of the test curve, recall / precision at the calibrated threshold and
 recall by face size, next to the timing run's CPU cost relative to the default.
 """
 
@@ -27,9 +31,16 @@ import numpy as np
 
 from devtools.evaluate.pipeline import Prediction, Truth, load_truth, report
 from devtools.evaluate.scoring import best_recall_at_precision, match
+from imaging.views import mirror_boxes
 from serving.dataset import crowd_photo_split
 from workers.detector.backends import detector_config, make_detector
 from workers.detector.backends.base import FaceDetector
+from workers.detector.backends.shared import (
+    Candidates,
+    OnnxBackendConfig,
+    OnnxFaceDetector,
+    to_detections,
+)
 
 CROWD = Path("../shared/data/crowd")
 OUT = Path("var/levers")
@@ -123,49 +134,105 @@ def timing(count: int, threads: int, variants: str) -> None:
         click.echo(f"  {name:>18}: cpu {row['cpu_ms']:6.0f} ms  wall median {row['wall_ms']:6.0f}")
 
 
+def passes_of(name: str) -> list[tuple[str, int, bool]]:
+    """The network passes (backend, scale px, mirrored) whose pooled candidates are `name`."""
+    fields = VARIANTS[name]
+    backend = str(fields["backend"])
+    scale = int(str(fields.get("upscale_to_px", 1000)))
+    return [(backend, scale, False)] + ([(backend, scale, True)] if fields.get("flip") else [])
+
+
+def pass_file(backend: str, scale: int, mirrored: bool, split: str) -> Path:
+    return OUT / f"{backend}-{scale}{'-mirror' if mirrored else ''}-{split}.npz"
+
+
 @cli.command()
-@click.option("--variants", default="all", show_default=True)
-@click.option("--calib-every", type=int, default=3, show_default=True)
-@click.option("--threads", type=int, default=1, show_default=True)
-def detect(variants: str, calib_every: int, threads: int) -> None:
-    """Detections at score 0.05 of each variant on the test and calibration photos."""
-    names = _names(variants)
-    detectors = {name: build(name, threads, score=0.05) for name in names}
-    paths = photos("test") + photos("calib", calib_every)
-    found: dict[str, dict[str, list[list[float]]]] = {name: {} for name in names}
+@click.option("--backend", type=click.Choice(["centerface", "scrfd-2.5g"]), required=True)
+@click.option("--passes", required=True, help="scale[m],… e.g. 1000,1000m,1200 (m: mirrored)")
+@click.option("--split", type=click.Choice(["test", "calib"]), required=True)
+@click.option("--calib-every", type=int, default=4, show_default=True)
+def cache(backend: str, passes: str, split: str, calib_every: int) -> None:
+    """Every candidate (score ≥ 0.05, before NMS) of one split's photos, per pass, in photo
+    pixels; a mirrored pass runs on the flipped photo and maps back (what `flip` pools)."""
+    paths = photos(split, calib_every if split == "calib" else 1)
     OUT.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    for index, path in enumerate(paths, 1):
-        image = np.asarray(cv2.imread(str(path)), np.uint8)
-        for name, detector in detectors.items():
-            faces = detector.detect(image)
-            rows = np.concatenate([faces.xyxy, faces.scores[:, None]], axis=1)
-            found[name][path.name] = rows.round(2).tolist()
-        if index % 25 == 0 or index == len(paths):
-            click.echo(f"{index}/{len(paths)} photos, {time.perf_counter() - started:.0f} s")
-            for name in names:
-                (OUT / f"{name}.json").write_text(json.dumps(found[name]))
+    for spec in passes.split(","):
+        mirrored, scale = spec.endswith("m"), int(spec.rstrip("m"))
+        detector = make_detector(
+            detector_config(
+                backend=backend,
+                model_path=MODELS[backend],
+                score_threshold=0.05,
+                upscale_to_px=scale,
+                max_side_px=max(scale, 1280),
+                threads=1,
+            )
+        )
+        if not isinstance(detector, OnnxFaceDetector):
+            raise click.UsageError(f"{backend} has no raw candidates")
+        arrays: dict[str, np.ndarray] = {}
+        started = time.perf_counter()
+        for path in paths:
+            image = np.asarray(cv2.imread(str(path)), np.uint8)
+            found = detector.candidates(np.ascontiguousarray(image[:, ::-1]) if mirrored else image)
+            xyxy = found.xyxy / found.scale
+            arrays[f"{path.name}:xyxy"] = mirror_boxes(xyxy, image.shape[1]) if mirrored else xyxy
+            arrays[f"{path.name}:scores"] = found.scores
+        out = pass_file(backend, scale, mirrored, split)
+        np.savez_compressed(out, allow_pickle=False, **arrays)
+        click.echo(f"{out}: {len(paths)} photos, {time.perf_counter() - started:.0f} s")
 
 
-def _predictions(rows: list[list[float]]) -> list[Prediction]:
-    return [Prediction((r[0], r[1], r[2], r[3]), 0, r[4], r[4]) for r in rows]
+def load_pass(backend: str, scale: int, mirrored: bool, split: str) -> dict[str, np.ndarray]:
+    """A cached pass; an unmirrored calibration pass may come from calibrate_detectors'
+    cache of all train + val photos (var/calib), the same candidates."""
+    path = pass_file(backend, scale, mirrored, split)
+    if not path.is_file() and split == "calib" and not mirrored:
+        path = Path("var/calib") / f"{backend}-{scale}.npz"
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
 
 
-def calibrated_score(found: dict[str, list[list[float]]], truths: dict[str, Truth]) -> float:
+def pooled(name: str, split: str, paths: list[Path]) -> dict[str, list[Prediction]] | None:
+    """Variant `name`'s detections per photo: its passes' candidates pooled, then the
+    backend's own NMS and box calibration (`to_detections`); None if a pass is missing."""
+    fields = {k: v for k, v in VARIANTS[name].items() if k != "flip"}
+    config = detector_config(**fields)
+    if not isinstance(config, OnnxBackendConfig):
+        return None
+    try:
+        loaded = [load_pass(*spec, split) for spec in passes_of(name)]
+    except FileNotFoundError:
+        return None
+    out = {}
+    for path in paths:
+        width, height = (int(v) for v in cv2.imread(str(path)).shape[1::-1])
+        xyxy = np.concatenate([p[f"{path.name}:xyxy"] for p in loaded]).astype(np.float32)
+        scores = np.concatenate([p[f"{path.name}:scores"] for p in loaded]).astype(np.float32)
+        faces = to_detections(Candidates(xyxy, scores, None, 1.0), (width, height), config)
+        out[path.name] = [
+            Prediction((float(b[0]), float(b[1]), float(b[2]), float(b[3])), 0, float(s), float(s))
+            for b, s in zip(faces.xyxy, faces.scores, strict=True)
+        ]
+    return out
+
+
+def calibrated_score(found: dict[str, list[Prediction]], truths: dict[str, Truth]) -> float:
     """The lowest score whose cut keeps precision ≥ 0.90 on the calibration photos."""
     scores, hits = [], []
     for name, truth in truths.items():
-        rows = np.array(found[name], np.float64).reshape(-1, 5)
-        scores.append(rows[:, 4])
-        hits.append(match(rows[:, :4], rows[:, 4], truth.xyxy))
+        boxes = np.array([p.xyxy for p in found[name]], np.float64).reshape(-1, 4)
+        ranks = np.array([p.detector_score for p in found[name]], np.float64)
+        scores.append(ranks)
+        hits.append(match(boxes, ranks, truth.xyxy))
     total = sum(len(t.xyxy) for t in truths.values())
     return best_recall_at_precision(np.concatenate(scores), np.concatenate(hits), total, 0.9)[1]
 
 
 @cli.command("report")
-@click.option("--calib-every", type=int, default=3, show_default=True)
+@click.option("--calib-every", type=int, default=4, show_default=True)
 def report_cli(calib_every: int) -> None:
-    """The side-by-side table of every variant that `detect` has written."""
+    """The side-by-side table of every variant whose passes `cache` has written."""
     timing_path = OUT / "timing.json"
     timings = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
     split = {"test": photos("test"), "calib": photos("calib", calib_every)}
@@ -179,17 +246,17 @@ def report_cli(calib_every: int) -> None:
         f"× {DEFAULT} | × {BASELINE} |"
     )
     click.echo("|---" * 11 + "|")
+    nan = {"cpu_ms": float("nan")}
+    base = timings.get(DEFAULT, nan)["cpu_ms"]
+    old = timings.get(BASELINE, nan)["cpu_ms"]
     for name in VARIANTS:
-        path = OUT / f"{name}.json"
-        if not path.is_file():
+        calib, test = pooled(name, "calib", split["calib"]), pooled(name, "test", split["test"])
+        cpu = timings.get(name, nan)["cpu_ms"]
+        if calib is None or test is None:
+            click.echo(f"| {name} | | | | | | | | {cpu:.0f} | {cpu / base:.2f} | {cpu / old:.2f} |")
             continue
-        found = json.loads(path.read_text())
-        score = calibrated_score(found, truths["calib"])
-        test = {n: _predictions(found[n]) for n in truths["test"]}
+        score = calibrated_score(calib, truths["calib"])
         row = report(truths["test"], test, score, classified=False)
-        cpu = timings.get(name, {}).get("cpu_ms", float("nan"))
-        base = timings.get(DEFAULT, {}).get("cpu_ms", float("nan"))
-        old = timings.get(BASELINE, {}).get("cpu_ms", float("nan"))
         click.echo(
             f"| {name} | {row['face_ap']:.3f} | {row['face_recall_at_p90']:.3f} | {score:.2f} | "
             f"{row['face_recall']:.3f} / {row['face_precision']:.3f} | "
