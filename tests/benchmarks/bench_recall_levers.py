@@ -206,7 +206,7 @@ def pooled(name: str, split: str, paths: list[Path]) -> dict[str, list[Predictio
         return None
     out = {}
     for path in paths:
-        width, height = (int(v) for v in cv2.imread(str(path)).shape[1::-1])
+        height, width = np.asarray(cv2.imread(str(path)), np.uint8).shape[:2]
         xyxy = np.concatenate([p[f"{path.name}:xyxy"] for p in loaded]).astype(np.float32)
         scores = np.concatenate([p[f"{path.name}:scores"] for p in loaded]).astype(np.float32)
         faces = to_detections(Candidates(xyxy, scores, None, 1.0), (width, height), config)
