@@ -13,8 +13,10 @@ from runtime.logs import configure_logging, get_logger
 from runtime.service import ServiceRuntime
 from runtime.settings import load_settings, settings_options
 from workers.detector.backends import make_detector
+from workers.detector.backends.base import WeightsMismatchError
 from workers.detector.classifier import ClientConfig, GrpcClassifier
 from workers.detector.core import Core, CoreConfig
+from workers.detector.model_files import ModelNotFoundError
 from workers.detector.settings import DetectorSettings
 from workers.detector.worker import Worker
 
@@ -56,9 +58,12 @@ def cli(**values: Any) -> None:
     settings = load_settings(DetectorSettings, values)
     kafka = load_settings(KafkaSettings, {})
     configure_logging(settings.runtime.log_level, settings.runtime.json_logs)
+    try:  # before any port or connection: wrong or missing weights fail at once, in one line
+        detector = make_detector(settings.detector)
+    except (ModelNotFoundError, WeightsMismatchError) as error:
+        raise click.ClickException(str(error)) from error
     runtime = ServiceRuntime("detector", settings.runtime.health_port)
     runtime.install_signal_handlers()
-    detector = make_detector(settings.detector)
     classifier = make_classifier(settings)
     core = Core(
         detector,

