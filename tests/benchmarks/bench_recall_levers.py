@@ -57,10 +57,8 @@ VARIANTS: dict[str, dict[str, object]] = {
     "cf-800-flip": {"backend": "centerface", "upscale_to_px": 800, "flip": True},
     "cf-1000-flip": {"backend": "centerface", "flip": True},
     "cf-1200-tile640": {"backend": "centerface", "upscale_to_px": 1200, "tile_px": 640},
-    "scrfd-800": {"backend": "scrfd-2.5g", "upscale_to_px": 800},
     "scrfd-1000": {"backend": "scrfd-2.5g"},
     "scrfd-1200": {"backend": "scrfd-2.5g", "upscale_to_px": 1200},
-    "scrfd-800-flip": {"backend": "scrfd-2.5g", "upscale_to_px": 800, "flip": True},
     "scrfd-1000-flip": {"backend": "scrfd-2.5g", "flip": True},
 }
 """Variant name → backend config fields (on top of the backend's calibrated defaults)."""
