@@ -35,6 +35,7 @@ from devtools.evaluate.scoring import (
     matched_truths,
 )
 from imaging.crop import CropConfig
+from imaging.jpeg import jpeg_size_px
 from imaging.precision import average_precision
 from runtime.settings import ServiceSettings, load_settings, settings_options
 from schemas.frame import FrameMeta, frame_headers
@@ -168,8 +169,9 @@ def run_photos(
     now = datetime.now(UTC)
     for seq, path in enumerate(photos):
         payload = path.read_bytes()
+        width, height = jpeg_size_px(payload) or (1, 1)  # the worker checks the headers' size
         headers = frame_headers(
-            FrameMeta(camera_id="evaluate", seq=seq, captured_at=now, width=1, height=1)
+            FrameMeta(camera_id="evaluate", seq=seq, captured_at=now, width=width, height=height)
         )
         outcome = core.prepare(FrameMessage("evaluate", 0, seq, payload, headers), now)
         if not isinstance(outcome, PendingFrame):
