@@ -7,8 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from devtools.evaluate.pipeline import Prediction, Truth, load_truth, recall_by_size, report
+from devtools.evaluate.pipeline import (
+    Prediction,
+    Truth,
+    load_truth,
+    recall_by_size,
+    report,
+    run_photos,
+)
 from serving.dataset import CROWD_SPLIT, SPLITS, crowd_photo_split, split_key, split_of
+from tests.workers.detector.conftest import make_core
 
 
 @pytest.mark.parametrize("data_root", ["/work/shared/data", "/elsewhere/shared/data"])
@@ -87,3 +95,13 @@ def test_load_truth_counts_incorrect_masks_as_without(shared_dir: Path) -> None:
     crowd = shared_dir / "data" / "crowd" / "annotations"
     labels = np.concatenate([load_truth(p).labels for p in sorted(crowd.glob("*.xml"))[:40]])
     assert set(labels.tolist()) <= {0, 1} and (labels == 1).any() and (labels == 0).any()
+
+
+def test_photos_go_through_the_worker_core(shared_dir: Path) -> None:
+    """Each photo reaches a result (the frame headers must carry its real size, or the
+    worker's size check dead-letters it): the detector's boxes come back as faces."""
+    photo = shared_dir / "data" / "crowd" / "images" / "maksssksksss1.jpg"
+    core = make_core([(10, 10, 40, 40), (100, 20, 130, 60)], max_frame_bytes=1 << 20)
+    results = run_photos(core, None, [photo])
+    faces = results[photo.name].faces
+    assert [face.xyxy for face in faces] == [(10, 10, 40, 40), (100, 20, 130, 60)]
