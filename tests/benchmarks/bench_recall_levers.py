@@ -193,7 +193,10 @@ def load_pass(backend: str, scale: int, mirrored: bool, split: str) -> dict[str,
 
 def pooled(name: str, split: str, paths: list[Path]) -> dict[str, list[Prediction]] | None:
     """Variant `name`'s detections per photo: its passes' candidates pooled, then the
-    backend's own NMS and box calibration (`to_detections`); None if a pass is missing."""
+    backend's own NMS and box calibration (`to_detections`); None if a pass is missing or
+    the variant tiles (tiles are timed only: the passes are whole frames)."""
+    if "tile_px" in VARIANTS[name]:
+        return None
     fields = {k: v for k, v in VARIANTS[name].items() if k != "flip"}
     config = detector_config(**fields)
     if not isinstance(config, OnnxBackendConfig):
