@@ -26,8 +26,7 @@ say() { printf 'images: %s (%ss)\n' "$*" "$SECONDS" >&2; }
 # podman's settings for this kind of host (runc, cgroupfs, ulimits): see containers.conf.
 export CONTAINERS_CONF="$repo/deploy/images/containers.conf"
 tag="${MASKWATCH_IMAGE_TAG:-$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' deploy/helm/maskwatch/Chart.yaml)}"
-cache_root="${MASKWATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/maskwatch}"
-cache="$cache_root/images"
+cache="${MASKWATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/maskwatch}/images"
 mirror="${MASKWATCH_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 # name -> the Dockerfile's EXTRAS for it
@@ -95,7 +94,9 @@ ca_bundle="${MASKWATCH_BUILD_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 # The wheelhouse deploy/local/install.sh filled with the images' pinned wheels, mounted read-only
 # for the dependency step (the Dockerfile's WHEELHOUSE): with it complete, no build asks PyPI.
 # Always passed (an empty folder when missing), so the build arg never changes the layer cache.
-wheelhouse="$cache_root/wheelhouse"
+# (Not under MASKWATCH_CACHE: install.sh does not read that; and a MASKWATCH_* variable left in
+# the environment of the services or of pytest is an unknown setting there, which fails.)
+wheelhouse="${XDG_CACHE_HOME:-$HOME/.cache}/maskwatch/wheelhouse"
 mkdir -p "$wheelhouse"
 build_flags+=(--volume "$wheelhouse:/wheelhouse:ro" --build-arg WHEELHOUSE=/wheelhouse)
 selected=("$@")

@@ -45,7 +45,7 @@ fi
 # 2. Python virtualenv ----------------------------------------------------------------------
 EXTRAS="producer,detector,serving,aggregator,api,parquet,examples,dev"
 IMAGE_EXTRAS="producer,detector,aggregator,api,serving"   # deploy/images/build.sh's images
-WHEELHOUSE="${MASKWATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/maskwatch}/wheelhouse"
+WHEELHOUSE="${XDG_CACHE_HOME:-$HOME/.cache}/maskwatch/wheelhouse"   # build.sh reads it there
 STAMP=".venv/.maskwatch-install"
 want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1) $EXTRAS"
 if [ ! -x .venv/bin/python ]; then
