@@ -6,59 +6,21 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 import redis
 
-from schemas.camera_health import ConfiguredCamera
 from schemas.redis_state import Keys
 from workers.aggregator.synthetic import result
 from workers.api.history import CSV_COLUMNS
-from workers.producer.config import CameraConfig
-from workers.producer.health import SourceHealth, health_record
 from workers.producer.health_redis import RedisHealthSink
 
-from .conftest import Feeder, LiveServer, cameras_when
+from .conftest import Feeder, LiveServer, cameras_when, configure
 
 pytestmark = pytest.mark.integration
 DAY = 86400
-
-
-@pytest.fixture
-def sink(redis_prefix: str) -> Iterator[RedisHealthSink]:
-    client = redis.Redis(host="127.0.0.1", port=6379)
-    yield RedisHealthSink(client, Keys(redis_prefix))
-    client.close()
-
-
-def configure(sink: RedisHealthSink, cameras: dict[str, str], now: datetime) -> None:
-    """Register cameras (id → state) as a producer does, each with a health record."""
-    sink.register(
-        [
-            ConfiguredCamera(
-                camera_id=c, labels={"site": "north"}, configured_fps=2, producer="p-0"
-            )
-            for c in cameras
-        ],
-        now,
-    )
-    sink.publish(
-        [
-            health_record(
-                CameraConfig(id=c, source="rtsp://camera/stream", fps=2),
-                SourceHealth(state, now, reconnects=3 if state == "disconnected" else 0),  # type: ignore[arg-type]
-                0.0 if state == "disconnected" else 1.9,
-                0,
-                "p-0",
-                now,
-                30,
-            )
-            for c, state in cameras.items()
-        ]
-    )
 
 
 def by_id(body: dict[str, object]) -> dict[str, dict[str, object]]:
