@@ -255,6 +255,7 @@ def test_configured_and_disconnected_cameras_show_and_a_tile_opens_its_charts(
         "return document.querySelectorAll('svg.chart-bars rect.bar').length"
     )
     assert bars >= 60  # one result every 20 s over the hour: every minute has faces
+    driver.set_window_size(1360, 1000)  # both charts in the picture
     assert driver.save_screenshot(str(shots / "camera-detail.png"))
 
     driver.get(live_api.url + "/cameras/roof")  # never seen: empty charts, still with axes
