@@ -43,10 +43,37 @@ TICK_CHUNK = 50
 ChangeKind = Literal["cameras", "removed", "alert", "totals"]
 
 
+AGED = frozenset({"silent_for_s", "stale", "state"})
+"""The summary fields that move with the clock alone (recomputed per request)."""
+
+
+def aged_fields(summary: CameraSummary, now: float, stale_after_s: float) -> dict[str, Any]:
+    """The summary's silence, staleness and state at `now`."""
+    if summary.last_seen is None:
+        return {"silent_for_s": None, "stale": False, "state": summary.state}
+    silent = round(max(0.0, now - summary.last_seen.timestamp()), 3)
+    stale = silent > stale_after_s
+    return {
+        "silent_for_s": silent,
+        "stale": stale,
+        "state": camera_state(True, stale, summary.health),
+    }
+
+
 @dataclass
 class Entry:
     summary: CameraSummary
     changed_ms: int
+    _json: str | None = None
+
+    def json_at(self, now: float, stale_after_s: float) -> str:
+        """The summary as JSON aged to `now`, as `aged(...).model_dump_json()` gives it but
+        cheap: serialised once per change without the clock's fields, which are appended
+        (members of a JSON object have no order). A 500-camera page is then a join."""
+        if self._json is None:
+            self._json = self.summary.model_dump_json(exclude=set(AGED))[:-1]
+        tail = json.dumps(aged_fields(self.summary, now, stale_after_s), separators=(",", ":"))
+        return f"{self._json},{tail[1:]}"
 
 
 FPS_CHANGE = 0.1
@@ -72,17 +99,7 @@ def _same(a: CameraSummary, b: CameraSummary) -> bool:
 
 def aged(summary: CameraSummary, now: float, stale_after_s: float) -> CameraSummary:
     """The summary with its silence, staleness and state at `now`."""
-    if summary.last_seen is None:
-        return summary
-    silent = max(0.0, now - summary.last_seen.timestamp())
-    stale = silent > stale_after_s
-    return summary.model_copy(
-        update={
-            "silent_for_s": round(silent, 3),
-            "stale": stale,
-            "state": camera_state(True, stale, summary.health),
-        }
-    )
+    return summary.model_copy(update=aged_fields(summary, now, stale_after_s))
 
 
 @dataclass(eq=False)  # identity: each stream its own
@@ -143,6 +160,15 @@ class LiveOverview:
         stale = self.store.stale_after_s
         page = [aged(self.entries[c].summary, now, stale) for c in ids[offset : offset + limit]]
         return len(ids), page
+
+    def page_json(
+        self, labels: dict[str, str], offset: int, limit: int, now: float | None = None
+    ) -> tuple[int, list[str]]:
+        """`page`, each camera as its JSON (what GET /api/v1/cameras sends)."""
+        now = time.time() if now is None else now
+        ids = sorted(c for c, e in self.entries.items() if matches(e.summary, labels))
+        stale = self.store.stale_after_s
+        return len(ids), [self.entries[c].json_at(now, stale) for c in ids[offset : offset + limit]]
 
     def changed_since(self, since_ms: int) -> list[CameraSummary]:
         """Cameras whose summary changed at or after `since_ms` (server epoch ms)."""

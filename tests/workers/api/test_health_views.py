@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -12,7 +13,7 @@ from schemas.camera_health import CameraHealth
 from schemas.redis_state import SPANS, Counters, span_starts
 from workers.api.history import CSV_COLUMNS, camera_history, history_csv
 from workers.api.models import camera_state, unseen_summary
-from workers.api.overview import aged, same_health
+from workers.api.overview import Entry, aged, same_health
 
 NOW = 1_800_000_030.0
 AT = datetime.fromtimestamp(NOW, UTC)
@@ -91,3 +92,14 @@ def test_history_csv_has_one_row_per_bucket_with_empty_compliance_without_faces(
     )
     assert last["start"].endswith("Z") and last["start"] == "2027-01-15T08:00:00Z"
     assert last["end"] == "2027-01-15T09:00:00Z"
+
+
+def test_a_held_summary_json_is_the_aged_summary_serialised() -> None:
+    seen = unseen_summary("roof", {"site": "north"}, health("disconnected")).model_copy(
+        update={"last_seen": datetime.fromtimestamp(NOW - 90, UTC), "silent_for_s": 0.0}
+    )
+    for summary in (seen, unseen_summary("roof", {}, None)):
+        entry = Entry(summary, 0)
+        for now, stale_after_s in ((NOW, 60.0), (NOW, 120.0), (NOW + 0.1234, 30.0)):
+            expected = aged(summary, now, stale_after_s).model_dump(mode="json")
+            assert json.loads(entry.json_at(now, stale_after_s)) == expected
