@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import redis
 
 from runtime.backoff import BackoffPolicy
+from runtime.kafka import KafkaSettings
 from schemas.camera_health import CameraHealth, ConfiguredCamera
 from schemas.redis_state import Keys
+from tests.workers.producer.conftest import RunProducer, free_port, wait_until
 from tests.workers.producer.fakes import ScriptedSource, new_metrics
 from workers.producer.camera import CameraWorker
 from workers.producer.config import CameraConfig
 from workers.producer.health import (
     HealthReporter,
+    HealthSettings,
     SourceHealth,
     actual_fps,
     health_record,
@@ -121,6 +125,11 @@ def test_a_failing_sink_never_stops_the_reporter() -> None:
     assert len(reporter.report()) == 1
 
 
+def members(client: redis.Redis, key: str) -> list[str]:
+    found: list[bytes] = client.zrange(key, 0, -1)  # type: ignore[assignment]
+    return sorted(m.decode() for m in found)
+
+
 @pytest.mark.integration
 def test_redis_sink_writes_records_with_ttl_and_the_configured_set(
     redis_client: redis.Redis, redis_prefix: str
@@ -138,10 +147,47 @@ def test_redis_sink_writes_records_with_ttl_and_the_configured_set(
     sink.publish([record])
     sink.close()
     # the old registration was pruned by the newer one (older than CONFIGURED_TTL_S)
-    assert [m.decode() for m in redis_client.zrange(keys.configured, 0, -1)] == ["gate"]
+    assert members(redis_client, keys.configured) == ["gate"]
     stored = redis_client.get(keys.health("gate"))
     assert stored is not None and CameraHealth.model_validate_json(stored) == record
     assert 0 < redis_client.ttl(keys.health("gate")) <= 15
     configured = redis_client.get(keys.configured_camera("gate"))
     assert configured is not None and ConfiguredCamera.model_validate_json(configured) == info
     assert redis_client.ttl(keys.configured_camera("gate")) > 0
+
+
+@pytest.mark.integration
+def test_a_running_producer_reports_a_working_and_a_dead_camera(
+    crowd_images: Path,
+    kafka_settings: KafkaSettings,
+    run_producer: RunProducer,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+) -> None:
+    keys = Keys(redis_prefix)
+    cameras = [
+        CameraConfig(id="folder-cam", source=f"folder:{crowd_images}", fps=2, loop=True),
+        CameraConfig(id="ghost-rtsp", source=f"rtsp://127.0.0.1:{free_port()}/cam", fps=2),
+    ]
+    sink = RedisHealthSink(redis.Redis(host="127.0.0.1", port=6379), keys)
+    producer, _ = run_producer(
+        cameras, kafka_settings, health_sink=sink, health=HealthSettings(interval_s=0.5)
+    )
+
+    def record(camera: str) -> CameraHealth | None:
+        text = redis_client.get(keys.health(camera))
+        return None if text is None else CameraHealth.model_validate_json(text)
+
+    def reported() -> bool:
+        folder, ghost = record("folder-cam"), record("ghost-rtsp")
+        return bool(folder and folder.actual_fps > 0 and ghost and ghost.reconnects >= 1)
+
+    wait_until(reported, 30, "health of both cameras")
+    folder, ghost = record("folder-cam"), record("ghost-rtsp")
+    assert folder is not None and ghost is not None
+    assert folder.state == "connected" and folder.last_frame_at is not None
+    assert 0 < folder.actual_fps <= 2.0 * 1.5 and folder.configured_fps == 2.0
+    assert ghost.state in ("disconnected", "connecting") and ghost.last_frame_at is None
+    assert ghost.last_error
+    assert members(redis_client, keys.configured) == ["folder-cam", "ghost-rtsp"]
+    producer.stop()
