@@ -136,8 +136,13 @@ def configure(sink: RedisHealthSink, cameras: dict[str, str], now: datetime) -> 
         [
             health_record(
                 CameraConfig(id=c, source="rtsp://camera/stream", fps=2),
-                SourceHealth(state, now, reconnects=3 if state == "disconnected" else 0),  # type: ignore[arg-type]
-                0.0 if state == "disconnected" else 1.9,
+                SourceHealth(
+                    state,  # type: ignore[arg-type]
+                    now,
+                    last_frame_at=now if state == "connected" else None,
+                    reconnects=3 if state == "disconnected" else 0,
+                ),
+                1.9 if state == "connected" else 0.0,
                 0,
                 "p-0",
                 now,
