@@ -34,7 +34,6 @@ from runtime.settings import (
 from workers.producer.camera import CameraWorker
 from workers.producer.config import CameraConfig, ConfigError, load_cameras, parse_cameras
 from workers.producer.health import HealthReporter, HealthSettings, HealthSink
-from workers.producer.health_redis import RedisHealthSink
 from workers.producer.metrics import ProducerMetrics
 from workers.producer.sender import FrameSender, FrameTransport, kafka_connector
 from workers.producer.sharding import ShardingError, owned, resolve_replica
@@ -201,13 +200,19 @@ def run(settings: ProducerSettings, kafka: KafkaSettings) -> None:
     registry = CollectorRegistry()
     runtime = ServiceRuntime("producer", settings.runtime.health_port, registry)
     runtime.install_signal_handlers()
+    sink: HealthSink | None = None
+    if settings.health.enabled:
+        # imported only when used: a producer without health starts without the Redis client
+        from workers.producer.health_redis import RedisHealthSink
+
+        sink = RedisHealthSink.of(settings.health)
     producer = Producer(
         cameras,
         settings,
         kafka,
         ProducerMetrics(registry),
         client_id=f"maskwatch-producer-{index}",
-        health_sink=RedisHealthSink.of(settings.health) if settings.health.enabled else None,
+        health_sink=sink,
     )
     producer.start()
     try:
