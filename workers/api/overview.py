@@ -66,12 +66,18 @@ class Entry:
     changed_ms: int
     _json: str | None = None
 
+    def hold(self, summary: CameraSummary) -> None:
+        """Hold `summary` and its JSON without the clock's fields (serialised here, in the
+        overview's task, so requests only join)."""
+        self.summary = summary
+        self._json = summary.model_dump_json(exclude=set(AGED))[:-1]
+
     def json_at(self, now: float, stale_after_s: float) -> str:
         """The summary as JSON aged to `now`, as `aged(...).model_dump_json()` gives it but
-        cheap: serialised once per change without the clock's fields, which are appended
-        (members of a JSON object have no order). A 500-camera page is then a join."""
+        cheap: serialised once per change, the clock's fields appended (members of a JSON
+        object have no order). A 500-camera page is then a join."""
         if self._json is None:
-            self._json = self.summary.model_dump_json(exclude=set(AGED))[:-1]
+            self.hold(self.summary)
         tail = json.dumps(aged_fields(self.summary, now, stale_after_s), separators=(",", ":"))
         return f"{self._json},{tail[1:]}"
 
@@ -260,8 +266,12 @@ class LiveOverview:
         summary = self._summarise(camera, now)
         old = self.entries.get(camera)
         if old is not None and _same(old.summary, summary):
+            if old.summary != summary:  # health timestamps moved: keep them current, unannounced
+                old.hold(summary)
             return None
-        self.entries[camera] = Entry(summary, int(now * 1000))
+        entry = Entry(summary, int(now * 1000))
+        entry.hold(summary)
+        self.entries[camera] = entry
         return summary
 
     def _forget(self, known: set[str]) -> None:

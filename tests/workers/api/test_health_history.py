@@ -69,6 +69,23 @@ def test_an_expired_health_record_leaves_the_camera_unreported(
     assert roof["health"] is None and roof["state"] == "never_seen" and roof["configured"]
 
 
+def test_health_timestamps_stay_current_in_the_list_without_announcements(
+    live_api: LiveServer, sink: RedisHealthSink
+) -> None:
+    first = datetime.now(UTC).replace(microsecond=0)
+    configure(sink, {"roof": "connected"}, first)
+    cameras_when(live_api.url, lambda b: b["total"] == 1, timeout_s=8)
+    later = first + timedelta(seconds=7)
+    configure(sink, {"roof": "connected"}, later)  # same state: no change for a viewer
+    body = cameras_when(
+        live_api.url,
+        lambda b: datetime.fromisoformat(by_id(b)["roof"]["health"]["updated_at"]) == later,  # type: ignore[index]
+        timeout_s=8,
+    )
+    health = by_id(body)["roof"]["health"]
+    assert datetime.fromisoformat(health["last_frame_at"]) == later  # type: ignore[index]
+
+
 def test_history_spans_and_csv_export(live_api: LiveServer, feeder: Feeder) -> None:
     now = time.time()
     # oldest first (the aggregator refuses results far below a camera's newest as late)
