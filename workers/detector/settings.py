@@ -12,11 +12,11 @@ import socket
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from imaging.crop import CropConfig
+from imaging.crop_config import CropConfig
 from runtime.grpc_tls import GrpcClientTls
 from runtime.settings import CLI_DEFAULT, RuntimeSettings, ServiceSettings, runtime_section
 from schemas.model_server import MODEL_NAME
-from workers.detector.backends import DetectorConfig, detector_config
+from workers.detector.backends.configs import DetectorConfig, detector_config
 
 
 def _default_worker_id() -> str:
