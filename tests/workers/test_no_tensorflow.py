@@ -53,7 +53,9 @@ def heavy_modules_after(body: str, heavy: tuple[str, ...] = HEAVY) -> list[str]:
     return [m for m in line.removeprefix("HEAVY").strip().split(",") if m]
 
 
-@pytest.mark.parametrize("service", ["detector", "producer", "aggregator", "api", "results"])
+@pytest.mark.parametrize(
+    "service", ["detector", "producer", "aggregator", "api", "results", "export", "train"]
+)
 def test_service_help_imports_no_tensorflow(service: str) -> None:
     assert heavy_modules_after(HELP.format(args=[service, "--help"])) == []
 
