@@ -50,7 +50,11 @@ KNOWN_PREFIXES = (
 class knows its own variables, and these tell it which other names belong to someone else."""
 TOOLING_VARIABLES = frozenset(
     {
+        "MASKWATCH_BUILD_CA_BUNDLE",
+        "MASKWATCH_CACHE",
+        "MASKWATCH_DEBIAN_MIRROR",
         "MASKWATCH_DEPLOY_CACHE",
+        "MASKWATCH_IMAGE_TAG",
         "MASKWATCH_PYTHON",
         "MASKWATCH_SCHEMAS_OUT",
         "MASKWATCH_SCREENSHOT_DIR",
@@ -59,7 +63,8 @@ TOOLING_VARIABLES = frozenset(
         "MASKWATCH_STACK_WIPE",
     }
 )
-"""MASKWATCH_* variables that are no settings field: read by scripts, tests, and the flags of
+"""MASKWATCH_* variables that are no settings field: read by scripts (deploy/images/build.sh
+takes the BUILD_CA_BUNDLE, CACHE, DEBIAN_MIRROR and IMAGE_TAG ones), tests, and the flags of
 one command (`maskwatch stack down --wipe`, `stack status --quiet`)."""
 
 

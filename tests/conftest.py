@@ -161,3 +161,9 @@ def pytest_report_header(config: pytest.Config) -> str:
     redis = "up" if _redis_answers() else "down"
     serve = "up" if _port_open(*MODEL_SERVER) else "down"
     return f"local stack: kafka {kafka}, redis {redis}, model server {serve}; CI={IN_CI}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Container-image tests run last: under CI their images build in the background while the
+    rest of the suite runs (deploy/local/test.sh), so they wait as little as possible."""
+    items.sort(key=lambda item: item.get_closest_marker("images") is not None)

@@ -29,6 +29,12 @@ tag="${MASKWATCH_IMAGE_TAG:-$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$
 cache="${MASKWATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/maskwatch}/images"
 mirror="${MASKWATCH_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
+# One build at a time per cache: CI starts a build in the background (deploy/local/test.sh)
+# and the images test calls this script again; the second waits here, then reuses every layer.
+mkdir -p "$cache"
+exec 9>"$cache/.build.lock"
+flock -n 9 || { say "waiting for another build to finish"; flock 9; }
+
 # name -> the Dockerfile's EXTRAS for it
 declare -A IMAGES=(
   [producer]=producer
