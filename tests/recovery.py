@@ -14,13 +14,16 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from runtime.kafka import KafkaSettings, make_admin
@@ -155,3 +158,31 @@ def records_to_end(kafka: KafkaSettings, topic: str, partitions: int) -> list[An
     finally:
         consumer.close()
     return records
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll `condition` every 0.1 s until true; fail the test naming `what` after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a service's health or a private server)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http_status(port: int, path: str) -> int:
+    """The status of GET `path` on a service's health port; 0 if nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:
+        return 0
