@@ -6,13 +6,16 @@ letter) is acknowledged by Kafka, and only up to the first frame that is not (se
 member that takes its partitions over; results are keyed by (camera, seq), so a replay
 overwrites rather than double-counts downstream. While the model server is down the worker
 backs off, stays in the group (partitions paused, polls continue), reports not-ready and
-commits nothing it has not answered.
+commits nothing it has not answered. While the broker is unreachable it reports not-ready
+too (`runtime.broker`) and waits for it: a flush or a commit the broker does not take is
+retried, and nothing past an unacknowledged result is committed.
 
 One boundary per record: every record taken is answered by a result or a dead letter with a
 reason; a record the Kafka client cannot decode is skipped and dead-lettered by its place
 (`runtime.poll`); an exception on one frame is retried `max_attempts` times and then
 dead-letters that frame. The worker exits only on shutdown or when its own infrastructure
-fails (a write Kafka does not acknowledge), never because of data.
+fails (a write Kafka refused, or did not take within the producer's delivery timeout),
+never because of data.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from runtime.backoff import Backoff, BackoffPolicy
+from runtime.broker import BrokerProbe, until_kafka_answers
 from runtime.dead_letters import DeadLetterSink
 from runtime.kafka import KafkaSettings, topic_specs
 from runtime.logs import get_logger
@@ -47,6 +51,8 @@ from workers.detector.settings import DetectorSettings
 log = get_logger("detector")
 
 LAG_EVERY_S = 5.0
+KAFKA_STEP_S = 10.0
+"""Bound of one flush or commit while the broker is away, so the loop keeps beating."""
 
 
 def outage_policy(settings: DetectorSettings) -> BackoffPolicy:
@@ -101,6 +107,7 @@ class Worker:
         self._lag_at = 0.0
         self._rewind: dict[TopicPartition, int] = {}
         """First frame offset discarded per revoked partition (see `on_assigned`)."""
+        self.broker = BrokerProbe(consumer, kafka.frames_topic, health)
 
     # ------------------------------------------------------------------ loop
 
@@ -110,7 +117,12 @@ class Worker:
         while not self.stopping.is_set():
             self.health.beat()
             wait_s = min(self.batcher.wait_left_s(time.perf_counter()), 0.5)
-            for partition, record in self._poll(wait_s):
+            records = self._poll(wait_s)
+            if records:
+                self.broker.answered()
+            else:
+                self.broker.check()
+            for partition, record in records:
                 self._take(partition, record)
                 if self.batcher.due(time.perf_counter()):  # the wait bound holds mid-poll
                     self._classify(self.batcher.take())
@@ -345,7 +357,9 @@ class Worker:
     def _flush_and_commit(self) -> None:
         """Wait for every publish to be acknowledged, then commit what is contiguous."""
         if self._sent:
-            self.producer.flush(timeout=60)
+            flushed = until_kafka_answers(self._flush, self.health, self.stopping, "flush")
+            if flushed is None:
+                return  # stopping with the broker away: nothing unacknowledged is committed
             self.dead_letters.confirm()  # raises if one was lost: crash, nothing committed
             for future, partition, offset, label in self._sent:
                 future.get(timeout=0)  # raises if the write failed: crash, nothing committed
@@ -356,12 +370,25 @@ class Worker:
         metrics.IN_FLIGHT.set(self.offsets.in_flight())
         if not points:
             return
+        offsets = {p: OffsetAndMetadata(o, "", -1) for p, o in points.items()}
         try:
-            self.consumer.commit({p: OffsetAndMetadata(o, "", -1) for p, o in points.items()})
+            done = until_kafka_answers(
+                lambda: self._commit(offsets), self.health, self.stopping, "commit"
+            )
         except CommitFailedError as error:
             log.warning("commit_failed", error=str(error))
             return
-        self.offsets.committed(points)
+        if done:
+            self.offsets.committed(points)
+            self.broker.answered()
+
+    def _flush(self) -> bool:
+        self.producer.flush(timeout=KAFKA_STEP_S)
+        return True
+
+    def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> bool:
+        self.consumer.commit(offsets, timeout_ms=int(KAFKA_STEP_S * 1000))
+        return True
 
     def _report_lag(self) -> None:
         now = time.monotonic()
