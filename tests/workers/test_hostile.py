@@ -130,6 +130,28 @@ def topics_env(kafka: KafkaSettings) -> dict[str, str]:
     }
 
 
+def detector_env(
+    kafka: KafkaSettings, group: str, model_server: str, shared_dir: Path
+) -> dict[str, str]:
+    """The cheapest detector (small frames, one thread) that knows CAMERAS and HOSTILE_CAMERA."""
+    return {
+        **topics_env(kafka),
+        "MASKWATCH_DETECTOR_GROUP_ID": group,
+        "MASKWATCH_DETECTOR_WORKER_ID": group,
+        "MASKWATCH_DETECTOR_RUNTIME__HEALTH_PORT": "0",
+        "MASKWATCH_DETECTOR_MODEL_SERVER": model_server,
+        "MASKWATCH_DETECTOR_DETECTOR__BACKEND": "retinaface-mobilenet",  # cheapest
+        "MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH": str(
+            shared_dir / "models" / "retinaface_mnet025.onnx"
+        ),
+        "MASKWATCH_DETECTOR_DETECTOR__UPSCALE_TO_PX": "320",
+        "MASKWATCH_DETECTOR_DETECTOR__MAX_SIDE_PX": "320",
+        "MASKWATCH_DETECTOR_DETECTOR__THREADS": "1",
+        "MASKWATCH_DETECTOR_MAX_AGE_S": "3600",
+        "MASKWATCH_DETECTOR_KNOWN_CAMERAS": json.dumps([*CAMERAS, HOSTILE_CAMERA]),
+    }
+
+
 def aggregator_env(kafka: KafkaSettings, prefix: str, group: str) -> dict[str, str]:
     return {
         **topics_env(kafka),
@@ -173,6 +195,8 @@ class Sender:
         self.gzip = make_producer(kafka, "test-hostile-gzip", compression_type="gzip")
         self._pending: list[tuple[Any, Hostile]] = []
         self.expected: dict[tuple[str, int, int], str] = {}
+        self.placed: dict[tuple[str, int, int], Hostile] = {}
+        """(topic, partition, offset) → the hostile record written there."""
 
     def frame(self, camera: str, seq: int, photo: tuple[bytes, int, int]) -> None:
         value, width, height = photo
@@ -204,6 +228,7 @@ class Sender:
         for future, record in self._pending:
             meta = future.get(timeout=30)
             self.expected[(meta.topic, meta.partition, meta.offset)] = record.reason.value
+            self.placed[(meta.topic, meta.partition, meta.offset)] = record
         self._pending.clear()
 
     def close(self) -> None:
@@ -267,22 +292,7 @@ def test_hostile_records_never_stop_a_stage(
     keys = Keys(redis_prefix)
     detector = Service(
         "detector",
-        {
-            **topics_env(kafka_settings),
-            "MASKWATCH_DETECTOR_GROUP_ID": f"det-{unique_name}",
-            "MASKWATCH_DETECTOR_WORKER_ID": "hostile-detector",
-            "MASKWATCH_DETECTOR_RUNTIME__HEALTH_PORT": "0",
-            "MASKWATCH_DETECTOR_MODEL_SERVER": model_server,
-            "MASKWATCH_DETECTOR_DETECTOR__BACKEND": "retinaface-mobilenet",  # cheapest
-            "MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH": str(
-                shared_dir / "models" / "retinaface_mnet025.onnx"
-            ),
-            "MASKWATCH_DETECTOR_DETECTOR__UPSCALE_TO_PX": "320",
-            "MASKWATCH_DETECTOR_DETECTOR__MAX_SIDE_PX": "320",
-            "MASKWATCH_DETECTOR_DETECTOR__THREADS": "1",
-            "MASKWATCH_DETECTOR_MAX_AGE_S": "3600",
-            "MASKWATCH_DETECTOR_KNOWN_CAMERAS": json.dumps([*CAMERAS, HOSTILE_CAMERA]),
-        },
+        detector_env(kafka_settings, f"det-{unique_name}", model_server, shared_dir),
         tmp_path / "detector.log",
     )
     aggregator = Service(

@@ -89,6 +89,7 @@ class Worker:
         self.group = group
         env = {
             **os.environ,
+            "MASKWATCH_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
             "MASKWATCH_KAFKA_FRAMES_TOPIC": kafka.frames_topic,
             "MASKWATCH_KAFKA_RESULTS_TOPIC": kafka.results_topic,
             "MASKWATCH_KAFKA_DEAD_LETTER_TOPIC": kafka.dead_letter_topic,
