@@ -24,9 +24,7 @@ from devtools.stack import kafka_libs
 from devtools.stack_settings import StackSettings
 from runtime.kafka import KafkaSettings, create_topics
 from tests.conftest import missing
-from tests.recovery import free_port, wait_for
-
-REPO = Path(__file__).resolve().parents[1]  # this checkout's code, not an installed one
+from tests.recovery import REPO, free_port, wait_for
 
 
 @dataclass

@@ -16,17 +16,22 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from runtime.kafka import KafkaSettings, make_admin
+
+REPO = Path(__file__).resolve().parents[1]
+"""This checkout: stages run from its code, not from whichever one the venv was installed from."""
 
 SETTLE_S = 0.3
 """After SIGSTOP: time for requests already written to a socket (a commit, a produce) to be
@@ -186,3 +191,34 @@ def http_status(port: int, path: str) -> int:
         return int(error.code)
     except OSError:
         return 0
+
+
+def start_stage(stage: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`maskwatch <stage>` of this checkout as a process, stdout and stderr into `log`."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", "from workers.cli import main; main()", stage],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop_stage(process: subprocess.Popen[bytes], timeout_s: float = 60) -> int:
+    """SIGTERM (a graceful drain), SIGKILL if it is not gone in `timeout_s`; the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def committed_to_end(kafka: KafkaSettings, group: str, topic: str, partitions: int) -> bool:
+    """Whether `group` has committed every partition of `topic` up to its end offset."""
+    ends = end_offsets(kafka, topic, partitions)
+    committed = committed_offsets(kafka, group, topic)
+    return all(committed.get(p, 0) >= end for p, end in ends.items())

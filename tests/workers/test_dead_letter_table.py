@@ -26,7 +26,7 @@ from runtime.kafka import KafkaSettings
 from schemas.common import DeadLetterReason
 from schemas.dead_letter import PAYLOAD_HEAD_BYTES
 from schemas.redis_state import Keys
-from tests.recovery import committed_offsets, end_offsets, wait_for
+from tests.recovery import committed_to_end, wait_for
 from tests.workers.hostile_inputs import Hostile, frame_kinds, result_kinds, valid_jpeg
 from tests.workers.test_hostile import (
     CAMERAS,
@@ -107,10 +107,9 @@ def test_a_dead_letter_per_reason_and_the_partitions_keep_moving(
         def settled() -> bool:
             for service in services:
                 assert service.alive(), service.tail()
-            frames_end = end_offsets(kafka, kafka.frames_topic, 3)
             return (
                 counted() == FRAMES_AFTER * len(CAMERAS)
-                and committed_offsets(kafka, detector_group, kafka.frames_topic) == frames_end
+                and committed_to_end(kafka, detector_group, kafka.frames_topic, 3)
                 and caught_up(kafka, aggregator_group)
             )
 

@@ -12,9 +12,6 @@ afterwards.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,13 +19,15 @@ import pytest
 import redis
 
 from schemas.alert import AlertEvent
-from tests.private_stack import REPO, PrivateStack
+from tests.private_stack import PrivateStack
 from tests.recovery import (
     committed_offsets,
     end_offsets,
     free_port,
     http_status,
     read_to_end,
+    start_stage,
+    stop_stage,
     wait_for,
 )
 from tests.workers.aggregator.test_recovery import publish_placed
@@ -59,14 +58,7 @@ def test_broker_restart_under_a_running_aggregator_loses_and_doubles_nothing(
         "MASKWATCH_AGGREGATOR_EVAL_INTERVAL_S": "1",
     }
     log = tmp_path / "aggregator.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from workers.cli import main; main()", "aggregator"],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_stage("aggregator", env, log)
     cameras = [f"b-{i}" for i in range(6)]
     try:
         wait_for(lambda: http_status(port, "/readyz") == 200, 120, "the aggregator to be ready")
@@ -111,10 +103,7 @@ def test_broker_restart_under_a_running_aggregator_loses_and_doubles_nothing(
 
         # sent during the outage: on the topic once the producer has reconnected
         wait_for(lambda: silenced_in_outage() == set(cameras), 60, "the outage's alerts")
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
+        assert stop_stage(process) == 0, log.read_text()[-3000:]
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop_stage(process)
         client.close()

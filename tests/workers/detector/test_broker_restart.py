@@ -16,7 +16,7 @@ import pytest
 
 from runtime.kafka import KafkaSettings
 from tests.private_stack import PrivateStack
-from tests.recovery import committed_offsets, end_offsets, http_status, wait_for
+from tests.recovery import committed_to_end, http_status, wait_for
 from tests.workers.detector.test_integration import (  # noqa: F401 (fixtures)
     STARTUP_S,
     OwnModelServer,
@@ -54,7 +54,7 @@ def test_broker_restart_under_a_running_detector_loses_and_doubles_nothing(
     photos = photos_with_faces(shared_dir, 4)
 
     def all_committed() -> bool:
-        return committed_offsets(kafka, group, topic) == end_offsets(kafka, topic, PARTITIONS)
+        return committed_to_end(kafka, group, topic, PARTITIONS)
 
     wait_for(worker.ready, STARTUP_S, "the worker to be ready")
     first = send_placed(kafka, photos, FRAMES_PER_HALF)
