@@ -77,15 +77,13 @@ class BrokerProbe:
         return True
 
     def _partition(self) -> TopicPartition:
-        """One partition of the loop's topic: an assigned one, else the first known."""
+        """One partition of the loop's topic: an assigned one, else partition 0 (every topic
+        has one; asking the client which partitions exist may block on metadata, unbounded)."""
         assigned = sorted(
             (tp for tp in self.consumer.assignment() if tp.topic == self.topic),
             key=lambda tp: tp.partition,
         )
-        if assigned:
-            return assigned[0]
-        known = self.consumer.partitions_for_topic(self.topic) or {0}
-        return TopicPartition(self.topic, min(known))
+        return assigned[0] if assigned else TopicPartition(self.topic, 0)
 
 
 def until_kafka_answers(

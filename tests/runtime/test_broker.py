@@ -35,9 +35,6 @@ class Consumer:
     def assignment(self) -> set[TopicPartition]:
         return self.assigned
 
-    def partitions_for_topic(self, topic: str) -> set[int] | None:
-        return {2, 1}
-
 
 class Clock:
     def __init__(self) -> None:
@@ -61,7 +58,7 @@ def test_the_broker_is_asked_only_after_a_quiet_period_and_readiness_follows_its
     clock.now = 2.0
     assert not probe.check()
     assert health.ready == (False, "kafka: broker unreachable")
-    assert consumer.asked == [[TopicPartition("t", 1)]]  # no assignment: the first known
+    assert consumer.asked == [[TopicPartition("t", 0)]]  # no assignment: partition 0
     clock.now = 3.0
     assert probe.check() and len(consumer.asked) == 1  # next probe after another quiet period
     consumer.up = True
