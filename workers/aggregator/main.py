@@ -22,7 +22,12 @@ from typing import Any
 
 import click
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import CommitFailedError, KafkaConnectionError, KafkaTimeoutError
+from kafka.errors import (
+    CommitFailedError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    RebalanceInProgressError,
+)
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -177,8 +182,9 @@ class Service:
         self._retrying(self._confirm_alerts)
         try:
             committed = until_kafka_answers(self._commit, health, stopping, "commit")
-        except CommitFailedError as error:
-            # The group rebalanced: another member replays the batch and the dedupe absorbs it.
+        except (CommitFailedError, RebalanceInProgressError) as error:
+            # The group rebalanced (or is rebalancing: the next poll rejoins it): whoever owns
+            # the partition next replays the batch from the last commit; the dedupe absorbs it.
             log.warning("commit_failed", error=str(error))
             return True
         if committed is None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 
 from runtime.backoff import Backoff, BackoffPolicy
@@ -375,8 +375,8 @@ class Worker:
             done = until_kafka_answers(
                 lambda: self._commit(offsets), self.health, self.stopping, "commit"
             )
-        except CommitFailedError as error:
-            log.warning("commit_failed", error=str(error))
+        except (CommitFailedError, RebalanceInProgressError) as error:
+            log.warning("commit_failed", error=str(error))  # committed again by the next turn
             return
         if done:
             self.offsets.committed(points)
