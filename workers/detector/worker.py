@@ -391,6 +391,9 @@ class Worker:
         return True
 
     def _report_lag(self) -> None:
+        """Lag per partition from what the client knows; a position it does not know (after
+        a rebalance, with the broker away) is skipped: `position` without a bound waits for
+        the coordinator, which stalled the loop (and its readiness) for a whole outage."""
         now = time.monotonic()
         if now - self._lag_at < LAG_EVERY_S:
             return
@@ -398,5 +401,6 @@ class Worker:
         for partition in self.consumer.assignment():
             end = self.consumer.highwater(partition)
             if end is not None:
-                position = self.consumer.position(partition)
-                metrics.CONSUMER_LAG.labels(str(partition.partition)).set(end - position)
+                position = self.consumer.position(partition, timeout_ms=0)
+                if position is not None:
+                    metrics.CONSUMER_LAG.labels(str(partition.partition)).set(end - position)
