@@ -35,6 +35,9 @@ class PrivateStack:
     state: Path
     bootstrap_servers: str
     redis_port: int
+    kafka_stopped: bool = False
+    """Set by `stop_kafka` until `start_kafka`: the next test's `topics` brings the broker
+    back first, so one test failing mid-outage does not fail the others with it."""
 
     def run(self, command: str) -> None:
         """`maskwatch stack <command>` for this stack (up waits until it is healthy)."""
@@ -52,15 +55,19 @@ class PrivateStack:
     def stop_kafka(self) -> None:
         """SIGTERM the broker (a clean broker restart) and wait until it is gone."""
         pid = int((self.state / "kafka" / "kafka.pid").read_text())
+        self.kafka_stopped = True
         os.kill(pid, signal.SIGTERM)
         wait_for(lambda: not Path(f"/proc/{pid}").exists(), 120, "the broker to stop")
 
     def start_kafka(self) -> None:
         """Bring the broker back with its data (Redis, still up, is left as it is)."""
         self.run("up")
+        self.kafka_stopped = False
 
     def topics(self, name: str, partitions: int = 3) -> KafkaSettings:
         """Fresh topics `<name>-<random>.*` on this broker, created."""
+        if self.kafka_stopped:
+            self.start_kafka()
         kafka = KafkaSettings.with_topic_prefix(
             f"{name}-{uuid.uuid4().hex[:8]}", partitions
         ).model_copy(update={"bootstrap_servers": self.bootstrap_servers})
