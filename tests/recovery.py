@@ -27,24 +27,36 @@ from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from runtime.kafka import KafkaSettings, make_admin
 
 REPO = Path(__file__).resolve().parents[1]
 """This checkout: stages run from its code, not from whichever one the venv was installed from."""
 
+COORDINATOR_WAIT_S = 30.0
 SETTLE_S = 0.3
 """After SIGSTOP: time for requests already written to a socket (a commit, a produce) to be
 handled by the local broker, so the offsets read next are the ones the kill leaves."""
 
 
 def committed_offsets(kafka: KafkaSettings, group: str, topic: str) -> dict[int, int]:
-    """partition → offset the broker holds committed for `group` (absent: nothing committed)."""
-    admin = make_admin(kafka)
-    try:
-        offsets = admin.list_group_offsets({group: None}).get(group, {})
-    finally:
-        admin.close()
+    """partition → offset the broker holds committed for `group` (absent: nothing committed).
+
+    Asked again for up to COORDINATOR_WAIT_S while the group's coordinator is not there yet
+    (a fresh broker still loading its offsets topic answers NOT_COORDINATOR)."""
+    deadline = time.monotonic() + COORDINATOR_WAIT_S
+    while True:
+        admin = make_admin(kafka)
+        try:
+            offsets = admin.list_group_offsets({group: None}).get(group, {})
+            break
+        except KafkaError as error:
+            if not error.retriable or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+        finally:
+            admin.close()
     return {tp.partition: int(o.offset) for tp, o in offsets.items() if tp.topic == topic}
 
 
