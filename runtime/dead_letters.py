@@ -72,11 +72,14 @@ class DeadLetterSink:
 
     def confirm(self, timeout_s: float = 60.0) -> int:
         """Flush and check every letter sent since the last confirm; raises DeadLetterLostError
-        (naming the first lost letter) if any was not acknowledged. Returns how many."""
+        (naming the first lost letter) if any was not acknowledged. Returns how many.
+
+        A flush that times out (the broker is away) raises the producer's KafkaTimeoutError
+        and keeps every letter pending, so the caller may wait and confirm again."""
         if not self._pending:
             return 0
-        pending, self._pending = self._pending, []
         self.producer.flush(timeout=timeout_s)
+        pending, self._pending = self._pending, []
         for future, letter in pending:
             try:
                 future.get(timeout=0)

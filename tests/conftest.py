@@ -28,6 +28,7 @@ warnings.filterwarnings("ignore", "(read|open)_text is deprecated", DeprecationW
 
 from runtime.kafka import KafkaSettings, broker_info, create_topics, delete_topics  # noqa: E402
 
+pytest_plugins = ["tests.private_stack"]  # the session's private Kafka + Redis (restarts)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").strip().lower() in {"true", "1"}
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379

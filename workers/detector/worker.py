@@ -12,7 +12,8 @@ letter) is acknowledged by Kafka, and only up to the first frame that is not (se
 member that takes its partitions over; results are keyed by (camera, seq), so a replay
 overwrites rather than double-counts downstream. While the model server is down the worker
 backs off, stays in the group (partitions paused, polls continue), reports not-ready and
-commits nothing it has not answered.
+commits nothing it has not answered. While the broker is unreachable it reports not-ready
+too (`runtime.broker`) and waits for it (`Outbox.flush_and_commit`).
 
 One boundary per record: every record taken is answered by a result or a dead letter with a
 reason; a record the Kafka client cannot decode is skipped and dead-lettered by its place
@@ -35,6 +36,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from runtime.backoff import Backoff, BackoffPolicy
+from runtime.broker import BrokerProbe
 from runtime.kafka import KafkaSettings
 from runtime.logs import get_logger
 from runtime.poll import CorruptRecord, poll_records
@@ -100,7 +102,8 @@ class Worker:
         self.batcher: CropBatcher[PendingFrame] = CropBatcher(
             settings.max_batch_crops, settings.max_batch_wait_ms / 1000
         )
-        self.outbox = Outbox(kafka, consumer, producer)
+        self.broker = BrokerProbe(consumer, kafka.frames_topic, health)
+        self.outbox = Outbox(kafka, consumer, producer, health, stopping, self.broker)
         self.offsets = self.outbox.offsets
         self.calls = ClassifierCalls(
             classifier,
@@ -130,7 +133,12 @@ class Worker:
                 wait_s = min(self.batcher.wait_left_s(time.perf_counter()), 0.5)
                 if len(self.in_flight):
                     wait_s = min(wait_s, IN_FLIGHT_POLL_S)
-                for partition, record in self._poll(wait_s):
+                records = self._poll(wait_s)
+                if records:
+                    self.broker.answered()
+                else:
+                    self.broker.check()
+                for partition, record in records:
                     self._take(partition, record)
                     self._land_done()
                     if self.batcher.due(time.perf_counter()):  # the wait bound holds mid-poll
@@ -397,6 +405,9 @@ class Worker:
         return not self.stopping.is_set()
 
     def _report_lag(self) -> None:
+        """Lag per partition from what the client knows; a position it does not know (after
+        a rebalance, with the broker away) is skipped: `position` without a bound waits for
+        the coordinator, which stalled the loop (and its readiness) for a whole outage."""
         now = time.monotonic()
         if now - self._lag_at < LAG_EVERY_S:
             return
@@ -404,5 +415,6 @@ class Worker:
         for partition in self.consumer.assignment():
             end = self.consumer.highwater(partition)
             if end is not None:
-                position = self.consumer.position(partition)
-                metrics.CONSUMER_LAG.labels(str(partition.partition)).set(end - position)
+                position = self.consumer.position(partition, timeout_ms=0)
+                if position is not None:
+                    metrics.CONSUMER_LAG.labels(str(partition.partition)).set(end - position)

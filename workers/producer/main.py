@@ -43,6 +43,9 @@ log = get_logger("producer")
 
 #: Room left in a Kafka message for headers and record-batch overhead.
 MESSAGE_OVERHEAD_BYTES = 2048
+STALL_S = 10.0
+"""A frame in flight this long with no acknowledgement at all: the broker is away (not ready).
+A local broker acknowledges in milliseconds; a loaded one in well under this."""
 
 
 class ProducerSettings(ServiceSettings):
@@ -218,8 +221,8 @@ def run(settings: ProducerSettings, kafka: KafkaSettings) -> None:
     try:
         while not runtime.stopping.wait(1.0):
             runtime.health.beat()
-            connected = producer.sender.connected.is_set()
-            runtime.health.set_ready(connected, "" if connected else "kafka unavailable")
+            delivering = producer.sender.delivering(STALL_S)
+            runtime.health.set_ready(delivering, "" if delivering else "kafka unavailable")
     finally:
         log.info("producer_stopped", cameras=producer.stop())
         runtime.close()
