@@ -101,12 +101,12 @@ def test_rendered_camera_config_loads_in_the_producer(
     render: Render, values: Path, tmp_path: Path
 ) -> None:
     """Wherever the chart puts cameras.yaml (its ConfigMap, or a Secret), it validates."""
-    text = next(
-        m.get("data", m.get("stringData", {}))["cameras.yaml"]
+    contents = [
+        dict(m.get("data") or m.get("stringData") or {})
         for m in render(values)
         if m["kind"] in {"ConfigMap", "Secret"}
-        and "cameras.yaml" in m.get("data", m.get("stringData", {}))
-    )
+    ]
+    (text,) = [c["cameras.yaml"] for c in contents if "cameras.yaml" in c]
     path = tmp_path / "cameras.yaml"
     path.write_text(text)
     assert load_cameras(path)

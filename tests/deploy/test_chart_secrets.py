@@ -129,3 +129,27 @@ def test_cameras_default_to_the_config_map(render: Render) -> None:
     assert "config" not in _secret_volumes(_workload(manifests, "producer"))
     (config,) = [m for m in manifests if m["kind"] == "ConfigMap" and component(m) == "config"]
     assert "cameras.yaml" in config["data"]
+
+
+def test_the_api_metrics_are_scraped_on_its_health_port_not_the_public_one(
+    render: Render, tmp_path: Path
+) -> None:
+    manifests = render(DEFAULT, {"serviceMonitor": {"enabled": True}}, tmp=tmp_path)
+    api = _workload(manifests, "api")
+    ports = {p["name"]: p["containerPort"] for p in _main(api)["ports"]}
+    assert _env(api)["MASKWATCH_API_RUNTIME__HEALTH_PORT"] == str(ports["metrics"])
+    services = {m["metadata"]["name"]: m for m in manifests if m["kind"] == "Service"}
+    public = services["maskwatch-api"]
+    assert "maskwatch.io/metrics" not in public["metadata"]["labels"]
+    assert [p["targetPort"] for p in public["spec"]["ports"]] == ["http"]
+    assert services["maskwatch-api-metrics"]["spec"]["ports"][0]["targetPort"] == "metrics"
+    (monitor,) = [m for m in manifests if m["kind"] == "ServiceMonitor"]
+    assert "http" not in {e["port"] for e in monitor["spec"]["endpoints"]}
+    (policy,) = [
+        m
+        for m in manifests
+        if m["kind"] == "NetworkPolicy" and m["metadata"]["name"] == "maskwatch-api"
+    ]
+    public_rule, metrics_rule = policy["spec"]["ingress"]
+    assert public_rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert metrics_rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
