@@ -12,7 +12,12 @@ from tests.deploy.conftest import VALUE_SETS, Manifest, Render, component, run_t
 
 DEFAULT = next(p for p in VALUE_SETS if p.name == "values-default.yaml")
 PRODUCTION = next(p for p in VALUE_SETS if p.name == "values-production.yaml")
-REDIS_CLIENTS = ("aggregator", "api")
+REDIS_CLIENTS = {
+    "aggregator": "MASKWATCH_AGGREGATOR",
+    "api": "MASKWATCH_API",
+    "producer": "MASKWATCH_PRODUCER_HEALTH_",  # camera health (producer.cameraHealth)
+}
+"""Workloads that talk to Redis, and the prefix of their Redis settings."""
 
 
 def _workload(manifests: list[Manifest], name: str) -> Manifest:
@@ -59,10 +64,9 @@ def test_the_in_chart_redis_requires_a_generated_password_the_clients_read_as_a_
     assert cli_auth["valueFrom"]["secretKeyRef"]["name"] == auth["metadata"]["name"]
     assert _secret_volumes(_workload(manifests, "redis"))["auth"] == auth["metadata"]["name"]
 
-    for name in REDIS_CLIENTS:
+    for name, prefix in REDIS_CLIENTS.items():
         client = _workload(manifests, name)
         env = _env(client)
-        prefix = f"MASKWATCH_{name.upper()}"
         assert env[f"{prefix}_REDIS_URL"].startswith("redis://")
         password_file = env[f"{prefix}_REDIS_SECURITY__PASSWORD_FILE"]
         assert _mounted(client, password_file), name
@@ -85,10 +89,9 @@ def test_redis_tls_serves_only_tls_and_the_clients_trust_its_ca(
     assert args[args.index("--tls-port") + 1] == "6379"
     assert _secret_volumes(redis)["tls"] == "redis-tls"
     assert "--tls" in _main(redis)["readinessProbe"]["exec"]["command"]
-    for name in REDIS_CLIENTS:
+    for name, prefix in REDIS_CLIENTS.items():
         client = _workload(manifests, name)
         env = _env(client)
-        prefix = f"MASKWATCH_{name.upper()}"
         assert env[f"{prefix}_REDIS_URL"].startswith("rediss://"), name
         assert _mounted(client, env[f"{prefix}_REDIS_SECURITY__CA_FILE"]), name
         assert _secret_volumes(client)["redis-ca"] == "redis-tls", name
@@ -116,10 +119,10 @@ def test_production_values_take_cameras_and_redis_credentials_from_secrets(
     assert _mounted(producer, _env(producer)["MASKWATCH_PRODUCER_CONFIG"])
     for config in (m for m in manifests if m["kind"] == "ConfigMap"):
         assert "cameras.yaml" not in config["data"], "cameras in a ConfigMap"
-    for name in REDIS_CLIENTS:
+    for name, prefix in REDIS_CLIENTS.items():
         client = _workload(manifests, name)
         env = _env(client)
-        assert env[f"MASKWATCH_{name.upper()}_REDIS_URL"].startswith("rediss://")
+        assert env[f"{prefix}_REDIS_URL"].startswith("rediss://")
         assert _secret_volumes(client)["redis-auth"] == "maskwatch-redis"
         assert _secret_volumes(client)["redis-ca"] == "maskwatch-redis-ca"
 

@@ -35,9 +35,10 @@ from sse_starlette import EventSourceResponse
 from runtime.logs import get_logger
 from runtime.service import Health, ServiceRuntime
 from schemas.alert import AlertEvent
-from schemas.redis_state import Keys
+from schemas.redis_state import SPANS, HistoryRange, Keys
 from workers.api.auth import authorizer, login_router
 from workers.api.fleet_metrics import FleetCollector
+from workers.api.history import CameraHistory, history_csv
 from workers.api.models import (
     CameraList,
     CameraStatus,
@@ -77,6 +78,8 @@ class Metrics:
 
 LABEL_FILTER = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}=.{1,64}$")]
 LABEL_NAME = PathParam(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="Label name.")
+NO_CAMERAS = '"cameras":[]}'
+"""How an Overview serialised without cameras ends (its last field), where they are joined."""
 READY_WAIT_S = 10.0
 """How long a request waits for the first load of the fleet after start-up."""
 
@@ -177,10 +180,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
     ) -> Response:
         await loaded()
         wanted = dict(item.split("=", 1) for item in label)
-        total, page = fleet.page(wanted, offset, limit)
+        at = datetime.now(UTC)
+        total, page = fleet.page_json(wanted, offset, limit, at.timestamp())
         totals = fleet.totals or await store.totals()
-        body = Overview(
-            at=datetime.now(UTC),
+        head = Overview(
+            at=at,
             windows=totals.windows,
             lifetime=totals.lifetime,
             stale_after_s=settings.stale_after_s,
@@ -188,10 +192,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
             total=total,
             offset=offset,
             limit=limit,
-            cameras=page,
-        )
-        # serialised directly: the model is already valid, re-validating 500 cameras is not free
-        return Response(body.model_dump_json(), media_type="application/json")
+            cameras=[],
+        ).model_dump_json()
+        # The cameras are joined from JSON held per camera (serialised once per change, see
+        # LiveOverview.page_json): re-validating and re-serialising 500 summaries per request
+        # was most of its time. `cameras` is the model's last field.
+        if not head.endswith(NO_CAMERAS):
+            raise RuntimeError("Overview no longer ends with its cameras")
+        body = f'{head[: -len(NO_CAMERAS)]}"cameras":[{",".join(page)}]}}'
+        return Response(body, media_type="application/json")
 
     @api.get(
         "/labels/{label}",
@@ -215,6 +224,48 @@ def create_app(settings: ApiSettings) -> FastAPI:
         if status is None:
             raise HTTPException(404, f"unknown camera {camera_id}")
         return status
+
+    async def known(camera_id: str) -> None:
+        await loaded()
+        if camera_id not in fleet.entries:
+            raise HTTPException(404, f"unknown camera {camera_id}")
+
+    span_query = Query(
+        alias="range", description="1h (per minute), 24h and 7d (per hour), 30d (per UTC day)."
+    )
+
+    @api.get(
+        "/cameras/{camera_id}/history",
+        response_model=CameraHistory,
+        summary="One camera's counts per bucket over 1 h, 24 h, 7 d or 30 d (oldest first)",
+        responses={404: {"description": "Unknown camera"}},
+    )
+    async def history(
+        camera_id: Annotated[str, CAMERA_ID],
+        span: Annotated[HistoryRange, span_query] = "24h",
+    ) -> CameraHistory:
+        await known(camera_id)
+        return await store.history(camera_id, SPANS[span])
+
+    @api.get(
+        "/cameras/{camera_id}/history.csv",
+        response_class=PlainTextResponse,
+        summary="The same history as CSV (start, end, frames, skipped, faces, with_mask, "
+        "without_mask, compliance, skipped_share; UTC times; empty compliance: no faces)",
+        responses={200: {"content": {"text/csv": {}}}, 404: {"description": "Unknown camera"}},
+    )
+    async def history_export(
+        camera_id: Annotated[str, CAMERA_ID],
+        span: Annotated[HistoryRange, span_query] = "24h",
+    ) -> Response:
+        await known(camera_id)
+        body = history_csv(await store.history(camera_id, SPANS[span]))
+        name = f"{camera_id}-{span}.csv"
+        return Response(
+            body,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     @api.get("/alerts", response_model=list[AlertEvent], summary="Recent alert events")
     async def alerts(
@@ -270,6 +321,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def dashboard() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    @app.get("/cameras/{camera_id}", include_in_schema=False)
+    async def camera_page(camera_id: Annotated[str, CAMERA_ID]) -> FileResponse:
+        """The detail page (static; it reads the id from its own URL)."""
+        return FileResponse(STATIC / "camera.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -34,6 +34,7 @@ from runtime.settings import (
 )
 from workers.producer.camera import CameraWorker
 from workers.producer.config import CameraConfig, ConfigError, load_cameras, parse_cameras
+from workers.producer.health import HealthReporter, HealthSettings, HealthSink
 from workers.producer.metrics import ProducerMetrics
 from workers.producer.sender import FrameSender, FrameTransport, kafka_connector
 from workers.producer.sharding import ShardingError, owned, resolve_replica
@@ -78,6 +79,10 @@ class ProducerSettings(ServiceSettings):
     shutdown_timeout_s: float = Field(
         20.0, ge=1, le=300, description="Time to flush buffered frames on SIGTERM."
     )
+    health: HealthSettings = Field(
+        default_factory=HealthSettings,
+        description="Camera health to Redis for the API (off by default; Redis URL, prefix).",
+    )
 
 
 class Producer:
@@ -91,6 +96,7 @@ class Producer:
         metrics: ProducerMetrics,
         connect: Callable[[], FrameTransport] | None = None,
         client_id: str = "maskwatch-producer",
+        health_sink: HealthSink | None = None,
     ) -> None:
         self.settings, self.metrics = settings, metrics
         self.stop_event = threading.Event()
@@ -124,16 +130,31 @@ class Producer:
             for camera in cameras
         ]
         metrics.cameras.set(len(cameras))
+        self.health = (
+            HealthReporter(
+                health_sink,
+                [(w.camera, w.health) for w in self.workers],
+                partial(metrics.totals_by_camera, "frames_dropped"),
+                client_id,
+                settings.health.interval_s,
+            )
+            if health_sink is not None
+            else None
+        )
 
     def start(self) -> None:
         self.sender.start()
         for worker in self.workers:
             worker.thread.start()
+        if self.health is not None:
+            self.health.start()
 
     def stop(self) -> dict[str, dict[str, float]]:
         """Stop the cameras and flush the sender; returns per-camera totals for the log."""
         deadline = time.monotonic() + self.settings.shutdown_timeout_s
         self.stop_event.set()
+        if self.health is not None:
+            self.health.stop()
         for worker in self.workers:
             worker.thread.join(max(0.0, deadline - time.monotonic()))
         self.sender.close(max(1.0, deadline - time.monotonic()))
@@ -186,8 +207,19 @@ def run(settings: ProducerSettings, kafka: KafkaSettings) -> None:
     registry = CollectorRegistry()
     runtime = ServiceRuntime("producer", settings.runtime.health_port, registry)
     runtime.install_signal_handlers()
+    sink: HealthSink | None = None
+    if settings.health.enabled:
+        # imported only when used: a producer without health starts without the Redis client
+        from workers.producer.health_redis import RedisHealthSink
+
+        sink = RedisHealthSink.of(settings.health)
     producer = Producer(
-        cameras, settings, kafka, ProducerMetrics(registry), client_id=f"maskwatch-producer-{index}"
+        cameras,
+        settings,
+        kafka,
+        ProducerMetrics(registry),
+        client_id=f"maskwatch-producer-{index}",
+        health_sink=sink,
     )
     producer.start()
     try:

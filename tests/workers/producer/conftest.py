@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from runtime.kafka import KafkaSettings, make_consumer
 from tests.conftest import missing
 from workers.producer.config import CameraConfig
+from workers.producer.health import HealthSink
 from workers.producer.main import Producer, ProducerSettings
 from workers.producer.metrics import ProducerMetrics
 from workers.producer.sources import configure_ffmpeg
@@ -145,14 +146,18 @@ def run_producer() -> Iterator[RunProducer]:
     configure_ffmpeg()
 
     def start(
-        cameras: list[CameraConfig], kafka: KafkaSettings, **overrides: object
+        cameras: list[CameraConfig],
+        kafka: KafkaSettings,
+        health_sink: HealthSink | None = None,
+        **overrides: object,
     ) -> tuple[Producer, ProducerMetrics]:
         values: dict[str, object] = {
             "open_timeout_s": 8.0, "read_timeout_s": 3.0, "backoff_initial_s": 0.5,
             "backoff_max_s": 2.0, "shutdown_timeout_s": 10.0, **overrides,
         }  # fmt: skip
         metrics = ProducerMetrics(CollectorRegistry())
-        producer = Producer(cameras, ProducerSettings(**values), kafka, metrics)  # type: ignore[arg-type]
+        settings = ProducerSettings(**values)  # type: ignore[arg-type]
+        producer = Producer(cameras, settings, kafka, metrics, health_sink=health_sink)
         producer.start()
         started.append(producer)
         return producer, metrics
