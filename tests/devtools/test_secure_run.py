@@ -167,10 +167,11 @@ def test_pipeline_end_to_end_over_tls_and_sasl(
         "MASKWATCH_DETECTOR_MODEL_SERVER_TLS__KEY_FILE": str(tls.client_key),
         "MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH": str(shared_dir / "models" / "centerface.onnx"),
     }
-    for stage in ("AGGREGATOR", "API"):
-        env[f"MASKWATCH_{stage}_REDIS_URL"] = redis_url
-        env[f"MASKWATCH_{stage}_REDIS_SECURITY__PASSWORD_FILE"] = str(tls.secret("redis-password"))
-        env[f"MASKWATCH_{stage}_REDIS_SECURITY__CA_FILE"] = str(tls.ca_file)
+    # every Redis client: the aggregator, the API and the producers' camera-health reports
+    for prefix in ("MASKWATCH_AGGREGATOR", "MASKWATCH_API", "MASKWATCH_PRODUCER_HEALTH_"):
+        env[f"{prefix}_REDIS_URL"] = redis_url
+        env[f"{prefix}_REDIS_SECURITY__PASSWORD_FILE"] = str(tls.secret("redis-password"))
+        env[f"{prefix}_REDIS_SECURITY__CA_FILE"] = str(tls.ca_file)
     prefix, logs = "sec-run:", tmp_path / "logs"
     done = subprocess.run(
         [*MASKWATCH, "run", "--cameras", str(cameras), "--duration-s", "6",
@@ -185,6 +186,8 @@ def test_pipeline_end_to_end_over_tls_and_sasl(
     client = redis.Redis.from_url(state.redis_url, decode_responses=True, **state.redis_options())
     keys = Keys(prefix)
     assert set(client.zrange(keys.registry, 0, -1)) == set(CAMERAS)
+    # the producer's camera-health client reached this Redis too (over TLS, with AUTH)
+    assert set(client.zrange(keys.configured, 0, -1)) == set(CAMERAS)
     in_topic = _results_per_camera(kafka)
     for camera in CAMERAS:
         raw = client.hgetall(keys.camera_totals(camera))
