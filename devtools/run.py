@@ -190,6 +190,7 @@ def child_env(key_prefix: str, api_port: int) -> dict[str, str]:
         "MASKWATCH_PRODUCER_RUNTIME__HEALTH_PORT": "0",
         "MASKWATCH_DETECTOR_RUNTIME__HEALTH_PORT": "0",
         "MASKWATCH_AGGREGATOR_RUNTIME__HEALTH_PORT": "0",
+        "MASKWATCH_API_RUNTIME__HEALTH_PORT": "0",
         # camera health to the same Redis, so the dashboard shows every configured camera
         "MASKWATCH_PRODUCER_HEALTH__ENABLED": "true",
     }

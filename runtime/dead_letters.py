@@ -5,14 +5,15 @@ dead letter is the only trace. So a send is not done until Kafka acknowledged it
 `confirm` raises if any send failed; callers commit only after `confirm` returned. Letters
 are built by `schemas.dead_letter.build_dead_letter` (bounded fields); the sink still
 checks the encoded size against the topic's max message size and shortens the message text
-if needed, so a send can never fail for size.
+if needed, so a send can never fail for size, and masks credentials in that text (a dead
+letter outlives every log line).
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from runtime.logs import get_logger
+from runtime.logs import get_logger, redact_text
 from schemas.common import encode
 from schemas.dead_letter import DeadLetter
 
@@ -44,6 +45,7 @@ class DeadLetterSink:
 
     def value_of(self, letter: DeadLetter) -> bytes:
         """The encoded letter, shortened (message text first) until it fits the topic."""
+        letter = letter.model_copy(update={"message": redact_text(letter.message)})
         value = encode(letter)
         while len(value) > self.max_value_bytes and letter.message:
             shorter = letter.message[: len(letter.message) // 2]

@@ -75,13 +75,22 @@ class UnknownSettingError(Exception):
 
 
 def env_names(settings_cls: type[BaseSettings]) -> set[str]:
-    """Every variable `settings_cls` reads: one per field, plus `<SECTION>__<FIELD>`."""
+    """Every variable `settings_cls` reads: one per field, plus `<SECTION>__<FIELD>` at any
+    depth (a section inside a section: `HEALTH__REDIS_SECURITY__PASSWORD_FILE`)."""
     names = set()
     for name, field in settings_cls.model_fields.items():
         names.add(_env_name(settings_cls, name))
-        for leaf in _leaf_fields(_section_models(field.annotation)):
-            names.add(_env_name(settings_cls, f"{name}{SECTION_DELIMITER}{leaf}"))
+        names |= {_env_name(settings_cls, path) for path in _section_paths(name, field)}
     return names
+
+
+def _section_paths(path: str, field: Any) -> set[str]:
+    """`path__leaf` for every field under a section field, recursing into nested sections."""
+    paths = set()
+    for leaf, inner in _leaf_fields(_section_models(field.annotation)).items():
+        nested = f"{path}{SECTION_DELIMITER}{leaf}"
+        paths |= {nested} | _section_paths(nested, inner)
+    return paths
 
 
 def unknown_variables(settings_cls: type[BaseSettings], environ: dict[str, str]) -> list[str]:

@@ -28,6 +28,7 @@ import httpx
 import redis
 from redis.asyncio import Redis
 
+from runtime.settings import RuntimeSettings
 from schemas.camera_health import ConfiguredCamera
 from schemas.common import encode
 from schemas.redis_state import Keys
@@ -154,7 +155,7 @@ def over_http(prefix: str, runs: int) -> None:
 
     from workers.api.app import create_app
 
-    settings = ApiSettings(key_prefix=prefix)
+    settings = ApiSettings(key_prefix=prefix, runtime=RuntimeSettings(health_port=None))
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
     )

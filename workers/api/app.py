@@ -1,4 +1,4 @@
-"""The FastAPI application: read API under /api/v1, event stream, dashboard, probes, metrics.
+"""The FastAPI application: read API under /api/v1, event stream, dashboard and probes.
 
 `create_app(settings)` builds a self-contained app (its own Redis client and Prometheus
 registry), so tests and the pipeline runner can start several in one process.
@@ -6,8 +6,11 @@ registry), so tests and the pipeline runner can start several in one process.
 Auth (workers/api/auth.py): when a bearer token is configured, everything under /api/v1
 requires it or the dashboard's session cookie (POST /auth/login exchanges the token for an
 HttpOnly, SameSite=Strict cookie, so the token never sits in the page's storage or in a URL);
-the probes, /metrics, the OpenAPI spec and the dashboard's static files stay open (the
-dashboard holds no data and asks for the token).
+the probes, the OpenAPI spec and the dashboard's static files stay open (the dashboard
+holds no data and asks for the token).
+
+`/metrics` is not on this public port: like every stage, the API serves it (and /healthz,
+/readyz) on its health port (`runtime.health_port`), which stays inside the cluster.
 """
 
 import asyncio
@@ -24,19 +27,13 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import StringConstraints
 from redis.asyncio import Redis
 from sse_starlette import EventSourceResponse
 
 from runtime.logs import get_logger
+from runtime.service import Health, ServiceRuntime
 from schemas.alert import AlertEvent
 from schemas.redis_state import SPANS, HistoryRange, Keys
 from workers.api.auth import authorizer, login_router
@@ -114,15 +111,24 @@ def create_app(settings: ApiSettings) -> FastAPI:
     streams = asyncio.Semaphore(settings.max_streams)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        follower = asyncio.create_task(fleet.run(), name="overview")
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = ServiceRuntime(
+            "api", settings.runtime.health_port, metrics.registry, settings.host
+        )
+        app.state.health_port = runtime.port
+        tasks = [
+            asyncio.create_task(fleet.run(), name="overview"),
+            asyncio.create_task(_report_health(store, runtime.health), name="health"),
+        ]
         try:
             yield
         finally:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await redis.aclose()
+            await asyncio.to_thread(runtime.close)
 
     async def loaded() -> None:
         try:
@@ -312,10 +318,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
             return PlainTextResponse(f"not ready: redis: {error}\n", status_code=503)
         return PlainTextResponse("ready\n")
 
-    @app.get("/metrics", response_class=PlainTextResponse)
-    async def metrics_text() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
     @app.get("/", include_in_schema=False)
     async def dashboard() -> FileResponse:
         return FileResponse(STATIC / "index.html")
@@ -327,6 +329,23 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+HEALTH_EVERY_S = 5.0
+"""How often the health port's readiness is refreshed from a Redis PING."""
+
+
+async def _report_health(store: Store, health: Health) -> None:
+    """Keep the health port's /healthz beating and its /readyz on Redis's answer."""
+    while True:
+        health.beat()
+        try:
+            await store.ping()
+        except Exception as error:  # any failure to reach Redis means "not ready"
+            health.set_ready(False, f"redis: {error}")
+        else:
+            health.set_ready(True)
+        await asyncio.sleep(HEALTH_EVERY_S)
 
 
 CATCH_UP_MARGIN_MS = 2000

@@ -8,6 +8,7 @@ the buffer to Kafka and exits 0.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from workers.producer.health import HealthReporter, HealthSettings, HealthSink
 from workers.producer.metrics import ProducerMetrics
 from workers.producer.sender import FrameSender, FrameTransport, kafka_connector
 from workers.producer.sharding import ShardingError, owned, resolve_replica
+from workers.producer.source_secrets import SecretReferenceError
 from workers.producer.sources import configure_ffmpeg, make_source
 
 log = get_logger("producer")
@@ -172,7 +174,8 @@ class Producer:
 
 
 def select_cameras(settings: ProducerSettings) -> tuple[int, list[CameraConfig]]:
-    """This replica's index and the enabled cameras it owns; click errors for bad config."""
+    """This replica's index and the enabled cameras it owns, their secret references
+    resolved; click errors (one readable line) for bad config or an unresolvable secret."""
     try:
         cameras = (
             parse_cameras(settings.cameras_yaml, "MASKWATCH_PRODUCER_CAMERAS_YAML")
@@ -184,6 +187,10 @@ def select_cameras(settings: ProducerSettings) -> tuple[int, list[CameraConfig]]
         raise click.ClickException(str(error)) from None
     enabled = {c.id: c for c in cameras if c.enabled}
     mine = owned(enabled, index, settings.replica_count)
+    try:  # only the cameras this replica reads need their secrets
+        resolved = [enabled[camera_id].resolved(os.environ) for camera_id in mine]
+    except SecretReferenceError as error:
+        raise click.ClickException(str(error)) from None
     log.info(
         "cameras_assigned",
         replica_index=index,
@@ -192,7 +199,7 @@ def select_cameras(settings: ProducerSettings) -> tuple[int, list[CameraConfig]]
         enabled=len(enabled),
         owned=len(mine),
     )
-    return index, [enabled[camera_id] for camera_id in mine]
+    return index, resolved
 
 
 def run(settings: ProducerSettings, kafka: KafkaSettings) -> None:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -74,6 +75,8 @@ class LiveServer:
             time.sleep(0.02)
         port = self.server.servers[0].sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
+        self.health_url = f"http://127.0.0.1:{app.state.health_port}"
+        """The health port: /metrics, /healthz, /readyz (not on the public `url`)."""
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -81,7 +84,9 @@ class LiveServer:
 
 
 def serve(settings: ApiSettings) -> LiveServer:
-    return LiveServer(create_app(settings))
+    """The app on free ports: its public one and its health port (any free one)."""
+    health = settings.runtime.model_copy(update={"health_port": 0})
+    return LiveServer(create_app(settings.model_copy(update={"runtime": health})))
 
 
 def cameras_when(
@@ -109,6 +114,20 @@ def api_settings(redis_prefix: str) -> ApiSettings:
 @pytest.fixture
 def live_api(api_settings: ApiSettings) -> Iterator[LiveServer]:
     server = serve(api_settings)
+    yield server
+    server.stop()
+
+
+TOKEN = "s3cret-token"
+"""The bearer token of `token_api`."""
+
+
+@pytest.fixture
+def token_api(api_settings: ApiSettings, tmp_path: Path) -> Iterator[LiveServer]:
+    """The API with a bearer token (`TOKEN`, from a file)."""
+    secret = tmp_path / "token"
+    secret.write_text(TOKEN + "\n")
+    server = serve(api_settings.model_copy(update={"token_file": secret}))
     yield server
     server.stop()
 

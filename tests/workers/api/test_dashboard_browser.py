@@ -28,7 +28,7 @@ from schemas.result import FrameResult
 from workers.aggregator.synthetic import result
 from workers.producer.health_redis import RedisHealthSink
 
-from .conftest import Feeder, LiveServer, cameras_when, configure
+from .conftest import TOKEN, Feeder, LiveServer, cameras_when, configure
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -265,3 +265,41 @@ def test_configured_and_disconnected_cameras_show_and_a_tile_opens_its_charts(
         "never seen"
     )
     assert driver.execute_script("return document.querySelectorAll('svg.chart .y-tick').length")
+
+
+RECORD_EVENT_SOURCES = """
+window.__eventSources = [];
+const NativeEventSource = window.EventSource;
+window.EventSource = class extends NativeEventSource {
+  constructor(url, init) { super(url, init); window.__eventSources.push(String(url)); }
+};
+"""
+"""Runs before the page's scripts: records each native EventSource the page opens."""
+
+
+def test_the_dashboard_logs_in_with_a_cookie_and_streams_through_native_event_source(
+    token_api: LiveServer, feeder: Feeder, browser: Any
+) -> None:
+    now = time.time()
+    feeder.feed(hour_of("lobby", now, 0.9), now)
+    browser.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_EVENT_SOURCES}
+    )
+    browser.get(token_api.url + "/")
+    wait_until(browser, "return !document.getElementById('auth').hidden")  # 401: asks
+    browser.execute_script(
+        "document.getElementById('token').value = arguments[0];"
+        "document.getElementById('auth').requestSubmit()",
+        TOKEN,
+    )
+    wait_until(browser, "return document.querySelectorAll('.tile').length === 1", 30)
+    wait_until(browser, "return document.getElementById('conn').textContent === 'live'")
+    sources = browser.execute_script("return window.__eventSources")
+    assert sources and all("/api/v1/stream?since_ms=" in url for url in sources), sources
+    # the stream (not a reload) brings a new camera
+    feeder.feed([result("entrance", s, time.time(), masked=3) for s in range(6)])
+    wait_until(browser, "return document.querySelector('.tile[data-camera=\"entrance\"]')")
+    # the session is an HttpOnly cookie: no script sees it, no storage holds the token
+    assert browser.execute_script("return document.cookie") == ""
+    assert browser.execute_script("return localStorage.length + sessionStorage.length") == 0
+    assert TOKEN not in str(browser.execute_script("return document.documentElement.outerHTML"))

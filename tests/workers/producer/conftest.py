@@ -68,17 +68,20 @@ def free_port() -> int:
 class RtspServer:
     """The GStreamer RTSP server of `rtsp_server.py` as a process that tests kill and restart."""
 
-    def __init__(self, video: Path) -> None:
-        self.video, self.port = video, free_port()
+    def __init__(self, video: Path, login: tuple[str, str] | None = None) -> None:
+        """`login`: (user, password) every client must give (RTSP basic auth)."""
+        self.video, self.port, self.login = video, free_port(), login
         self.url = f"rtsp://127.0.0.1:{self.port}/cam"
         self._process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
+        args = [SYSTEM_PYTHON, str(HERE / "rtsp_server.py"), str(self.port), str(self.video)]
+        env = dict(os.environ)
+        if self.login is not None:
+            args.append(self.login[0])
+            env["RTSP_PASSWORD"] = self.login[1]
         self._process = subprocess.Popen(
-            [SYSTEM_PYTHON, str(HERE / "rtsp_server.py"), str(self.port), str(self.video)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
         assert self._process.stdout is not None
         line = self._process.stdout.readline().strip()
@@ -98,8 +101,7 @@ class RtspServer:
         self._process = None
 
 
-@pytest.fixture
-def rtsp_server(test_video: Path) -> Iterator[RtspServer]:
+def _require_gst_rtsp_server() -> None:
     probe = subprocess.run(
         [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
         capture_output=True,
@@ -109,7 +111,26 @@ def rtsp_server(test_video: Path) -> Iterator[RtspServer]:
         missing(
             "GStreamer RTSP server missing: apt-get install gir1.2-gst-rtsp-server-1.0 python3-gi"
         )
+
+
+@pytest.fixture
+def rtsp_server(test_video: Path) -> Iterator[RtspServer]:
+    _require_gst_rtsp_server()
     server = RtspServer(test_video)
+    server.start()
+    yield server
+    server.kill()
+
+
+RTSP_LOGIN = ("viewer", "Cam07-s3cret-pw")
+"""The login of `rtsp_server_with_login` (a test credential, asserted absent from logs)."""
+
+
+@pytest.fixture
+def rtsp_server_with_login(test_video: Path) -> Iterator[RtspServer]:
+    """An RTSP server that only serves `RTSP_LOGIN`."""
+    _require_gst_rtsp_server()
+    server = RtspServer(test_video, RTSP_LOGIN)
     server.start()
     yield server
     server.kill()

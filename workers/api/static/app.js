@@ -1,7 +1,7 @@
 // maskwatch dashboard: one tile per camera. First paint from GET /api/v1/cameras (fetched
 // together with the alerts), then only changes from /api/v1/stream (since that view's time).
-// Auth is a session cookie (POST /auth/login), which fetch() sends by itself; the stream's
-// parsing is in sse.js (standard rules), so switching to EventSource touches only `stream()`.
+// Auth is a session cookie (POST /auth/login), which fetch() and the browser's own EventSource
+// send by themselves (same origin): the page never holds the token.
 "use strict";
 
 const state = {
@@ -297,18 +297,19 @@ async function getJson(path) {
   return res.json();
 }
 
-async function stream(sinceMs) {
+// The browser's native EventSource (it parses the stream and sends the session cookie). Its
+// own reconnect would resume from the first `since_ms`, so on an error it is closed and
+// `run` starts over: a fresh view, then a stream from that view's time. A 401 shows up there
+// too: EventSource cannot tell it apart, but the next GET /api/v1/cameras can.
+const STREAM_EVENTS = ["cameras", "removed", "totals", "alert"];
+
+function stream(sinceMs) {
   const url = "/api/v1/stream?since_ms=" + Math.max(0, Math.floor(sinceMs));
-  const res = await fetch(url, { cache: "no-store" });
-  if (res.status === 401) { $("auth").hidden = false; throw new Error("unauthorized"); }
-  if (!res.ok || !res.body) throw new Error("stream: HTTP " + res.status);
-  const parser = createEventStreamParser(onEvent);
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) { parser.end(); return; }
-    parser.push(value);
-  }
+  return new Promise((_, reject) => {  // never resolves: an event stream has no end
+    const source = new EventSource(url);
+    for (const type of STREAM_EVENTS) source.addEventListener(type, onEvent);
+    source.onerror = () => { source.close(); reject(new Error("stream interrupted")); };
+  });
 }
 
 async function start() {
