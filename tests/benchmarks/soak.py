@@ -117,7 +117,7 @@ class Attack:
         self.soak.stop_service("model-server")
         self.soak.log("fault: model server stopped for 30 s")
         time.sleep(30)
-        self.soak.stack("up")
+        self.soak.serve_up()
         self.soak.log("fault: model server back (healthy)")
 
     def redis(self) -> None:
@@ -228,7 +228,8 @@ def main(
         f"{gap_s:g} s apart, {copies} copies of each hostile kind per burst"
     )
     soak.stack("down", "--wipe")
-    soak.stack("up")
+    soak.stack("up", "--no-model-server")
+    soak.serve_up()
     create_topics(soak.kafka)
     soak.log("private stack up")
     gen = LoadGen(soak.kafka, cameras, load_photos(16))

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from runtime.backoff import Backoff, BackoffPolicy
@@ -98,6 +98,8 @@ class Worker:
             on_answer=self._note_version,
         )
         self._sent: list[tuple[Any, TopicPartition, int, str]] = []
+        self._kafka_wait = Backoff(outage_policy(settings))
+        """Waiting for the broker (unbounded: nothing is lost while it is away)."""
         self._lag_at = 0.0
         self._rewind: dict[TopicPartition, int] = {}
         """First frame offset discarded per revoked partition (see `on_assigned`)."""
@@ -158,8 +160,19 @@ class Worker:
     # ------------------------------------------------------------------ poll
 
     def _poll(self, wait_s: float) -> list[tuple[TopicPartition, Any]]:
-        """The next records; a record the client cannot decode is dead-lettered here."""
-        polled = poll_records(self.consumer, int(wait_s * 1000), self.settings.poll_records)
+        """The next records; a record the client cannot decode is dead-lettered here. An
+        unreachable broker (e.g. restarting) is waited out, not ready, instead of ending the
+        worker: what is uncommitted is polled again once it is back (found by the soak)."""
+        try:
+            polled = poll_records(self.consumer, int(wait_s * 1000), self.settings.poll_records)
+        except KafkaConnectionError as error:
+            self.health.set_ready(False, f"kafka: {error}")
+            log.warning("kafka_unavailable", error=str(error))
+            self.stopping.wait(self._kafka_wait.next_delay() or self.settings.backoff_max_s)
+            return []
+        if self._kafka_wait.attempts:
+            self._kafka_wait.reset()
+            self.health.set_ready(True, "")
         for corrupt in polled.corrupt:
             self._dead_letter_corrupt(corrupt)
         return [(tp, record) for tp, records in polled.records.items() for record in records]
