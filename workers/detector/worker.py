@@ -130,7 +130,12 @@ class Worker:
         lost = set(revoked)
         try:
             self._flush_and_commit()
-        except KafkaError as error:
+        except (KafkaError, RuntimeError) as error:
+            # kafka-python 3 runs this listener on its IO thread, where a blocking commit
+            # raises RuntimeError ("Cannot block on net.run() from the IO thread"); uncaught,
+            # it ended the worker at every rebalance (found by the soak). Uncommitted
+            # answered frames are then re-read by the next owner: at-least-once, and the
+            # aggregator's dedupe counts them once.
             log.warning("commit_on_revoke_failed", error=str(error))
         dropped = self.batcher.discard(
             lambda f: TopicPartition(f.message.topic, f.message.partition) in lost,
