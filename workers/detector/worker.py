@@ -28,7 +28,7 @@ from kafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from runtime.backoff import Backoff, BackoffPolicy
-from runtime.dead_letters import DeadLetterSink
+from runtime.dead_letters import DeadLetterLostError, DeadLetterSink
 from runtime.kafka import KafkaSettings, topic_specs
 from runtime.logs import get_logger
 from runtime.poll import CorruptRecord, poll_records
@@ -130,6 +130,8 @@ class Worker:
         lost = set(revoked)
         try:
             self._flush_and_commit()
+        except DeadLetterLostError:
+            raise  # its own infrastructure failed: end the worker, nothing committed
         except (KafkaError, RuntimeError) as error:
             # kafka-python 3 runs this listener on its IO thread, where a blocking commit
             # raises RuntimeError ("Cannot block on net.run() from the IO thread"); uncaught,
