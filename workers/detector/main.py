@@ -78,7 +78,9 @@ def cli(**values: Any) -> None:
     )
     listener = _Rebalance()
     consumer = make_consumer(kafka, settings.group_id, settings.worker_id)
-    producer = make_producer(kafka, settings.worker_id)
+    # send() waits for metadata as long as a write may take to be acknowledged, so a broker
+    # restart shorter than the delivery timeout never ends the worker (found by the soak).
+    producer = make_producer(kafka, settings.worker_id, max_block_ms=120_000)
     worker = Worker(
         settings, kafka, consumer, producer, core, classifier, runtime.health, runtime.stopping
     )

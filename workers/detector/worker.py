@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
+from kafka.errors import KafkaConnectionError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from runtime.backoff import Backoff, BackoffPolicy
@@ -365,7 +365,10 @@ class Worker:
     def _flush_and_commit(self) -> None:
         """Wait for every publish to be acknowledged, then commit what is contiguous."""
         if self._sent:
-            self.producer.flush(timeout=60)
+            # No shorter timeout than the producer's own delivery timeout: a broker restart
+            # that outlasts a flush timeout must not end the worker (found by the soak);
+            # a write Kafka gives up on fails its future below.
+            self.producer.flush()
             self.dead_letters.confirm()  # raises if one was lost: crash, nothing committed
             for future, partition, offset, label in self._sent:
                 future.get(timeout=0)  # raises if the write failed: crash, nothing committed
@@ -378,7 +381,7 @@ class Worker:
             return
         try:
             self.consumer.commit({p: OffsetAndMetadata(o, "", -1) for p, o in points.items()})
-        except CommitFailedError as error:
+        except KafkaError as error:  # CommitFailedError, or the broker is away: retry next
             log.warning("commit_failed", error=str(error))
             return
         self.offsets.committed(points)
