@@ -54,5 +54,5 @@ class StackSettings(ServiceSettings):
         120.0, ge=5, le=1800, description="How long to wait for Kafka or Redis to be healthy."
     )
     serve_timeout_s: float = Field(
-        600.0, ge=5, le=3600, description="How long to wait for export and model server."
+        1800.0, ge=5, le=3600, description="How long to wait for export and model server."
     )
