@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import CommitFailedError, KafkaConnectionError
+from kafka.errors import KafkaConnectionError, KafkaError
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -61,7 +61,10 @@ class Service:
             socket_connect_timeout=5,
             **settings.redis_options(),
         )
-        self.producer: KafkaProducer = make_producer(kafka, f"{settings.client_id}-out")
+        # send() may wait for metadata as long as a write may take (broker restarts).
+        self.producer: KafkaProducer = make_producer(
+            kafka, f"{settings.client_id}-out", max_block_ms=120_000
+        )
         self.webhook = (
             WebhookNotifier(settings.webhook_url, settings.webhook_queue, settings.webhook_retries)
             if settings.webhook_url
@@ -158,8 +161,9 @@ class Service:
         self._retrying(self._confirm_alerts)
         try:
             self.consumer.commit()
-        except CommitFailedError as error:
-            # The group rebalanced: another member replays the batch and the dedupe absorbs it.
+        except KafkaError as error:
+            # The group rebalanced, or the broker is away: the batch is replayed (by this
+            # member or the next owner) and the dedupe absorbs it.
             log.warning("commit_failed", error=str(error))
 
     def _confirm_alerts(self) -> None:
@@ -168,7 +172,9 @@ class Service:
         if not self._alerts_sent:
             return
         sent, self._alerts_sent = self._alerts_sent, []
-        self.producer.flush(timeout=30)
+        # Bounded by the producer's delivery timeout, not a shorter one: a broker restart
+        # longer than 30 s ended the aggregator here (found by the soak).
+        self.producer.flush()
         done = []
         for event_id, future in sent:
             try:
