@@ -190,12 +190,16 @@ def child_env(key_prefix: str, api_port: int) -> dict[str, str]:
         "MASKWATCH_PRODUCER_RUNTIME__HEALTH_PORT": "0",
         "MASKWATCH_DETECTOR_RUNTIME__HEALTH_PORT": "0",
         "MASKWATCH_AGGREGATOR_RUNTIME__HEALTH_PORT": "0",
+        "MASKWATCH_API_RUNTIME__HEALTH_PORT": "0",
+        # camera health to the same Redis, so the dashboard shows every configured camera
+        "MASKWATCH_PRODUCER_HEALTH__ENABLED": "true",
     }
     for name, value in defaults.items():
         env.setdefault(name, value)
     env |= {
         "MASKWATCH_AGGREGATOR_KEY_PREFIX": key_prefix,
         "MASKWATCH_API_KEY_PREFIX": key_prefix,
+        "MASKWATCH_PRODUCER_HEALTH__KEY_PREFIX": key_prefix,
         "MASKWATCH_API_HOST": "127.0.0.1",
         "MASKWATCH_API_PORT": str(api_port),
     }

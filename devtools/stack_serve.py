@@ -33,7 +33,8 @@ def serve_healthy(settings: StackSettings) -> bool:
         return False
 
 
-def _has_version(model_base: Path) -> bool:
+def has_version(model_base: Path) -> bool:
+    """Whether `model_base` holds an exported version of the classifier."""
     folder = model_base / MODEL_NAME
     return folder.is_dir() and any(p.is_dir() and p.name.isdigit() for p in folder.iterdir())
 
@@ -58,7 +59,7 @@ def serve_up(settings: StackSettings) -> None:
             timeout=settings.serve_timeout_s,
             check=False,
         )
-    if done.returncode != 0 or not _has_version(settings.model_base):
+    if done.returncode != 0 or not has_version(settings.model_base):
         raise click.ClickException(
             f"`maskwatch export` failed (exit {done.returncode}) or wrote no version under "
             f"{settings.model_base / MODEL_NAME}{log_tail(home / 'export.log')}"

@@ -5,14 +5,15 @@ dead letter is the only trace. So a send is not done until Kafka acknowledged it
 `confirm` raises if any send failed; callers commit only after `confirm` returned. Letters
 are built by `schemas.dead_letter.build_dead_letter` (bounded fields); the sink still
 checks the encoded size against the topic's max message size and shortens the message text
-if needed, so a send can never fail for size.
+if needed, so a send can never fail for size, and masks credentials in that text (a dead
+letter outlives every log line).
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from runtime.logs import get_logger
+from runtime.logs import get_logger, redact_text
 from schemas.common import encode
 from schemas.dead_letter import DeadLetter
 
@@ -44,6 +45,7 @@ class DeadLetterSink:
 
     def value_of(self, letter: DeadLetter) -> bytes:
         """The encoded letter, shortened (message text first) until it fits the topic."""
+        letter = letter.model_copy(update={"message": redact_text(letter.message)})
         value = encode(letter)
         while len(value) > self.max_value_bytes and letter.message:
             shorter = letter.message[: len(letter.message) // 2]
@@ -72,11 +74,14 @@ class DeadLetterSink:
 
     def confirm(self, timeout_s: float = 60.0) -> int:
         """Flush and check every letter sent since the last confirm; raises DeadLetterLostError
-        (naming the first lost letter) if any was not acknowledged. Returns how many."""
+        (naming the first lost letter) if any was not acknowledged. Returns how many.
+
+        A flush that times out (the broker is away) raises the producer's KafkaTimeoutError
+        and keeps every letter pending, so the caller may wait and confirm again."""
         if not self._pending:
             return 0
-        pending, self._pending = self._pending, []
         self.producer.flush(timeout=timeout_s)
+        pending, self._pending = self._pending, []
         for future, letter in pending:
             try:
                 future.get(timeout=0)

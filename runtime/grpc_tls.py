@@ -1,15 +1,18 @@
 """TLS of the gRPC hop from detectors to the model server (face crops cross it), mutual if
 the server names a client CA. One server section (`maskwatch serve`) and one client section
-(the detector); the certificate files are read when the server or channel is made."""
+(the detector); the certificate files are read, and grpc is imported, when the server or
+channel is made, so the settings that hold these sections load without grpc."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import grpc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    import grpc
 
 
 def _read(path: Path | None) -> bytes | None:
@@ -37,6 +40,8 @@ class GrpcServerTls(BaseModel):
 
     def add_port(self, server: grpc.Server, address: str) -> int:
         """Bind `address` with TLS if configured, else plaintext; the bound port (0 = failed)."""
+        import grpc
+
         if self.cert_file is None or self.key_file is None:
             return int(server.add_insecure_port(address))
         credentials = grpc.ssl_server_credentials(
@@ -70,6 +75,8 @@ class GrpcClientTls(BaseModel):
 
     def channel(self, target: str, options: Sequence[tuple[str, Any]]) -> grpc.Channel:
         """A channel to `target`: TLS (mutual if a client certificate is set) or plaintext."""
+        import grpc
+
         if not self.enabled:
             return grpc.insecure_channel(target, options=list(options))
         credentials = grpc.ssl_channel_credentials(

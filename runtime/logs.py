@@ -16,6 +16,7 @@ import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
+from urllib.parse import quote
 
 import structlog
 
@@ -36,8 +37,30 @@ URL_USERINFO = re.compile(
 """`scheme://user:password@` in any text: cameras' RTSP URLs, Redis URLs, webhook URLs."""
 
 
+MIN_KNOWN_SECRET_CHARS = 4
+"""Shorter registered secrets are not masked by value (masking every "ab" would garble logs);
+the URL rule still masks them in userinfo."""
+_known_secrets: list[str] = []
+
+
+def register_secret(value: str) -> None:
+    """Mask `value` (and its percent-encoded form) wherever it appears in a log line from now
+    on: for secrets resolved into configuration text (a camera URL's `${CAM_07_PASSWORD}`),
+    which a library may echo anywhere in a message, not only in a URL's userinfo.
+    Call at start-up, before the threads that log."""
+    if len(value) < MIN_KNOWN_SECRET_CHARS:
+        return
+    for form in {value, quote(value, safe="")}:
+        if form not in _known_secrets:
+            _known_secrets.append(form)
+    _known_secrets.sort(key=len, reverse=True)  # a longer secret containing a shorter one first
+
+
 def redact_text(text: str) -> str:
-    """Mask the password of every URL with userinfo in `text` (the user name stays)."""
+    """Mask every registered secret and the password of every URL with userinfo in `text`
+    (the user name stays)."""
+    for secret in _known_secrets:
+        text = text.replace(secret, MASK)
     return URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
 
 

@@ -22,12 +22,19 @@ log = get_logger("runtime")
 
 
 class Health:
-    """Thread-safe liveness heartbeat and readiness flag with a reason."""
+    """Thread-safe liveness heartbeat and readiness flag with a reason.
+
+    Besides the stage's own flag (`set_ready`), any dependency watched apart from the
+    stage's work (the broker, see runtime.broker) can hold readiness down with `block`:
+    the service is ready only when its flag is set and nothing blocks it, so one check
+    clearing its condition never reports ready over another's.
+    """
 
     def __init__(self, stall_after_s: float = 120.0) -> None:
         self._lock = threading.Lock()
         self._ready = False
         self._reason = "starting"
+        self._blocked: dict[str, str] = {}
         self._beat = time.monotonic()
         self.stall_after_s = stall_after_s
 
@@ -42,6 +49,16 @@ class Health:
                 log.info("readiness", ready=ready, reason=reason)
             self._ready, self._reason = ready, reason
 
+    def block(self, name: str, reason: str | None) -> None:
+        """Hold readiness down for `name` with `reason`; None lifts that block."""
+        with self._lock:
+            if self._blocked.get(name) != reason:
+                log.info("readiness_block", name=name, reason=reason or "cleared")
+            if reason is None:
+                self._blocked.pop(name, None)
+            else:
+                self._blocked[name] = reason
+
     @property
     def live(self) -> bool:
         with self._lock:
@@ -50,6 +67,8 @@ class Health:
     @property
     def ready(self) -> tuple[bool, str]:
         with self._lock:
+            if self._blocked:
+                return False, "; ".join(f"{n}: {r}" for n, r in sorted(self._blocked.items()))
             return self._ready, self._reason
 
 

@@ -50,16 +50,21 @@ KNOWN_PREFIXES = (
 class knows its own variables, and these tell it which other names belong to someone else."""
 TOOLING_VARIABLES = frozenset(
     {
+        "MASKWATCH_BUILD_CA_BUNDLE",
+        "MASKWATCH_CACHE",
+        "MASKWATCH_DEBIAN_MIRROR",
         "MASKWATCH_DEPLOY_CACHE",
+        "MASKWATCH_IMAGE_TAG",
         "MASKWATCH_PYTHON",
         "MASKWATCH_SCHEMAS_OUT",
-        "MASKWATCH_SCREENSHOT",
+        "MASKWATCH_SCREENSHOT_DIR",
         "MASKWATCH_SHARED_DIR",
         "MASKWATCH_STACK_QUIET",
         "MASKWATCH_STACK_WIPE",
     }
 )
-"""MASKWATCH_* variables that are no settings field: read by scripts, tests, and the flags of
+"""MASKWATCH_* variables that are no settings field: read by scripts (deploy/images/build.sh
+takes the BUILD_CA_BUNDLE, CACHE, DEBIAN_MIRROR and IMAGE_TAG ones), tests, and the flags of
 one command (`maskwatch stack down --wipe`, `stack status --quiet`)."""
 
 
@@ -70,13 +75,22 @@ class UnknownSettingError(Exception):
 
 
 def env_names(settings_cls: type[BaseSettings]) -> set[str]:
-    """Every variable `settings_cls` reads: one per field, plus `<SECTION>__<FIELD>`."""
+    """Every variable `settings_cls` reads: one per field, plus `<SECTION>__<FIELD>` at any
+    depth (a section inside a section: `HEALTH__REDIS_SECURITY__PASSWORD_FILE`)."""
     names = set()
     for name, field in settings_cls.model_fields.items():
         names.add(_env_name(settings_cls, name))
-        for leaf in _leaf_fields(_section_models(field.annotation)):
-            names.add(_env_name(settings_cls, f"{name}{SECTION_DELIMITER}{leaf}"))
+        names |= {_env_name(settings_cls, path) for path in _section_paths(name, field)}
     return names
+
+
+def _section_paths(path: str, field: Any) -> set[str]:
+    """`path__leaf` for every field under a section field, recursing into nested sections."""
+    paths = set()
+    for leaf, inner in _leaf_fields(_section_models(field.annotation)).items():
+        nested = f"{path}{SECTION_DELIMITER}{leaf}"
+        paths |= {nested} | _section_paths(nested, inner)
+    return paths
 
 
 def unknown_variables(settings_cls: type[BaseSettings], environ: dict[str, str]) -> list[str]:

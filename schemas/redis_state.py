@@ -9,7 +9,12 @@ rolling window is the sum of the buckets whose start falls in its last `n` slots
 Resolutions and what they serve:
 - `s10`: 10 s buckets, kept 1 min → the 1-minute window;
 - `m1`: 1 min buckets, kept 1 h → the 15-minute window and the last-hour sparkline;
-- `h1`: 1 h buckets, kept 24 h → the 24-hour window.
+- `h1`: 1 h buckets, kept 7 d → the 24-hour window and the 24 h / 7 d history charts;
+- `d1`: 1 day buckets (UTC days), kept 31 d → the 30-day history at daily resolution.
+
+Memory bound: per camera (and once for all cameras together) at most 7 + 61 + 169 + 32 = 269
+bucket hashes of at most five small integer fields each, whatever the camera's frame rate
+and however long it runs (about 40 kB per camera in Redis 7's listpack encoding).
 """
 
 from __future__ import annotations
@@ -54,14 +59,40 @@ class Window:
 
 S10 = Resolution("s10", 10, 60)
 M1 = Resolution("m1", 60, 3600)
-H1 = Resolution("h1", 3600, 86400)
-RESOLUTIONS = (S10, M1, H1)
+H1 = Resolution("h1", 3600, 7 * 86400)
+D1 = Resolution("d1", 86400, 31 * 86400)
+RESOLUTIONS = (S10, M1, H1, D1)
 WINDOWS: dict[WindowName, Window] = {
     "1m": Window("1m", 60, S10),
     "15m": Window("15m", 900, M1),
     "24h": Window("24h", 86400, H1),
 }
 HISTORY_MINUTES = 60
+HistoryRange = Literal["1h", "24h", "7d", "30d"]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A history chart's span: how many buckets of which resolution."""
+
+    name: HistoryRange
+    resolution: Resolution
+    buckets: int
+
+
+SPANS: dict[HistoryRange, Span] = {
+    "1h": Span("1h", M1, 60),
+    "24h": Span("24h", H1, 24),
+    "7d": Span("7d", H1, 168),
+    "30d": Span("30d", D1, 30),
+}
+
+
+def span_starts(now: float, span: Span) -> list[int]:
+    """Bucket starts of `span` ending with the bucket that holds `now`, oldest first."""
+    res = span.resolution
+    current = bucket_start(now, res)
+    return [current - i * res.seconds for i in range(span.buckets - 1, -1, -1)]
 
 
 def bucket_start(t: float, res: Resolution) -> int:
@@ -180,6 +211,23 @@ class Keys:
         """Bucket keys of one rolling window at `now`, oldest first."""
         res = window.resolution
         return [self.bucket(camera, res, start) for start in window_starts(now, window)]
+
+    def span(self, camera: str | None, span: Span, now: float) -> list[str]:
+        """Bucket keys of a history span at `now`, oldest first."""
+        return [self.bucket(camera, span.resolution, s) for s in span_starts(now, span)]
+
+    @property
+    def configured(self) -> str:
+        """Sorted set: configured camera id → epoch ms its producer last registered it."""
+        return f"{self.prefix}configured"
+
+    def configured_camera(self, camera: str) -> str:
+        """String with a TTL: the camera's `ConfiguredCamera` JSON (labels, fps, producer)."""
+        return f"{self.prefix}cam:{camera}:configured"
+
+    def health(self, camera: str) -> str:
+        """String with a TTL: the camera's `CameraHealth` JSON, written by its producer."""
+        return f"{self.prefix}cam:{camera}:health"
 
     def history(self, camera: str | None, now: float, minutes: int = HISTORY_MINUTES) -> list[str]:
         """Minute bucket keys of the last `minutes` minutes, oldest first."""

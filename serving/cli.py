@@ -12,7 +12,7 @@ from pydantic_settings import SettingsConfigDict
 
 from runtime.settings import ServiceSettings, load_settings, settings_options
 from schemas.model_server import MODEL_NAME
-from serving.model import SHIPPED_WEIGHTS
+from serving.shipped import SHIPPED_WEIGHTS
 
 if TYPE_CHECKING:
     from serving.export_openvino import OpenVinoExport

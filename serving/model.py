@@ -10,14 +10,11 @@ a GPU machine without TensorFlow.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 import keras
 
 Weights = Literal["imagenet", "none"]
-SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "models" / "mask_classifier"
-"""The trained classifier that ships with the package (compact float16 shards)."""
 
 
 def build_classifier(input_px: int = 128, weights: Weights = "imagenet") -> keras.Model:

@@ -28,6 +28,7 @@ warnings.filterwarnings("ignore", "(read|open)_text is deprecated", DeprecationW
 
 from runtime.kafka import KafkaSettings, broker_info, create_topics, delete_topics  # noqa: E402
 
+pytest_plugins = ["tests.private_stack"]  # the session's private Kafka + Redis (restarts)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").strip().lower() in {"true", "1"}
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
@@ -161,3 +162,9 @@ def pytest_report_header(config: pytest.Config) -> str:
     redis = "up" if _redis_answers() else "down"
     serve = "up" if _port_open(*MODEL_SERVER) else "down"
     return f"local stack: kafka {kafka}, redis {redis}, model server {serve}; CI={IN_CI}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Container-image tests run last: under CI their images build in the background while the
+    rest of the suite runs (deploy/local/test.sh), so they wait as little as possible."""
+    items.sort(key=lambda item: item.get_closest_marker("images") is not None)

@@ -14,29 +14,49 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
+import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import pytest
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from runtime.kafka import KafkaSettings, make_admin
 
+REPO = Path(__file__).resolve().parents[1]
+"""This checkout: stages run from its code, not from whichever one the venv was installed from."""
+
+COORDINATOR_WAIT_S = 30.0
 SETTLE_S = 0.3
 """After SIGSTOP: time for requests already written to a socket (a commit, a produce) to be
 handled by the local broker, so the offsets read next are the ones the kill leaves."""
 
 
 def committed_offsets(kafka: KafkaSettings, group: str, topic: str) -> dict[int, int]:
-    """partition → offset the broker holds committed for `group` (absent: nothing committed)."""
-    admin = make_admin(kafka)
-    try:
-        offsets = admin.list_group_offsets({group: None}).get(group, {})
-    finally:
-        admin.close()
+    """partition → offset the broker holds committed for `group` (absent: nothing committed).
+
+    Asked again for up to COORDINATOR_WAIT_S while the group's coordinator is not there yet
+    (a fresh broker still loading its offsets topic answers NOT_COORDINATOR)."""
+    deadline = time.monotonic() + COORDINATOR_WAIT_S
+    while True:
+        admin = make_admin(kafka)
+        try:
+            offsets = admin.list_group_offsets({group: None}).get(group, {})
+            break
+        except KafkaError as error:
+            if not error.retriable or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+        finally:
+            admin.close()
     return {tp.partition: int(o.offset) for tp, o in offsets.items() if tp.topic == topic}
 
 
@@ -155,3 +175,62 @@ def records_to_end(kafka: KafkaSettings, topic: str, partitions: int) -> list[An
     finally:
         consumer.close()
     return records
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll `condition` every 0.1 s until true; fail the test naming `what` after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a service's health or a private server)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http_status(port: int, path: str) -> int:
+    """The status of GET `path` on a service's health port; 0 if nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:
+        return 0
+
+
+def start_stage(stage: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`maskwatch <stage>` of this checkout as a process, stdout and stderr into `log`."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", "from workers.cli import main; main()", stage],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop_stage(process: subprocess.Popen[bytes], timeout_s: float = 60) -> int:
+    """SIGTERM (a graceful drain), SIGKILL if it is not gone in `timeout_s`; the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def committed_to_end(kafka: KafkaSettings, group: str, topic: str, partitions: int) -> bool:
+    """Whether `group` has committed every partition of `topic` up to its end offset."""
+    ends = end_offsets(kafka, topic, partitions)
+    committed = committed_offsets(kafka, group, topic)
+    return all(committed.get(p, 0) >= end for p, end in ends.items())

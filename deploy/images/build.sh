@@ -7,7 +7,8 @@
 #      (the same Dockerfile a Docker user builds against the official python:3.11-slim image):
 #      maskwatch/producer, /detector, /aggregator, /api (one extra each) and maskwatch/maskwatch
 #      (every extra: `maskwatch serve`, the local model server with TensorFlow, and the topics
-#      job). pip downloads stay in the build's cache mount, so rebuilds fetch nothing again.
+#      job). Wheels come from ~/.cache/maskwatch/wheelhouse (filled by deploy/local/install.sh)
+#      and the build's cache mount; only a wheel missing from both is downloaded.
 # podman (it builds through its built-in buildah), runc and debootstrap are installed with apt
 # when missing.
 #
@@ -27,6 +28,12 @@ export CONTAINERS_CONF="$repo/deploy/images/containers.conf"
 tag="${MASKWATCH_IMAGE_TAG:-$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' deploy/helm/maskwatch/Chart.yaml)}"
 cache="${MASKWATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/maskwatch}/images"
 mirror="${MASKWATCH_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+
+# One build at a time per cache: CI starts a build in the background (deploy/local/test.sh)
+# and the images test calls this script again; the second waits here, then reuses every layer.
+mkdir -p "$cache"
+exec 9>"$cache/.build.lock"
+flock -n 9 || { say "waiting for another build to finish"; flock 9; }
 
 # name -> the Dockerfile's EXTRAS for it
 declare -A IMAGES=(
@@ -90,6 +97,14 @@ fi
 build_flags=(--network=host --layers)
 ca_bundle="${MASKWATCH_BUILD_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 [ -f "$ca_bundle" ] && build_flags+=(--volume "$ca_bundle:/etc/ssl/certs/ca-certificates.crt:ro")
+# The wheelhouse deploy/local/install.sh filled with the images' pinned wheels, mounted read-only
+# for the dependency step (the Dockerfile's WHEELHOUSE): with it complete, no build asks PyPI.
+# Always passed (an empty folder when missing), so the build arg never changes the layer cache.
+# (Not under MASKWATCH_CACHE: install.sh does not read that; and a MASKWATCH_* variable left in
+# the environment of the services or of pytest is an unknown setting there, which fails.)
+wheelhouse="${XDG_CACHE_HOME:-$HOME/.cache}/maskwatch/wheelhouse"
+mkdir -p "$wheelhouse"
+build_flags+=(--volume "$wheelhouse:/wheelhouse:ro" --build-arg WHEELHOUSE=/wheelhouse)
 selected=("$@")
 ((${#selected[@]})) || selected=(producer detector aggregator api maskwatch)
 # An image is rebuilt only when its inputs changed: the build context's files (the `!` lines
@@ -102,14 +117,17 @@ context_files() { # what Dockerfile.dockerignore lets into the context, and the 
     -type f ! -path '*/__pycache__/*' ! -path 'serving/models/*' -print0 | sort -z
 }
 context_hash="$(context_files | xargs -0 sha256sum | sha256sum | cut -c1-16)"
+superseded=0
 for name in "${selected[@]}"; do
   extras="${IMAGES[$name]:?unknown image $name (one of ${!IMAGES[*]})}"
   inputs="$(echo "$context_hash $base $extras" | sha256sum | cut -c1-16)"
   image="maskwatch/$name:$tag"
-  if [ "$(podman image inspect --format '{{index .Labels "maskwatch.inputs"}}' "$image" 2>/dev/null)" = "$inputs" ]; then
+  had="$(podman image inspect --format '{{index .Labels "maskwatch.inputs"}}' "$image" 2>/dev/null || true)"
+  if [ "$had" = "$inputs" ]; then
     say "reuse $image (inputs $inputs unchanged)"
     continue
   fi
+  [ -z "$had" ] || superseded=1
   say "build $image (extras $extras, inputs $inputs)"
   podman build "${build_flags[@]}" \
     -f deploy/docker/Dockerfile --ignorefile deploy/docker/Dockerfile.dockerignore \
@@ -118,8 +136,11 @@ for name in "${selected[@]}"; do
 done
 # Images a rebuild superseded (untagged, with the label): the TensorFlow ones are GBs each.
 # Not fatal: an image still used by a container (an interrupted build's) stays until then.
-podman image prune --force --filter label=maskwatch.inputs >/dev/null 2>&1 \
-  || say "prune: some superseded images are still in use by containers; left in place"
+# Skipped when nothing was superseded (a cold build): the prune alone took ~1 min under load.
+if ((superseded)); then
+  podman image prune --force --filter label=maskwatch.inputs >/dev/null 2>&1 \
+    || say "prune: some superseded images are still in use by containers; left in place"
+fi
 for name in "${selected[@]}"; do
   podman image inspect --format "image maskwatch/$name:$tag {{.Id}} {{.Size}}" "maskwatch/$name:$tag"
 done

@@ -3,7 +3,8 @@
 #   1. Debian packages: Redis, ffmpeg, Chromium, GStreamer's RTSP server, Java 17, Maven, jq,
 #      podman, runc, debootstrap and catatonit (the image tests build and run the images and
 #      `podman kube play` the chart: deploy/images, tests/deploy/test_images_run.py);
-#   2. the virtualenv .venv with maskwatch and all its service extras (editable);
+#   2. the virtualenv .venv with maskwatch and all its service extras (editable), and the
+#      images' pinned wheels in ~/.cache/maskwatch/wheelhouse (for deploy/images/build.sh);
 #   3. the Apache Kafka broker (and console tools) jars from Maven Central, cached in
 #      ~/.cache/maskwatch;
 #   4. the demo cameras' videos, built from the sample photos in deploy/local/samples.
@@ -43,6 +44,8 @@ fi
 
 # 2. Python virtualenv ----------------------------------------------------------------------
 EXTRAS="producer,detector,serving,aggregator,api,parquet,examples,dev"
+IMAGE_EXTRAS="producer,detector,aggregator,api,serving"   # deploy/images/build.sh's images
+WHEELHOUSE="${XDG_CACHE_HOME:-$HOME/.cache}/maskwatch/wheelhouse"   # build.sh reads it there
 STAMP=".venv/.maskwatch-install"
 want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1) $EXTRAS"
 if [ ! -x .venv/bin/python ]; then
@@ -53,13 +56,21 @@ fi
 if [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ] && [ -x .venv/bin/maskwatch ]; then
   say "venv: up to date"
 else
-  say "venv: pip install -e .[$EXTRAS]"
+  # The images' pinned wheels (deploy/docker/requirements.txt) are downloaded once into a
+  # wheelhouse: the venv installs from it and deploy/images/build.sh mounts it into the image
+  # builds, so the images fetch nothing more from PyPI (CI builds them right after this).
+  say "venv: wheelhouse $WHEELHOUSE, then pip install -e .[$EXTRAS]"
   log="$(mktemp)"
+  reqs="$(mktemp)"
   if ! { .venv/bin/python -m pip install -q --upgrade pip &&
-         .venv/bin/python -m pip install -q -e ".[$EXTRAS]"; } >"$log" 2>&1; then
+         .venv/bin/python deploy/docker/extras.py pyproject.toml "$IMAGE_EXTRAS" >"$reqs" &&
+         .venv/bin/python -m pip download -q --only-binary=:all: --dest "$WHEELHOUSE" \
+           -c deploy/docker/requirements.txt -r "$reqs" &&
+         .venv/bin/python -m pip install -q --find-links "$WHEELHOUSE" -e ".[$EXTRAS]"; } \
+      >"$log" 2>&1; then
     cat "$log"; say "venv: pip install failed"; exit 1
   fi
-  rm -f "$log"
+  rm -f "$log" "$reqs"
   printf '%s' "$want" >"$STAMP"
 fi
 

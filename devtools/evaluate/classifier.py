@@ -85,7 +85,8 @@ def plot_pr(
 
 def evaluate(settings: EvaluateClassifierSettings) -> dict[str, Any]:
     """Score the classifier on `settings.split`, per set; writes report.json and PR plots."""
-    from serving.model import SHIPPED_WEIGHTS, build_classifier
+    from serving.model import build_classifier
+    from serving.shipped import SHIPPED_WEIGHTS
     from serving.weights import load_compact
 
     arrays = load(ensure_packed(settings.dataset, settings.data, CropConfig()))

@@ -30,7 +30,8 @@ sys.path.insert(0, str(REPO))
 
 from runtime.cpus import cpu_share  # noqa: E402
 from workers.detector.backends import detector_config  # noqa: E402
-from workers.detector.backends.base import BackendConfig, detection_scale  # noqa: E402
+from workers.detector.backends.base import detection_scale  # noqa: E402
+from workers.detector.backends.configs import BackendConfig  # noqa: E402
 from workers.detector.backends.retinaface_mobilenet import (  # noqa: E402
     MEAN_BGR,
     session_options,

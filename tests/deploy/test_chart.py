@@ -100,11 +100,15 @@ def test_python_services_probe_their_health_port(render: Render, values: Path) -
 def test_rendered_camera_config_loads_in_the_producer(
     render: Render, values: Path, tmp_path: Path
 ) -> None:
-    config = next(
-        m for m in render(values) if m["kind"] == "ConfigMap" and "cameras.yaml" in m["data"]
-    )
+    """Wherever the chart puts cameras.yaml (its ConfigMap, or a Secret), it validates."""
+    contents = [
+        dict(m.get("data") or m.get("stringData") or {})
+        for m in render(values)
+        if m["kind"] in {"ConfigMap", "Secret"}
+    ]
+    (text,) = [c["cameras.yaml"] for c in contents if "cameras.yaml" in c]
     path = tmp_path / "cameras.yaml"
-    path.write_text(config["data"]["cameras.yaml"])
+    path.write_text(text)
     assert load_cameras(path)
 
 

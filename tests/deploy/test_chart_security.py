@@ -62,7 +62,11 @@ def test_strimzi_with_sasl_ssl_has_only_a_tls_scram_listener_and_a_user(
         assert env["MASKWATCH_KAFKA_BOOTSTRAP_SERVERS"].endswith(":9093"), label
         assert "MASKWATCH_KAFKA_SECURITY__PASSWORD" not in env, "a password as plain env"
         pod = manifest["spec"]["template"]["spec"]
-        secrets = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+        secrets = {
+            v["name"]: v["secret"]["secretName"]
+            for v in pod["volumes"]
+            if "secret" in v and v["name"].startswith("kafka-")
+        }
         assert secrets == {"kafka-auth": name, "kafka-ca": "maskwatch-cluster-ca-cert"}, label
         mounts = {m["mountPath"] for m in containers(manifest)[0]["volumeMounts"]}
         password_dir = env["MASKWATCH_KAFKA_SECURITY__PASSWORD_FILE"].rsplit("/", 1)[0]

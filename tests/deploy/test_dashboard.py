@@ -2,7 +2,8 @@
 
 Metric names are collected from the live Prometheus registries: the global one (detector,
 aggregator, model server and client metrics register when their modules import) and the
-per-instance registries of the producer and the API.
+per-instance registries of the producer and the API, with the API's fleet gauges (computed
+at scrape time from its overview: here an empty one, which still names every family).
 """
 
 from __future__ import annotations
@@ -19,10 +20,19 @@ SUFFIXES = ("_total", "_bucket", "_sum", "_count", "_created")
 
 def _exported_families() -> set[str]:
     import_all_modules()
+    from redis.asyncio import Redis
+
+    from schemas.redis_state import Keys
     from workers.api.app import Metrics as ApiMetrics
+    from workers.api.fleet_metrics import FleetCollector
+    from workers.api.overview import LiveOverview
+    from workers.api.store import Store
     from workers.producer.metrics import ProducerMetrics
 
-    registries = [REGISTRY, ApiMetrics().registry]
+    api = ApiMetrics().registry
+    store = Store(Redis.from_url("redis://127.0.0.1:1/0"), Keys(), 60.0)  # never connects
+    api.register(FleetCollector(LiveOverview(store), ["site", "zone"], 10, 10))
+    registries = [REGISTRY, api]
     producer_registry = CollectorRegistry()
     ProducerMetrics(producer_registry)
     registries.append(producer_registry)

@@ -11,8 +11,10 @@ addition is the sample frames: a few crowd photos from ../shared, mounted read-o
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 import yaml
@@ -28,14 +31,21 @@ from runtime.kafka import KafkaSettings
 from schemas.redis_state import Keys, counters_of
 from tests.conftest import IN_CI
 from tests.deploy.conftest import Manifest, Render
-from tests.deploy.pods import BUILD_SCRIPT, PodRun, kube_play_documents, pod_run, podman, workload
+from tests.deploy.pods import (
+    BUILD_SCRIPT,
+    CONTAINERS_CONF,
+    PodRun,
+    kube_play_documents,
+    pod_run,
+    podman,
+    workload,
+)
 from tests.devtools.test_run import free_port
 
 # The first test's setup builds the images: cold, that is many minutes (docs/notes/issue-20.md).
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.images,
-    pytest.mark.heavy,
     pytest.mark.timeout(3600),
 ]
 
@@ -48,6 +58,9 @@ REQUIRED_SECURITY = {
     "--security-opt=no-new-privileges",
 }
 PIPELINE_DEADLINE_S = 300
+"""Upper bound of every wait below; each wait ends at the event it waits for, not at a time."""
+SILENCE_S = 10
+"""No announcement for this long: look whether a container has exited (then fail at once)."""
 KUBE_PLAYED = ("detector", "aggregator")
 # user, read-only root filesystem, effective capabilities, security options
 INSPECT_SECURITY = (
@@ -171,25 +184,84 @@ def _frames_per_camera(client: redis.Redis, keys: Keys, cameras: list[str]) -> d
     return counts
 
 
-def _wait_for_frames(
-    client: redis.Redis, keys: Keys, cameras: list[str], containers: list[str]
-) -> None:
-    """Until every camera has frames counted in Redis; fails early if a container exits."""
-    deadline = time.monotonic() + PIPELINE_DEADLINE_S
-    counts: dict[str, int] = {}
-    while time.monotonic() < deadline:
-        counts = _frames_per_camera(client, keys, cameras)
-        if all(counts.values()):
-            return
-        stopped = [name for name in containers if not _running(name)]
-        assert not stopped, f"containers exited: {stopped}"
-        time.sleep(3)
-    pytest.fail(f"frames per camera after {PIPELINE_DEADLINE_S} s: {counts}")
+def _exited(containers: list[str]) -> list[str]:
+    return [name for name in containers if not _running(name)]
 
 
 def _running(name: str) -> bool:
     state = podman("inspect", "--format={{.State.Status}}", name, check=False).stdout.strip()
     return state == "running"
+
+
+def _await_log_line(container: str, needle: str) -> None:
+    """Until `container` logs a line containing `needle` (its log followed, not polled);
+    fails when the container exits first or PIPELINE_DEADLINE_S passes."""
+    follow = subprocess.Popen(
+        ["podman", "logs", "--follow", container],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)},
+    )
+    watchdog = threading.Timer(PIPELINE_DEADLINE_S, follow.kill)
+    watchdog.start()
+    seen: list[str] = []
+    try:
+        assert follow.stdout is not None
+        for line in follow.stdout:
+            if needle in line:
+                return
+            seen.append(line)
+    finally:
+        watchdog.cancel()
+        follow.kill()
+        follow.wait()
+    pytest.fail(f"{container} never logged {needle!r}:\n{''.join(seen[-20:])}")
+
+
+def _await_counted(
+    client: redis.Redis, keys: Keys, cameras: list[str], containers: list[str]
+) -> dict[str, int]:
+    """Frames counted per camera once every camera has some, re-read each time the aggregator
+    announces an applied batch on the updates channel (subscribed before the first read, so no
+    announcement falls in between); fails early when a container exits."""
+    pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub.subscribe(keys.updates)
+    deadline = time.monotonic() + PIPELINE_DEADLINE_S
+    try:
+        counts = _frames_per_camera(client, keys, cameras)
+        while not all(counts.values()) and time.monotonic() < deadline:
+            if pubsub.get_message(timeout=SILENCE_S) is None:  # nothing applied for a while
+                assert not _exited(containers), f"containers exited: {_exited(containers)}"
+            counts = _frames_per_camera(client, keys, cameras)
+    finally:
+        pubsub.close()
+    assert all(counts.values()), f"frames per camera after {PIPELINE_DEADLINE_S} s: {counts}"
+    return counts
+
+
+def _await_announced(url: str, token: str, cameras: list[str], containers: list[str]) -> None:
+    """Until the API's event stream has announced every camera with a frame. The API keeps its
+    view from Redis in its own task, so it lags the aggregator's writes: GET /cameras right
+    after Redis had counts could still list none (the earlier flake). The stream pings every
+    15 s, so a silent pipeline is noticed; fails early when a container exits."""
+    deadline = time.monotonic() + PIPELINE_DEADLINE_S
+    announced: set[str] = set()
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.stream("GET", url, headers=headers, timeout=SILENCE_S + 15) as reply:
+        assert reply.status_code == 200, reply.status_code
+        kind = ""
+        for line in reply.iter_lines():
+            if line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:") and kind == "cameras":
+                summaries = json.loads(line[5:])["cameras"]
+                announced |= {c["camera_id"] for c in summaries if c["latest"] is not None}
+            elif line.startswith(":"):  # a ping: nothing announced for 15 s
+                assert not _exited(containers), f"containers exited: {_exited(containers)}"
+            if announced >= set(cameras) or time.monotonic() > deadline:
+                break
+    assert announced >= set(cameras), f"announced in {PIPELINE_DEADLINE_S} s: {announced}"
 
 
 def test_pipeline_runs_from_the_images_with_the_charts_settings(
@@ -219,13 +291,18 @@ def test_pipeline_runs_from_the_images_with_the_charts_settings(
     _start(runs["producer"], tmp_path, containers, frames)
 
     cameras = [c["id"] for c in values["producer"]["config"]["cameras"]]
-    api = f"http://127.0.0.1:{values['api']['port']}/api/v1/cameras"
-    _wait_for_frames(redis_client, Keys(redis_prefix), cameras, containers)
+    api = f"http://127.0.0.1:{values['api']['port']}/api/v1"
+    _await_log_line(runs["api"].name, "Application startup complete")
+    # The stream's catch-up lists what the API already holds, so it may open at any time.
+    _await_announced(f"{api}/stream", token, cameras, containers)
 
-    status, body = _get(api, token)
+    # The API announced them from Redis: their counts are there, written with the summary.
+    counts = _frames_per_camera(redis_client, Keys(redis_prefix), cameras)
+    assert all(counts.values()), counts
+    status, body = _get(f"{api}/cameras", token)
     assert status == 200, status
     assert {c["camera_id"] for c in json.loads(body)["cameras"]} == set(cameras)
-    assert _get(api, None)[0] == 401  # the token came from the chart's Secret
+    assert _get(f"{api}/cameras", None)[0] == 401  # the token came from the chart's Secret
     for component in ("producer", "detector", "aggregator"):
         port = values[component]["healthPort"]
         assert _get(f"http://127.0.0.1:{port}/healthz", None)[0] == 200, component
@@ -284,7 +361,7 @@ def test_kube_play_runs_the_charts_detector_and_aggregator(
         producer = pod_run(manifests, "producer", tmp_path, f"{unique_name}-producer")
         _start(producer, tmp_path, containers, frames)
         cameras = [c["id"] for c in values["producer"]["config"]["cameras"]]
-        _wait_for_frames(redis_client, Keys(redis_prefix), cameras, containers)
+        _await_counted(redis_client, Keys(redis_prefix), cameras, containers)
     finally:
         podman("kube", "down", str(played), timeout_s=120, check=False)
         for name in secrets_created:

@@ -19,7 +19,7 @@ import pytest
 
 from runtime.kafka import KafkaSettings
 from tests.devtools.test_run import free_port
-from workers.detector.backends import DEFAULT_BACKEND
+from workers.detector.backends.configs import DEFAULT_BACKEND
 from workers.detector.model_files import SOURCES
 
 REPO = Path(__file__).resolve().parents[2]

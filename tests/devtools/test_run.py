@@ -113,6 +113,8 @@ def test_run_counts_every_frame_once(
     text = redis.Redis(host="127.0.0.1", port=6379, decode_responses=True)
     registered = set(text.zrange(keys.registry, 0, -1))
     assert registered == set(CAMERAS)
+    # the run's producer registered its cameras (camera health) under the run's prefix
+    assert set(text.zrange(keys.configured, 0, -1)) == set(CAMERAS)
     produced = frames_produced(kafka_settings)
     answered = results_answered(kafka_settings)
     assert set(answered) == produced, "a frame produced without a result, or the reverse"

@@ -46,6 +46,19 @@ def test_readiness_follows_the_service(runtime: ServiceRuntime) -> None:
     assert get(runtime, "/readyz")[0] == 503, "a stopping service takes no new work"
 
 
+def test_a_block_holds_readiness_down_whatever_the_stage_flag_says(
+    runtime: ServiceRuntime,
+) -> None:
+    runtime.health.set_ready(True)
+    runtime.health.block("kafka", "broker unreachable")
+    runtime.health.set_ready(True)  # the stage's own work succeeding does not lift it
+    assert get(runtime, "/readyz") == (503, "not ready: kafka: broker unreachable\n")
+    runtime.health.block("kafka", None)
+    assert get(runtime, "/readyz") == (200, "ready\n")
+    runtime.health.set_ready(False, "redis down")
+    assert get(runtime, "/readyz") == (503, "not ready: redis down\n")  # lifting is per block
+
+
 def test_liveness_needs_a_turning_loop(runtime: ServiceRuntime) -> None:
     runtime.health.beat()
     assert get(runtime, "/healthz") == (200, "ok\n")

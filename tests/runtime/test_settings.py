@@ -204,6 +204,20 @@ def test_env_names_cover_fields_and_section_fields() -> None:
     assert env_names(DemoSettings) == fields | section
 
 
+def test_a_section_inside_a_section_is_known_and_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The producer's camera-health section holds the Redis security section: the chart sets
+    MASKWATCH_PRODUCER_HEALTH__REDIS_SECURITY__PASSWORD_FILE, which must not be a typo."""
+    from workers.producer.main import ProducerSettings
+
+    variable = "MASKWATCH_PRODUCER_HEALTH__REDIS_SECURITY__PASSWORD_FILE"
+    assert variable in env_names(ProducerSettings)
+    monkeypatch.setenv(variable, str(tmp_path / "password"))
+    settings = load_settings(ProducerSettings, {})
+    assert settings.health.redis_security.password_file == tmp_path / "password"
+
+
 @pytest.mark.parametrize(
     ("variable", "expected"),
     [

@@ -19,11 +19,13 @@ import pytest
 from pydantic import BaseModel
 
 from schemas.alert import SUPPORTED_ALERT_VERSIONS, AlertEvent
+from schemas.camera_health import SUPPORTED_HEALTH_VERSIONS, CameraHealth, ConfiguredCamera
 from schemas.common import DeadLetterReason, SchemaError, decode
 from schemas.dead_letter import SUPPORTED_DEAD_LETTER_VERSIONS, DeadLetter
 from schemas.frame import SUPPORTED_FRAME_VERSIONS, FrameMeta, parse_frame_headers
 from schemas.redis_state import FrameSummary
 from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
+from workers.api.store import parse_record
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "contracts"
 ANNOTATIONS = {"title", "description", "examples"}
@@ -61,6 +63,18 @@ CONTRACTS: dict[str, tuple[type[BaseModel], int, frozenset[int], list[Callable[[
         [lambda p: decode(AlertEvent, p, SUPPORTED_ALERT_VERSIONS), api_reader(AlertEvent)],
     ),
     "frame_summary": (FrameSummary, 1, frozenset({1}), [api_reader(FrameSummary)]),
+    "camera_health": (
+        CameraHealth,
+        1,
+        SUPPORTED_HEALTH_VERSIONS,
+        [api_reader(CameraHealth), lambda p: parse_record(CameraHealth, p.decode())],
+    ),
+    "configured_camera": (
+        ConfiguredCamera,
+        1,
+        SUPPORTED_HEALTH_VERSIONS,
+        [api_reader(ConfiguredCamera), lambda p: parse_record(ConfiguredCamera, p.decode())],
+    ),
 }
 
 

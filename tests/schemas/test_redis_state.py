@@ -8,22 +8,27 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas.redis_state import (
+    D1,
     H1,
     M1,
     S10,
+    SPANS,
     WINDOWS,
     Counters,
+    HistoryRange,
     Keys,
     bucket_expire_at,
     bucket_start,
     dedupe_slot,
     history_starts,
     live_buckets,
+    span_starts,
     sum_counters,
     window_starts,
 )
 
 T0 = 1_800_000_000  # a multiple of 3600: an hour, minute and 10 s boundary at once
+D0 = T0 - 8 * 3600  # T0 is 08:00 UTC: the start of its UTC day
 assert T0 % 3600 == 0
 
 
@@ -72,19 +77,21 @@ def test_window_starts_slide_at_bucket_boundaries(
 @pytest.mark.parametrize(
     ("event", "now", "expected"),
     [
-        # an event now counts in all three resolutions
-        (T0 + 5, T0 + 5, {"s10": T0, "m1": T0, "h1": T0}),
+        # an event now counts in all four resolutions (its day bucket starts at D0)
+        (T0 + 5, T0 + 5, {"s10": T0, "m1": T0, "h1": T0, "d1": D0}),
         # 65 s late: out of the 1 min window but within the 10 s bucket's slot of grace
-        (T0, T0 + 65, {"s10": T0, "m1": T0, "h1": T0}),
+        (T0, T0 + 65, {"s10": T0, "m1": T0, "h1": T0, "d1": D0}),
         # just inside the 10 s bucket's life (expiry = start + 10 + 60 = T0 + 70)
-        (T0, T0 + 69.9, {"s10": T0, "m1": T0, "h1": T0}),
-        (T0, T0 + 70, {"m1": T0, "h1": T0}),
-        # two hours late: only the hour bucket is still visible to the 24 h window
-        (T0, T0 + 7200, {"h1": T0}),
-        # older than the 24 h window: counted nowhere (lifetime totals only)
-        (T0, T0 + 3600 + 86400, {}),
+        (T0, T0 + 69.9, {"s10": T0, "m1": T0, "h1": T0, "d1": D0}),
+        (T0, T0 + 70, {"m1": T0, "h1": T0, "d1": D0}),
+        # two hours late: only the hour and day buckets are still visible
+        (T0, T0 + 7200, {"h1": T0, "d1": D0}),
+        # older than the 7 d history: only the day bucket (the 30 d history)
+        (T0, T0 + 3600 + 7 * 86400, {"d1": D0}),
+        # older than the 30 d history: counted nowhere (lifetime totals only)
+        (T0, D0 + 86400 + 31 * 86400, {}),
         # a camera clock running ahead is bucketed at the aggregator's now
-        (T0 + 500, T0 + 5, {"s10": T0, "m1": T0, "h1": T0}),
+        (T0 + 500, T0 + 5, {"s10": T0, "m1": T0, "h1": T0, "d1": D0}),
     ],
 )
 def test_live_buckets_drop_resolutions_whose_bucket_expired(
@@ -149,3 +156,23 @@ def test_keys_are_prefixed() -> None:
     assert keys.bucket("cam", M1, T0) == f"p:cam:cam:b:m1:{T0}"
     assert keys.bucket(None, M1, T0) == f"p:all:b:m1:{T0}"
     assert all(k.startswith("p:") for k in keys.window("cam", WINDOWS["1m"], T0))
+
+
+@pytest.mark.parametrize(
+    ("name", "seconds", "count"),
+    [("1h", 60, 60), ("24h", 3600, 24), ("7d", 3600, 168), ("30d", 86400, 30)],
+)
+def test_history_spans_end_with_the_current_bucket_and_outlive_nothing(
+    name: HistoryRange, seconds: int, count: int
+) -> None:
+    span = SPANS[name]
+    starts = span_starts(T0 + 30, span)
+    assert len(starts) == count and starts[-1] == bucket_start(T0 + 30, span.resolution)
+    assert all(b - a == seconds for a, b in itertools.pairwise(starts))
+    # the oldest bucket a span shows has not expired yet (retention covers the span)
+    assert bucket_expire_at(starts[0], span.resolution) > T0 + 30
+
+
+def test_thirty_days_of_daily_history_are_kept() -> None:
+    assert D1.retention_s >= 30 * 86400 and D1.seconds == 86400
+    assert Keys("p:").span("cam", SPANS["30d"], T0)[-1] == f"p:cam:cam:b:d1:{D0}"

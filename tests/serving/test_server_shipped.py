@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from imaging.crop import fit_to_square
 from schemas.model_server import CLASSES
 from serving.cli import export_cli
-from serving.model import SHIPPED_WEIGHTS
+from serving.shipped import SHIPPED_WEIGHTS
 from workers.detector.classifier import ClientConfig, GrpcClassifier
 
 WEIGHTS = SHIPPED_WEIGHTS

@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +34,7 @@ from schemas.common import decode
 from schemas.dead_letter import SUPPORTED_DEAD_LETTER_VERSIONS, DeadLetter
 from schemas.frame import FrameMeta, frame_headers
 from schemas.redis_state import Keys
+from tests.recovery import committed_to_end, start_stage, stop_stage
 from tests.workers.hostile_inputs import (
     HOSTILE_CAMERA,
     MAX_FACES,
@@ -47,7 +46,6 @@ from tests.workers.hostile_inputs import (
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 CAMERAS = [f"cam-{i}" for i in range(4)]
 FRAMES_PER_CAMERA = 50
 WARM_FRAMES_PER_CAMERA = 5
@@ -74,14 +72,7 @@ class Service:
 
     def __init__(self, stage: str, env: dict[str, str], log: Path) -> None:
         self.log = log
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", "from workers.cli import main; main()", stage],
-                cwd=REPO,
-                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        self.process = start_stage(stage, {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env}, log)
         self.peak_mb = 0.0
         self._sampling = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -112,13 +103,7 @@ class Service:
 
     def stop(self) -> None:
         self._sampling.set()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_stage(self.process)
 
 
 def topics_env(kafka: KafkaSettings) -> dict[str, str]:
@@ -127,6 +112,28 @@ def topics_env(kafka: KafkaSettings) -> dict[str, str]:
         "MASKWATCH_KAFKA_RESULTS_TOPIC": kafka.results_topic,
         "MASKWATCH_KAFKA_DEAD_LETTER_TOPIC": kafka.dead_letter_topic,
         "MASKWATCH_KAFKA_ALERTS_TOPIC": kafka.alerts_topic,
+    }
+
+
+def detector_env(
+    kafka: KafkaSettings, group: str, model_server: str, shared_dir: Path
+) -> dict[str, str]:
+    """The cheapest detector (small frames, one thread) that knows CAMERAS and HOSTILE_CAMERA."""
+    return {
+        **topics_env(kafka),
+        "MASKWATCH_DETECTOR_GROUP_ID": group,
+        "MASKWATCH_DETECTOR_WORKER_ID": group,
+        "MASKWATCH_DETECTOR_RUNTIME__HEALTH_PORT": "0",
+        "MASKWATCH_DETECTOR_MODEL_SERVER": model_server,
+        "MASKWATCH_DETECTOR_DETECTOR__BACKEND": "retinaface-mobilenet",  # cheapest
+        "MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH": str(
+            shared_dir / "models" / "retinaface_mnet025.onnx"
+        ),
+        "MASKWATCH_DETECTOR_DETECTOR__UPSCALE_TO_PX": "320",
+        "MASKWATCH_DETECTOR_DETECTOR__MAX_SIDE_PX": "320",
+        "MASKWATCH_DETECTOR_DETECTOR__THREADS": "1",
+        "MASKWATCH_DETECTOR_MAX_AGE_S": "3600",
+        "MASKWATCH_DETECTOR_KNOWN_CAMERAS": json.dumps([*CAMERAS, HOSTILE_CAMERA]),
     }
 
 
@@ -173,6 +180,8 @@ class Sender:
         self.gzip = make_producer(kafka, "test-hostile-gzip", compression_type="gzip")
         self._pending: list[tuple[Any, Hostile]] = []
         self.expected: dict[tuple[str, int, int], str] = {}
+        self.placed: dict[tuple[str, int, int], Hostile] = {}
+        """(topic, partition, offset) → the hostile record written there."""
 
     def frame(self, camera: str, seq: int, photo: tuple[bytes, int, int]) -> None:
         value, width, height = photo
@@ -204,6 +213,7 @@ class Sender:
         for future, record in self._pending:
             meta = future.get(timeout=30)
             self.expected[(meta.topic, meta.partition, meta.offset)] = record.reason.value
+            self.placed[(meta.topic, meta.partition, meta.offset)] = record
         self._pending.clear()
 
     def close(self) -> None:
@@ -241,17 +251,7 @@ def counters(client: redis.Redis, prefix: str) -> dict[str, dict[Any, Any]]:
 
 def caught_up(kafka: KafkaSettings, group: str) -> bool:
     """Whether `group` has committed the end of every results partition."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers.split(","),
-        group_id=group,
-        enable_auto_commit=False,
-    )
-    try:
-        partitions = [TopicPartition(kafka.results_topic, p) for p in range(3)]
-        ends = consumer.end_offsets(partitions)
-        return all((consumer.committed(p) or 0) >= ends[p] for p in partitions)
-    finally:
-        consumer.close()
+    return committed_to_end(kafka, group, kafka.results_topic, 3)
 
 
 def test_hostile_records_never_stop_a_stage(
@@ -267,22 +267,7 @@ def test_hostile_records_never_stop_a_stage(
     keys = Keys(redis_prefix)
     detector = Service(
         "detector",
-        {
-            **topics_env(kafka_settings),
-            "MASKWATCH_DETECTOR_GROUP_ID": f"det-{unique_name}",
-            "MASKWATCH_DETECTOR_WORKER_ID": "hostile-detector",
-            "MASKWATCH_DETECTOR_RUNTIME__HEALTH_PORT": "0",
-            "MASKWATCH_DETECTOR_MODEL_SERVER": model_server,
-            "MASKWATCH_DETECTOR_DETECTOR__BACKEND": "retinaface-mobilenet",  # cheapest
-            "MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH": str(
-                shared_dir / "models" / "retinaface_mnet025.onnx"
-            ),
-            "MASKWATCH_DETECTOR_DETECTOR__UPSCALE_TO_PX": "320",
-            "MASKWATCH_DETECTOR_DETECTOR__MAX_SIDE_PX": "320",
-            "MASKWATCH_DETECTOR_DETECTOR__THREADS": "1",
-            "MASKWATCH_DETECTOR_MAX_AGE_S": "3600",
-            "MASKWATCH_DETECTOR_KNOWN_CAMERAS": json.dumps([*CAMERAS, HOSTILE_CAMERA]),
-        },
+        detector_env(kafka_settings, f"det-{unique_name}", model_server, shared_dir),
         tmp_path / "detector.log",
     )
     aggregator = Service(

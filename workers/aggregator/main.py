@@ -7,8 +7,12 @@ anywhere before the commit redelivers the batch, and the dedupe guard turns the 
 no-ops. An alert is in Redis's outbox from the moment it is recorded until Kafka
 acknowledged it, and whatever stays there (a send that failed, a crash in between) is
 announced again at the next evaluation. While Redis is unreachable the same batch is
-retried with back-off and the service reports itself not ready. A record the Kafka client
-cannot decode is skipped and dead-lettered by its place (`runtime.poll`).
+retried with back-off and the service reports itself not ready. While the broker is
+unreachable the service reports itself not ready too (`runtime.broker`): a dead-letter
+flush or a commit that the broker does not take is retried, the batch held, and an alert
+send still unacknowledged stays in the outbox (committing past it loses nothing) while the
+loop goes on. A record the Kafka client cannot decode is skipped and dead-lettered by its
+place (`runtime.poll`).
 """
 
 from __future__ import annotations
@@ -18,12 +22,18 @@ from typing import Any
 
 import click
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaConnectionError, KafkaError
+from kafka.errors import (
+    CommitFailedError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    RebalanceInProgressError,
+)
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runtime.backoff import Backoff, BackoffPolicy
+from runtime.broker import BLOCK, BrokerProbe, until_kafka_answers
 from runtime.dead_letters import DeadLetterSink
 from runtime.kafka import KafkaSettings, make_consumer, make_producer, topic_specs
 from runtime.logs import configure_logging, get_logger
@@ -45,6 +55,11 @@ KAFKA_BACKOFF = BackoffPolicy(initial_s=0.5, max_s=5.0)
 """Waiting for the broker: unbounded, likewise."""
 RESEND_AFTER_S = 30.0
 """An outbox entry this old was not acknowledged in time by whoever recorded it: resend."""
+ALERT_FLUSH_S = 2.0
+"""How long one evaluation waits for alert sends; the rest are checked at the next one."""
+KAFKA_STEP_S = 10.0
+"""Bound of one dead-letter flush or commit while the broker is away, so the loop keeps
+beating (/healthz) between tries."""
 
 
 class Service:
@@ -61,10 +76,7 @@ class Service:
             socket_connect_timeout=5,
             **settings.redis_options(),
         )
-        # send() may wait for metadata as long as a write may take (broker restarts).
-        self.producer: KafkaProducer = make_producer(
-            kafka, f"{settings.client_id}-out", max_block_ms=120_000
-        )
+        self.producer: KafkaProducer = make_producer(kafka, f"{settings.client_id}-out")
         self.webhook = (
             WebhookNotifier(settings.webhook_url, settings.webhook_queue, settings.webhook_retries)
             if settings.webhook_url
@@ -87,6 +99,7 @@ class Service:
             max_partition_fetch_bytes=sizes[kafka.results_topic],
             fetch_max_bytes=4 * sizes[kafka.results_topic],
         )
+        self.broker = BrokerProbe(self.consumer, kafka.results_topic, runtime.health)
 
     def _publish_alert(self, event: AlertEvent) -> None:
         self._announce(outbox_id(event), encode(event))
@@ -111,18 +124,22 @@ class Service:
                 except KafkaConnectionError as error:
                     # Broker unreachable (e.g. restarting): nothing is lost by waiting, the
                     # uncommitted batch is polled again once it is back.
-                    self.runtime.health.set_ready(False, f"kafka: {error}")
+                    self.runtime.health.block(BLOCK, "broker unreachable")
                     log.warning("kafka_unavailable", error=str(error))
                     self.runtime.stopping.wait(kafka_wait.next_delay() or KAFKA_BACKOFF.max_s)
                     continue
                 kafka_wait.reset()
+                if polled.records or polled.corrupt:
+                    self.broker.answered()
+                else:
+                    self.broker.check()
                 for corrupt in polled.corrupt:
                     self._dead_letter_corrupt(corrupt)
                 records: list[Any] = [r for batch in polled.records.values() for r in batch]
                 if records and not self._process(records):
                     return  # stopping while Redis was down: nothing committed, replayed later
-                if records or polled.corrupt:
-                    self._confirm_and_commit()
+                if (records or polled.corrupt) and not self._confirm_and_commit():
+                    return  # stopping while the broker was away: replayed later
                 if time.monotonic() >= next_check:
                     self._retrying(self.core.check_silence)
                     self._retrying(self._resend_outbox)
@@ -153,42 +170,65 @@ class Service:
             self.dead_letters.send(letter)
         return True
 
-    def _confirm_and_commit(self) -> None:
-        """Commit only once every dead letter is acknowledged (raises otherwise: the batch
-        is replayed by whoever takes over) and every alert is acknowledged or still in the
-        outbox (so committing cannot lose it)."""
-        self.dead_letters.confirm()
+    def _confirm_and_commit(self) -> bool:
+        """Commit only once every dead letter is acknowledged (waiting for the broker if it is
+        away; raises if one was lost: the batch is replayed by whoever takes over) and every
+        alert is acknowledged or still in the outbox (so committing cannot lose it).
+        False if stopped before the commit."""
+        stopping, health = self.runtime.stopping, self.runtime.health
+        confirmed = until_kafka_answers(self._confirm_dead_letters, health, stopping, "letters")
+        if confirmed is None:
+            return False
         self._retrying(self._confirm_alerts)
         try:
-            self.consumer.commit()
-        except KafkaError as error:
-            # The group rebalanced, or the broker is away: the batch is replayed (by this
-            # member or the next owner) and the dedupe absorbs it.
+            committed = until_kafka_answers(self._commit, health, stopping, "commit")
+        except (CommitFailedError, RebalanceInProgressError) as error:
+            # The group rebalanced (or is rebalancing: the next poll rejoins it): whoever owns
+            # the partition next replays the batch from the last commit; the dedupe absorbs it.
             log.warning("commit_failed", error=str(error))
+            return True
+        if committed is None:
+            return False
+        self.broker.answered()
+        return True
+
+    def _confirm_dead_letters(self) -> bool:
+        self.dead_letters.confirm(timeout_s=KAFKA_STEP_S)
+        return True
+
+    def _commit(self) -> bool:
+        self.consumer.commit(timeout_ms=int(KAFKA_STEP_S * 1000))
+        return True
 
     def _confirm_alerts(self) -> None:
-        """Wait for alert sends; acknowledged ones leave the outbox, failed ones stay there
-        and are announced again by `_resend_outbox`."""
+        """Wait a little for alert sends; acknowledged ones leave the outbox, failed ones
+        stay there and are announced again by `_resend_outbox`, and those still in flight
+        (the broker is away) are checked again next time."""
         if not self._alerts_sent:
             return
-        sent, self._alerts_sent = self._alerts_sent, []
-        # Bounded by the producer's delivery timeout, not a shorter one: a broker restart
-        # longer than 30 s ended the aggregator here (found by the soak).
-        self.producer.flush()
-        done = []
-        for event_id, future in sent:
+        try:
+            self.producer.flush(timeout=ALERT_FLUSH_S)
+        except KafkaTimeoutError:
+            log.warning("alerts_not_yet_acknowledged", pending=len(self._alerts_sent))
+        done, waiting = [], []
+        for event_id, future in self._alerts_sent:
+            if not future.is_done:
+                waiting.append((event_id, future))
+                continue
             try:
                 future.get(timeout=0)
                 done.append(event_id)
             except Exception as error:  # any failed send: the outbox keeps the event
                 log.warning("alert_not_acknowledged", event_id=event_id, error=repr(error))
         self.core.applier.outbox_done(done)
+        self._alerts_sent = waiting
 
     def _resend_outbox(self) -> None:
         """Announce again every outbox event older than RESEND_AFTER_S (at least once)."""
         now = time.time()
+        in_flight = {event_id for event_id, _ in self._alerts_sent}
         for event_id, value in self.core.applier.outbox().items():
-            if outbox_age_s(event_id, now) >= RESEND_AFTER_S:
+            if event_id not in in_flight and outbox_age_s(event_id, now) >= RESEND_AFTER_S:
                 log.info("alert_reannounced", event_id=event_id)
                 self._announce(event_id, value.encode())
 
@@ -210,9 +250,13 @@ class Service:
             return value
 
     def close(self) -> None:
+        """Close the clients; sends the broker did not take in time are given up (their
+        records are uncommitted or their alerts still in the outbox)."""
         self.consumer.close(autocommit=False)
-        self.producer.flush(timeout=10)
-        self.producer.close(timeout=10)
+        try:
+            self.producer.close(timeout=10)
+        except KafkaTimeoutError:
+            log.warning("closed_with_unsent_records")
         if self.webhook is not None:
             self.webhook.close()
         self.redis.close()

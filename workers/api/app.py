@@ -1,4 +1,4 @@
-"""The FastAPI application: read API under /api/v1, event stream, dashboard, probes, metrics.
+"""The FastAPI application: read API under /api/v1, event stream, dashboard and probes.
 
 `create_app(settings)` builds a self-contained app (its own Redis client and Prometheus
 registry), so tests and the pipeline runner can start several in one process.
@@ -6,8 +6,11 @@ registry), so tests and the pipeline runner can start several in one process.
 Auth (workers/api/auth.py): when a bearer token is configured, everything under /api/v1
 requires it or the dashboard's session cookie (POST /auth/login exchanges the token for an
 HttpOnly, SameSite=Strict cookie, so the token never sits in the page's storage or in a URL);
-the probes, /metrics, the OpenAPI spec and the dashboard's static files stay open (the
-dashboard holds no data and asks for the token).
+the probes, the OpenAPI spec and the dashboard's static files stay open (the dashboard
+holds no data and asks for the token).
+
+`/metrics` is not on this public port: like every stage, the API serves it (and /healthz,
+/readyz) on its health port (`runtime.health_port`), which stays inside the cluster.
 """
 
 import asyncio
@@ -24,23 +27,18 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import StringConstraints
 from redis.asyncio import Redis
 from sse_starlette import EventSourceResponse
 
 from runtime.logs import get_logger
+from runtime.service import Health, ServiceRuntime
 from schemas.alert import AlertEvent
-from schemas.redis_state import Keys
+from schemas.redis_state import SPANS, HistoryRange, Keys
 from workers.api.auth import authorizer, login_router
 from workers.api.fleet_metrics import FleetCollector
+from workers.api.history import CameraHistory, history_csv
 from workers.api.models import (
     CameraList,
     CameraStatus,
@@ -80,6 +78,8 @@ class Metrics:
 
 LABEL_FILTER = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}=.{1,64}$")]
 LABEL_NAME = PathParam(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="Label name.")
+NO_CAMERAS = '"cameras":[]}'
+"""How an Overview serialised without cameras ends (its last field), where they are joined."""
 READY_WAIT_S = 10.0
 """How long a request waits for the first load of the fleet after start-up."""
 
@@ -111,15 +111,24 @@ def create_app(settings: ApiSettings) -> FastAPI:
     streams = asyncio.Semaphore(settings.max_streams)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        follower = asyncio.create_task(fleet.run(), name="overview")
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = ServiceRuntime(
+            "api", settings.runtime.health_port, metrics.registry, settings.host
+        )
+        app.state.health_port = runtime.port
+        tasks = [
+            asyncio.create_task(fleet.run(), name="overview"),
+            asyncio.create_task(_report_health(store, runtime.health), name="health"),
+        ]
         try:
             yield
         finally:
-            follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await follower
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await redis.aclose()
+            await asyncio.to_thread(runtime.close)
 
     async def loaded() -> None:
         try:
@@ -171,10 +180,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
     ) -> Response:
         await loaded()
         wanted = dict(item.split("=", 1) for item in label)
-        total, page = fleet.page(wanted, offset, limit)
+        at = datetime.now(UTC)
+        total, page = fleet.page_json(wanted, offset, limit, at.timestamp())
         totals = fleet.totals or await store.totals()
-        body = Overview(
-            at=datetime.now(UTC),
+        head = Overview(
+            at=at,
             windows=totals.windows,
             lifetime=totals.lifetime,
             stale_after_s=settings.stale_after_s,
@@ -182,10 +192,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
             total=total,
             offset=offset,
             limit=limit,
-            cameras=page,
-        )
-        # serialised directly: the model is already valid, re-validating 500 cameras is not free
-        return Response(body.model_dump_json(), media_type="application/json")
+            cameras=[],
+        ).model_dump_json()
+        # The cameras are joined from JSON held per camera (serialised once per change, see
+        # LiveOverview.page_json): re-validating and re-serialising 500 summaries per request
+        # was most of its time. `cameras` is the model's last field.
+        if not head.endswith(NO_CAMERAS):
+            raise RuntimeError("Overview no longer ends with its cameras")
+        body = f'{head[: -len(NO_CAMERAS)]}"cameras":[{",".join(page)}]}}'
+        return Response(body, media_type="application/json")
 
     @api.get(
         "/labels/{label}",
@@ -209,6 +224,48 @@ def create_app(settings: ApiSettings) -> FastAPI:
         if status is None:
             raise HTTPException(404, f"unknown camera {camera_id}")
         return status
+
+    async def known(camera_id: str) -> None:
+        await loaded()
+        if camera_id not in fleet.entries:
+            raise HTTPException(404, f"unknown camera {camera_id}")
+
+    span_query = Query(
+        alias="range", description="1h (per minute), 24h and 7d (per hour), 30d (per UTC day)."
+    )
+
+    @api.get(
+        "/cameras/{camera_id}/history",
+        response_model=CameraHistory,
+        summary="One camera's counts per bucket over 1 h, 24 h, 7 d or 30 d (oldest first)",
+        responses={404: {"description": "Unknown camera"}},
+    )
+    async def history(
+        camera_id: Annotated[str, CAMERA_ID],
+        span: Annotated[HistoryRange, span_query] = "24h",
+    ) -> CameraHistory:
+        await known(camera_id)
+        return await store.history(camera_id, SPANS[span])
+
+    @api.get(
+        "/cameras/{camera_id}/history.csv",
+        response_class=PlainTextResponse,
+        summary="The same history as CSV (start, end, frames, skipped, faces, with_mask, "
+        "without_mask, compliance, skipped_share; UTC times; empty compliance: no faces)",
+        responses={200: {"content": {"text/csv": {}}}, 404: {"description": "Unknown camera"}},
+    )
+    async def history_export(
+        camera_id: Annotated[str, CAMERA_ID],
+        span: Annotated[HistoryRange, span_query] = "24h",
+    ) -> Response:
+        await known(camera_id)
+        body = history_csv(await store.history(camera_id, SPANS[span]))
+        name = f"{camera_id}-{span}.csv"
+        return Response(
+            body,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     @api.get("/alerts", response_model=list[AlertEvent], summary="Recent alert events")
     async def alerts(
@@ -261,16 +318,34 @@ def create_app(settings: ApiSettings) -> FastAPI:
             return PlainTextResponse(f"not ready: redis: {error}\n", status_code=503)
         return PlainTextResponse("ready\n")
 
-    @app.get("/metrics", response_class=PlainTextResponse)
-    async def metrics_text() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
     @app.get("/", include_in_schema=False)
     async def dashboard() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    @app.get("/cameras/{camera_id}", include_in_schema=False)
+    async def camera_page(camera_id: Annotated[str, CAMERA_ID]) -> FileResponse:
+        """The detail page (static; it reads the id from its own URL)."""
+        return FileResponse(STATIC / "camera.html")
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+HEALTH_EVERY_S = 5.0
+"""How often the health port's readiness is refreshed from a Redis PING."""
+
+
+async def _report_health(store: Store, health: Health) -> None:
+    """Keep the health port's /healthz beating and its /readyz on Redis's answer."""
+    while True:
+        health.beat()
+        try:
+            await store.ping()
+        except Exception as error:  # any failure to reach Redis means "not ready"
+            health.set_ready(False, f"redis: {error}")
+        else:
+            health.set_ready(True)
+        await asyncio.sleep(HEALTH_EVERY_S)
 
 
 CATCH_UP_MARGIN_MS = 2000

@@ -65,7 +65,8 @@ class FleetCollector(Collector):
                 faces.add_metric([cam.camera_id, w.window], w.faces)
                 if w.compliance is not None:
                     compliance.add_metric([cam.camera_id, w.window], w.compliance)
-            silent.add_metric([cam.camera_id], cam.silent_for_s)
+            if cam.silent_for_s is not None:  # a camera never seen has no silence yet
+                silent.add_metric([cam.camera_id], cam.silent_for_s)
         yield compliance
         yield faces
         yield silent

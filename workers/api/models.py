@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.camera_health import CameraHealth
 from schemas.redis_state import (
     COUNTERS,
     RULES,
@@ -43,6 +44,9 @@ class Stats(Model):
     compliance: float | None = Field(
         ge=0.0, le=1.0, description="with_mask / faces; null when there were no faces."
     )
+    skipped_share: float | None = Field(
+        None, ge=0.0, le=1.0, description="skipped / frames; null when there were no frames."
+    )
 
     @classmethod
     def of(cls, c: Counters) -> Stats:
@@ -53,6 +57,7 @@ class Stats(Model):
             with_mask=c.with_mask,
             without_mask=c.without_mask,
             compliance=c.compliance,
+            skipped_share=c.skipped / c.frames if c.frames else None,
         )
 
 
@@ -73,16 +78,41 @@ class RuleStatus(Model):
     since: datetime | None = Field(description="When the rule last changed state.")
 
 
+CameraState = Literal["live", "stale", "disconnected", "never_seen"]
+
+
+def camera_state(seen: bool, stale: bool, health: CameraHealth | None) -> CameraState:
+    """What a tile says first: the producer's word on a failed source beats the results'
+    silence; a camera with no result at all was never seen (configured, or reconnecting)."""
+    if health is not None and health.state == "disconnected":
+        return "disconnected"
+    if not seen:
+        return "never_seen"
+    return "stale" if stale else "live"
+
+
 class CameraSummary(Model):
     """One camera now, as the fleet view lists it: latest frame, rolling windows, alert
-    state, staleness and a compact last-hour sparkline (no per-minute objects)."""
+    state, staleness, its producer's health report and a compact last-hour sparkline."""
 
     camera_id: str
     labels: dict[str, str] = Field(
         default_factory=dict, description="The camera's labels (e.g. site, zone)."
     )
-    last_seen: datetime = Field(description="Capture time of the newest frame result.")
-    silent_for_s: float = Field(ge=0.0, description="Seconds since last_seen.")
+    state: CameraState = Field(
+        description="live; stale (no result for stale_after_s); disconnected (its producer "
+        "reports the source down); never_seen (configured, no result ever)."
+    )
+    configured: bool = Field(
+        False, description="A producer registered it (in cameras.yaml, within the last hour)."
+    )
+    health: CameraHealth | None = Field(
+        None, description="Its producer's latest health report (null: none reporting)."
+    )
+    last_seen: datetime | None = Field(
+        description="Capture time of the newest frame result (null: never seen)."
+    )
+    silent_for_s: float | None = Field(ge=0.0, description="Seconds since last_seen.")
     stale: bool = Field(description="No frame for longer than the API's stale_after_s.")
     latest: FrameSummary | None
     windows: list[WindowStats]
@@ -208,7 +238,9 @@ class CameraReplies:
     day: list[Counters]
 
 
-def _summary_fields(r: CameraReplies, now: float, stale_after_s: float) -> dict[str, Any]:
+def _summary_fields(
+    r: CameraReplies, now: float, stale_after_s: float, health: CameraHealth | None
+) -> dict[str, Any]:
     silent = max(0.0, now - r.last_ms / 1000)
     rules = []
     for rule in RULES:
@@ -226,6 +258,8 @@ def _summary_fields(r: CameraReplies, now: float, stale_after_s: float) -> dict[
         "last_seen": _at(r.last_ms / 1000),
         "silent_for_s": round(silent, 3),
         "stale": silent > stale_after_s,
+        "state": camera_state(True, silent > stale_after_s, health),
+        "health": health,
         "latest": r.latest,
         "windows": window_stats(r.history, r.short, r.day),
         "alerts": rules,
@@ -233,13 +267,49 @@ def _summary_fields(r: CameraReplies, now: float, stale_after_s: float) -> dict[
     }
 
 
-def camera_summary(r: CameraReplies, now: float, stale_after_s: float) -> CameraSummary:
+def camera_summary(
+    r: CameraReplies,
+    now: float,
+    stale_after_s: float,
+    configured: bool = False,
+    health: CameraHealth | None = None,
+) -> CameraSummary:
     """One camera's list-view entry from its raw replies (no per-minute objects built)."""
     spark = [c.compliance for c in r.history]
-    return CameraSummary(**_summary_fields(r, now, stale_after_s), spark=spark)
+    return CameraSummary(
+        **_summary_fields(r, now, stale_after_s, health), configured=configured, spark=spark
+    )
 
 
-def camera_status(r: CameraReplies, now: float, stale_after_s: float) -> CameraStatus:
+def unseen_summary(
+    camera: str, labels: dict[str, str], health: CameraHealth | None
+) -> CameraSummary:
+    """A configured camera with no result in Redis: empty windows, no sparkline points."""
+    empty = [Counters()] * HISTORY_READS
+    return CameraSummary(
+        camera_id=camera,
+        labels=labels,
+        state=camera_state(False, False, health),
+        configured=True,
+        health=health,
+        last_seen=None,
+        silent_for_s=None,
+        stale=False,
+        latest=None,
+        windows=window_stats(empty, [], []),
+        alerts=[RuleStatus(rule=rule, state="ok", since=None) for rule in RULES],  # type: ignore[arg-type]
+        firing=False,
+        spark=[None] * HISTORY_READS,
+    )
+
+
+def camera_status(
+    r: CameraReplies,
+    now: float,
+    stale_after_s: float,
+    configured: bool = False,
+    health: CameraHealth | None = None,
+) -> CameraStatus:
     """One camera in full (summary plus per-minute history) from its raw replies."""
     starts = history_starts(now, len(r.history))
     points = [
@@ -247,7 +317,8 @@ def camera_status(r: CameraReplies, now: float, stale_after_s: float) -> CameraS
         for start, c in zip(starts, r.history, strict=True)
     ]
     return CameraStatus(
-        **_summary_fields(r, now, stale_after_s),
+        **_summary_fields(r, now, stale_after_s, health),
+        configured=configured,
         spark=[p.compliance for p in points],
         history=points,
     )

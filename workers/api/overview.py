@@ -9,8 +9,12 @@ Why: one camera's view reads ~93 keys; recomputed per request and per viewer tha
 - re-reads a camera (and the fleet totals) `coalesce_s` after the channel names it (a
   result batch or an alert);
 - every `tick_s` re-assembles every summary at the new time from the buckets it already
-  holds (windows roll without reads, see store.replies_at), reads the fleet totals, and
-  announces the summaries that changed.
+  holds (windows roll without reads, see store.replies_at), reads the fleet totals, the
+  configured cameras and every camera's health record (one MGET per 500 cameras: producers
+  rewrite them every few seconds without announcing them), and announces the summaries that
+  changed.
+The fleet is every camera with results (the aggregator's registry) and every camera a
+producer registered as configured: one never seen is listed with empty windows.
 Event streams subscribe to the announcements: changed summaries, removed ids, alerts and
 totals. Each summary carries the server time it last changed, so a client that painted
 from GET /cameras can ask the stream for what changed since.
@@ -19,6 +23,7 @@ from GET /cameras can ask the stream for what changed since.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import time
@@ -28,7 +33,8 @@ from typing import Any, Literal
 from redis.exceptions import RedisError
 
 from runtime.logs import get_logger
-from workers.api.models import CameraSummary, Totals, camera_summary
+from schemas.camera_health import CameraHealth, ConfiguredCamera
+from workers.api.models import CameraSummary, Totals, camera_state, camera_summary, unseen_summary
 from workers.api.store import CameraRaw, Store, replies_at
 
 log = get_logger("api.overview")
@@ -37,25 +43,69 @@ TICK_CHUNK = 50
 ChangeKind = Literal["cameras", "removed", "alert", "totals"]
 
 
+AGED = frozenset({"silent_for_s", "stale", "state"})
+"""The summary fields that move with the clock alone (recomputed per request)."""
+
+
+def aged_fields(summary: CameraSummary, now: float, stale_after_s: float) -> dict[str, Any]:
+    """The summary's silence, staleness and state at `now`."""
+    if summary.last_seen is None:
+        return {"silent_for_s": None, "stale": False, "state": summary.state}
+    silent = round(max(0.0, now - summary.last_seen.timestamp()), 3)
+    stale = silent > stale_after_s
+    return {
+        "silent_for_s": silent,
+        "stale": stale,
+        "state": camera_state(True, stale, summary.health),
+    }
+
+
 @dataclass
 class Entry:
-    raw: CameraRaw
     summary: CameraSummary
     changed_ms: int
+    _json: str | None = None
+
+    def hold(self, summary: CameraSummary) -> None:
+        """Hold `summary` and its JSON without the clock's fields (serialised here, in the
+        overview's task, so requests only join)."""
+        self.summary = summary
+        self._json = summary.model_dump_json(exclude=set(AGED))[:-1]
+
+    def json_at(self, now: float, stale_after_s: float) -> str:
+        """The summary as JSON aged to `now`, as `aged(...).model_dump_json()` gives it but
+        cheap: serialised once per change, the clock's fields appended (members of a JSON
+        object have no order). A 500-camera page is then a join."""
+        if self._json is None:
+            self.hold(self.summary)
+        tail = json.dumps(aged_fields(self.summary, now, stale_after_s), separators=(",", ":"))
+        return f"{self._json},{tail[1:]}"
+
+
+FPS_CHANGE = 0.1
+"""A measured frame rate that moved less than this share (or 0.2 fps) is not news."""
+
+
+def same_health(a: CameraHealth | None, b: CameraHealth | None) -> bool:
+    """Equal for a viewer: timestamps that move with every report and small swings of the
+    measured frame rate are not changes (they would announce every camera every tick)."""
+    if a is None or b is None:
+        return a is b
+    fields = ("state", "producer", "reconnects", "dropped", "last_error", "configured_fps")
+    if any(getattr(a, f) != getattr(b, f) for f in fields):
+        return False
+    return abs(a.actual_fps - b.actual_fps) <= max(0.2, FPS_CHANGE * b.actual_fps)
 
 
 def _same(a: CameraSummary, b: CameraSummary) -> bool:
     """Equal apart from what moves with the clock alone (the client ages tiles itself)."""
-    fields = ("labels", "last_seen", "latest", "windows", "alerts", "spark")
-    return all(getattr(a, f) == getattr(b, f) for f in fields)
+    fields = ("labels", "last_seen", "latest", "windows", "alerts", "spark", "state", "configured")
+    return all(getattr(a, f) == getattr(b, f) for f in fields) and same_health(a.health, b.health)
 
 
 def aged(summary: CameraSummary, now: float, stale_after_s: float) -> CameraSummary:
-    """The summary with its silence and staleness at `now`."""
-    silent = max(0.0, now - summary.last_seen.timestamp())
-    return summary.model_copy(
-        update={"silent_for_s": round(silent, 3), "stale": silent > stale_after_s}
-    )
+    """The summary with its silence, staleness and state at `now`."""
+    return summary.model_copy(update=aged_fields(summary, now, stale_after_s))
 
 
 @dataclass(eq=False)  # identity: each stream its own
@@ -97,6 +147,9 @@ class LiveOverview:
             retry_s,
         )
         self.entries: dict[str, Entry] = {}
+        self.raws: dict[str, CameraRaw] = {}
+        self.configured: dict[str, ConfiguredCamera] = {}
+        self.health: dict[str, CameraHealth] = {}
         self.totals: Totals | None = None
         self.ready = asyncio.Event()
         self._subs: set[Subscription] = set()
@@ -113,6 +166,15 @@ class LiveOverview:
         stale = self.store.stale_after_s
         page = [aged(self.entries[c].summary, now, stale) for c in ids[offset : offset + limit]]
         return len(ids), page
+
+    def page_json(
+        self, labels: dict[str, str], offset: int, limit: int, now: float | None = None
+    ) -> tuple[int, list[str]]:
+        """`page`, each camera as its JSON (what GET /api/v1/cameras sends)."""
+        now = time.time() if now is None else now
+        ids = sorted(c for c, e in self.entries.items() if matches(e.summary, labels))
+        stale = self.store.stale_after_s
+        return len(ids), [self.entries[c].json_at(now, stale) for c in ids[offset : offset + limit]]
 
     def changed_since(self, since_ms: int) -> list[CameraSummary]:
         """Cameras whose summary changed at or after `since_ms` (server epoch ms)."""
@@ -186,15 +248,44 @@ class LiveOverview:
         self._dirty.update(str(c) for c in update.get("cameras", ()))
         self._dirty.discard("")
 
-    def _put(self, raw: CameraRaw, now: float) -> CameraSummary | None:
-        """Store a camera's replies; its summary if that changed (None if not)."""
-        summary = camera_summary(replies_at(raw, self.store.keys, now), now, 0.0)
-        old = self.entries.get(raw.camera)
+    def _summarise(self, camera: str, now: float) -> CameraSummary:
+        """A camera's summary at `now` from what is held: its replies (if it ever sent), its
+        configuration and its producer's health record."""
+        raw, info = self.raws.get(camera), self.configured.get(camera)
+        health = self.health.get(camera)
+        if raw is None:
+            labels = dict(info.labels) if info is not None else {}
+            return unseen_summary(camera, labels, health)
+        replies = replies_at(raw, self.store.keys, now)
+        if not replies.labels and info is not None and info.labels:
+            replies = dataclasses.replace(replies, labels=dict(info.labels))
+        return camera_summary(replies, now, 0.0, info is not None, health)
+
+    def _put(self, camera: str, now: float) -> CameraSummary | None:
+        """Re-assemble a camera's summary; the summary if it changed (None if not)."""
+        summary = self._summarise(camera, now)
+        old = self.entries.get(camera)
         if old is not None and _same(old.summary, summary):
-            old.raw = raw
+            if old.summary != summary:  # health timestamps moved: keep them current, unannounced
+                old.hold(summary)
             return None
-        self.entries[raw.camera] = Entry(raw, summary, int(now * 1000))
+        entry = Entry(summary, int(now * 1000))
+        entry.hold(summary)
+        self.entries[camera] = entry
         return summary
+
+    def _forget(self, known: set[str]) -> None:
+        """Drop cameras neither registered nor configured any more, and say so."""
+        gone = sorted(set(self.entries) - known)
+        for camera in gone:
+            del self.entries[camera]
+            self.raws.pop(camera, None)
+        if gone:
+            self._announce("removed", gone)
+
+    async def _read_health(self, now: float) -> None:
+        self.configured = await self.store.configured(now)
+        self.health = await self.store.health(sorted(set(self.raws) | set(self.configured)))
 
     def _publish(self, changed: list[CameraSummary | None], now: float) -> None:
         fresh = [aged(s, now, self.store.stale_after_s) for s in changed if s is not None]
@@ -208,30 +299,34 @@ class LiveOverview:
         now = time.time()
         scores = await self.store.redis.zmscore(self.store.keys.registry, cameras)
         known = [(c, float(s)) for c, s in zip(cameras, scores, strict=True) if s is not None]
-        self._publish([self._put(raw, now) for raw in await self.store.raw(known, now)], now)
+        for raw in await self.store.raw(known, now):
+            self.raws[raw.camera] = raw
+        self.health.update(await self.store.health([c for c, _ in known]))
+        self._publish([self._put(camera, now) for camera, _ in known], now)
         await self._read_totals(now)
 
     async def resync(self) -> None:
         """Read every camera and the totals again; forget cameras no longer registered."""
         now = time.time()
         registry = await self.store.registry()
-        raws = await self.store.raw(registry, now)
-        self._publish([self._put(raw, now) for raw in raws], now)
-        gone = sorted(set(self.entries) - {camera for camera, _ in registry})
-        for camera in gone:
-            del self.entries[camera]
-        if gone:
-            self._announce("removed", gone)
+        self.raws = {raw.camera: raw for raw in await self.store.raw(registry, now)}
+        await self._read_health(now)
+        cameras = set(self.raws) | set(self.configured)
+        self._publish([self._put(camera, now) for camera in sorted(cameras)], now)
+        self._forget(cameras)
         await self._read_totals(now)
         self.ready.set()
 
     async def tick(self) -> None:
         """Roll every camera's windows to now from the buckets held; read the totals."""
         now = time.time()
-        raws = [e.raw for e in self.entries.values()]
-        for first in range(0, len(raws), TICK_CHUNK):
-            self._publish([self._put(raw, now) for raw in raws[first : first + TICK_CHUNK]], now)
+        await self._read_health(now)
+        cameras = sorted(set(self.raws) | set(self.configured))
+        for first in range(0, len(cameras), TICK_CHUNK):
+            chunk = cameras[first : first + TICK_CHUNK]
+            self._publish([self._put(camera, now) for camera in chunk], now)
             await asyncio.sleep(0)  # let requests in between chunks
+        self._forget(set(cameras))
         await self._read_totals(now)
 
     async def _read_totals(self, now: float) -> None:

@@ -17,7 +17,7 @@ class ApiSettings(RedisState, ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MASKWATCH_API_")
 
     host: str = Field("0.0.0.0", min_length=1, description="Address to listen on.")
-    port: int = Field(8080, ge=0, le=65535, description="HTTP port (API, dashboard, metrics).")
+    port: int = Field(8080, ge=0, le=65535, description="Public HTTP port (API, dashboard).")
     token: SecretStr | None = Field(
         None, description="Bearer token required by /api/v1 (unset: open). Prefer token_file."
     )
@@ -66,7 +66,8 @@ class ApiSettings(RedisState, ServiceSettings):
         100, ge=1, le=10_000, description="Most values per metric label (the rest: _other)."
     )
     runtime: RuntimeSettings = Field(
-        default_factory=RuntimeSettings, description="Logging (health is on the API's own port)."
+        default_factory=lambda: RuntimeSettings(health_port=9104),
+        description="Logging, and the health port: /metrics, /healthz, /readyz (not public).",
     )
 
     def bearer_token(self) -> str | None:

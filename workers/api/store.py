@@ -11,12 +11,30 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from schemas.alert import AlertEvent
-from schemas.redis_state import COUNTERS, EMPTY, WINDOWS, Counters, FrameSummary, Keys, counters_of
+from schemas.camera_health import (
+    CONFIGURED_TTL_S,
+    SUPPORTED_HEALTH_VERSIONS,
+    CameraHealth,
+    ConfiguredCamera,
+)
+from schemas.redis_state import (
+    COUNTERS,
+    EMPTY,
+    WINDOWS,
+    Counters,
+    FrameSummary,
+    Keys,
+    Span,
+    counters_of,
+    span_starts,
+)
+from workers.api.history import CameraHistory, camera_history
 from workers.api.models import (
     HISTORY_READS,
     CameraReplies,
@@ -24,11 +42,14 @@ from workers.api.models import (
     Stats,
     Totals,
     camera_status,
+    unseen_summary,
     window_stats,
 )
 
 CHUNK_CAMERAS = 10
 """Cameras per pipeline: bounds one reply's size and how long the event loop is busy."""
+CHUNK_KEYS = 500
+"""Keys per MGET of health and configured records."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +134,21 @@ def _raw_of(camera: str, last_ms: float, keys: list[str], reply: list[Any]) -> C
     )
 
 
+R = TypeVar("R", CameraHealth, ConfiguredCamera)
+
+
+def parse_record(model: type[R], text: str | None) -> R | None:
+    """A health or configured record, or None: absent, unreadable, or of a version this API
+    does not support (never guessed at; the camera then reads as not reporting)."""
+    if text is None:
+        return None
+    try:
+        value = model.model_validate_json(text)
+    except ValidationError:
+        return None
+    return value if value.schema_version in SUPPORTED_HEALTH_VERSIONS else None
+
+
 class Store:
     """The API's view of Redis."""
 
@@ -155,14 +191,55 @@ class Store:
                 out.append(_raw_of(camera, last_ms, keys, reply))
         return out
 
+    async def _mget(self, keys: list[str]) -> list[str | None]:
+        out: list[str | None] = []
+        for first in range(0, len(keys), CHUNK_KEYS):
+            texts = await self.redis.mget(keys[first : first + CHUNK_KEYS])
+            out.extend(None if t is None else str(t) for t in texts)
+        return out
+
+    async def configured(self, now: float) -> dict[str, ConfiguredCamera]:
+        """The cameras producers registered within CONFIGURED_TTL_S, by id."""
+        cutoff_ms = int((now - CONFIGURED_TTL_S) * 1000)
+        found_ids = await self.redis.zrangebyscore(self.keys.configured, cutoff_ms, "+inf")
+        ids = sorted(str(c) for c in found_ids)
+        texts = await self._mget([self.keys.configured_camera(c) for c in ids])
+        found = {c: parse_record(ConfiguredCamera, t) for c, t in zip(ids, texts, strict=True)}
+        return {c: info for c, info in found.items() if info is not None}
+
+    async def health(self, cameras: list[str]) -> dict[str, CameraHealth]:
+        """The live health records of some cameras (expired or unreadable ones are absent)."""
+        texts = await self._mget([self.keys.health(c) for c in cameras])
+        found = {c: parse_record(CameraHealth, t) for c, t in zip(cameras, texts, strict=True)}
+        return {c: h for c, h in found.items() if h is not None}
+
     async def camera(self, camera: str, now: float | None = None) -> CameraStatus | None:
-        """One camera in full, read now (one round trip after its registry score)."""
+        """One camera in full, read now (one round trip after its registry score); a
+        configured camera never seen has empty windows; unknown → None."""
         now = time.time() if now is None else now
         last_ms = await self.redis.zscore(self.keys.registry, camera)
+        configured = await self.configured(now)
+        health = (await self.health([camera])).get(camera)
         if last_ms is None:
-            return None
+            info = configured.get(camera)
+            if info is None:
+                return None
+            unseen = unseen_summary(camera, dict(info.labels), health)
+            return CameraStatus(**unseen.model_dump(), history=[])
         (raw,) = await self.raw([(camera, float(last_ms))], now)
-        return camera_status(replies_at(raw, self.keys, now), now, self.stale_after_s)
+        replies = replies_at(raw, self.keys, now)
+        return camera_status(replies, now, self.stale_after_s, camera in configured, health)
+
+    async def history(self, camera: str, span: Span, now: float | None = None) -> CameraHistory:
+        """A camera's counts per bucket over `span` (one pipelined HMGET per bucket)."""
+        now = time.time() if now is None else now
+        starts = span_starts(now, span)
+        pipe = self.redis.pipeline(transaction=False)
+        for start in starts:
+            pipe.hmget(self.keys.bucket(camera, span.resolution, start), list(COUNTERS))
+        replies: list[list[str | None]] = await pipe.execute()
+        counters = [Counters(*(int(v or 0) for v in reply)) for reply in replies]
+        return camera_history(camera, span, starts, counters, now)
 
     async def totals(self, now: float | None = None) -> Totals:
         """The windows and lifetime counters across all cameras."""

@@ -82,33 +82,50 @@ class ClassifierCalls:
         self.outage, self.busy = outage, busy
         self.wait, self.set_ready, self.on_answer = wait, set_ready, on_answer
 
-    def classify(self, crops: npt.NDArray[np.uint8]) -> Answer | None:
+    def classify(
+        self, crops: npt.NDArray[np.uint8], failed: BaseException | None = None
+    ) -> Answer | None:
         """The answer; None if asked to stop during an outage; ClassifyError or
-        ClassifierBusyError as the module doc says."""
+        ClassifierBusyError as the module doc says. `failed` is the error of a first call
+        already made (in the background, by `attempt`): it is handled as this call's first."""
         outage, busy = Backoff(self.outage), Backoff(self.busy)
         while True:
-            started = time.perf_counter()
-            try:
-                probabilities = np.asarray(self.classifier.classify(crops), np.float32)
-            except Exception as error:  # sorted into outage, busy or error below
-                kind = failure_kind(error)
-                metrics.CLASSIFIER_FAILURES.labels(kind).inc()
-                log.warning("classify_failed", kind=kind, crops=len(crops), error=repr(error))
-                if kind == "error":
-                    raise ClassifyError(repr(error)) from error
-                if kind == "busy":
-                    delay = busy.next_delay()
-                    if delay is None:
-                        raise ClassifierBusyError(repr(error)) from error
+            if failed is None:
+                try:
+                    probabilities, elapsed_ms = self.attempt(crops)
+                except Exception as error:  # sorted into outage, busy or error below
+                    failed = error
                 else:
-                    self.set_ready(False, "model server unavailable")
-                    delay = outage.next_delay() or self.outage.max_s
-                if not self.wait(delay):
-                    return None
-                continue
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            metrics.CLASSIFY_MS.observe(elapsed_ms)
-            metrics.BATCH_CROPS.observe(len(crops))
-            self.set_ready(True, "")
-            self.on_answer()
-            return probabilities, elapsed_ms
+                    return self.answered(crops, probabilities, elapsed_ms)
+            kind = failure_kind(failed)
+            metrics.CLASSIFIER_FAILURES.labels(kind).inc()
+            log.warning("classify_failed", kind=kind, crops=len(crops), error=repr(failed))
+            if kind == "error":
+                raise ClassifyError(repr(failed)) from failed
+            if kind == "busy":
+                delay = busy.next_delay()
+                if delay is None:
+                    raise ClassifierBusyError(repr(failed)) from failed
+            else:
+                self.set_ready(False, "model server unavailable")
+                delay = outage.next_delay() or self.outage.max_s
+            failed = None
+            if not self.wait(delay):
+                return None
+
+    def attempt(self, crops: npt.NDArray[np.uint8]) -> Answer:
+        """One call, timed, nothing else: safe off the worker's thread (the client is)."""
+        started = time.perf_counter()
+        probabilities = np.asarray(self.classifier.classify(crops), np.float32)
+        return probabilities, (time.perf_counter() - started) * 1000
+
+    def answered(
+        self, crops: npt.NDArray[np.uint8], probabilities: npt.NDArray[np.float32], ms: float
+    ) -> Answer:
+        """Book a successful call (metrics, readiness, the model version it reported), on
+        the worker's thread; the answer, unchanged."""
+        metrics.CLASSIFY_MS.observe(ms)
+        metrics.BATCH_CROPS.observe(len(crops))
+        self.set_ready(True, "")
+        self.on_answer()
+        return probabilities, ms

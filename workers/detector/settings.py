@@ -12,11 +12,11 @@ import socket
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from imaging.crop import CropConfig
+from imaging.crop_config import CropConfig
 from runtime.grpc_tls import GrpcClientTls
 from runtime.settings import CLI_DEFAULT, RuntimeSettings, ServiceSettings, runtime_section
 from schemas.model_server import MODEL_NAME
-from workers.detector.backends import DetectorConfig, detector_config
+from workers.detector.backends.configs import DetectorConfig, detector_config
 
 
 def _default_worker_id() -> str:
@@ -53,6 +53,13 @@ class DetectorSettings(ServiceSettings):
     mask_threshold: float = Field(0.5, ge=0, le=1, description="P(with_mask) for the label.")
     max_batch_crops: int = Field(64, ge=1, le=1024, description="Most crops per classifier call.")
     max_batch_wait_ms: float = Field(30.0, ge=0, le=5000, description="Longest crop batch wait.")
+    classify_in_flight: int = Field(
+        1,
+        ge=0,
+        le=8,
+        description="Classify calls left running while the next frames are detected "
+        "(0: each call is waited for).",
+    )
     poll_records: int = Field(8, ge=1, le=500, description="Most frames taken per poll.")
     max_age_s: float = Field(30.0, gt=0, le=86400, description="Older frames are skipped.")
     known_cameras: list[str] | None = Field(

@@ -1,12 +1,19 @@
 """The detector worker's loop: poll → prepare → classify batch → publish → commit.
 
+Pipelined: a due batch's classify call is started in the background (`classify_in_flight`
+calls at most, `workers.detector.pipeline`) and the loop goes on detecting the next frames;
+finished calls are landed oldest first on the loop's thread. A call that failed is handled
+there by the retry rules (`calls`) as their first attempt, exactly as if it had been made
+inline, so the rules below hold for pipelined and inline calls alike.
+
 Delivery is at-least-once: a frame's offset is committed only after its result (or dead
 letter) is acknowledged by Kafka, and only up to the first frame that is not (see
 `OffsetTracker`). A worker killed at any point leaves its uncommitted frames to the group
 member that takes its partitions over; results are keyed by (camera, seq), so a replay
 overwrites rather than double-counts downstream. While the model server is down the worker
 backs off, stays in the group (partitions paused, polls continue), reports not-ready and
-commits nothing it has not answered.
+commits nothing it has not answered. While the broker is unreachable it reports not-ready
+too (`runtime.broker`) and waits for it (`Outbox.flush_and_commit`).
 
 One boundary per record: every record taken is answered by a result or a dead letter with a
 reason; a record the Kafka client cannot decode is skipped and dead-lettered by its place
@@ -20,33 +27,46 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaConnectionError, KafkaError
-from kafka.structs import OffsetAndMetadata
+from kafka.errors import KafkaError
 
 from runtime.backoff import Backoff, BackoffPolicy
-from runtime.dead_letters import DeadLetterLostError, DeadLetterSink
-from runtime.kafka import KafkaSettings, topic_specs
+from runtime.broker import BrokerProbe
+from runtime.dead_letters import DeadLetterLostError
+from runtime.kafka import KafkaSettings
 from runtime.logs import get_logger
 from runtime.poll import CorruptRecord, poll_records
 from runtime.service import Health
-from schemas.common import DeadLetterReason, encode, utc_now
+from schemas.common import DeadLetterReason, utc_now
 from schemas.dead_letter import DeadLetter, build_dead_letter
 from schemas.frame import FrameMeta
 from schemas.result import FrameResult
 from workers.detector import metrics
-from workers.detector.batching import CropBatcher, OffsetTracker, concat_crops
+from workers.detector.batching import CropBatcher, concat_crops
 from workers.detector.calls import Answer, ClassifierBusyError, ClassifierCalls, ClassifyError
 from workers.detector.classifier import Classifier
 from workers.detector.core import Core, FrameMessage, Outcome, PendingFrame
+from workers.detector.outbox import Outbox
+from workers.detector.pipeline import Flight, InFlight
 from workers.detector.settings import DetectorSettings
 
 log = get_logger("detector")
 
 LAG_EVERY_S = 5.0
+IN_FLIGHT_POLL_S = 0.01
+"""Longest poll while a call is in flight (its answer is landed after the poll)."""
+
+
+class Batch(NamedTuple):
+    """Frames whose crops go in one classify call, and those crops."""
+
+    frames: list[PendingFrame]
+    crops: npt.NDArray[np.uint8]
 
 
 def outage_policy(settings: DetectorSettings) -> BackoffPolicy:
@@ -77,18 +97,15 @@ class Worker:
         health: Health,
         stopping: threading.Event,
     ) -> None:
-        self.settings, self.kafka = settings, kafka
-        self.consumer, self.producer = consumer, producer
+        self.settings, self.consumer = settings, consumer
         self.core, self.classifier = core, classifier
         self.health, self.stopping = health, stopping
         self.batcher: CropBatcher[PendingFrame] = CropBatcher(
             settings.max_batch_crops, settings.max_batch_wait_ms / 1000
         )
-        self.offsets: OffsetTracker[TopicPartition] = OffsetTracker()
-        dead_letter_bytes = {s.name: s.max_message_bytes for s in topic_specs(kafka)}
-        self.dead_letters = DeadLetterSink(
-            producer, kafka.dead_letter_topic, dead_letter_bytes[kafka.dead_letter_topic]
-        )
+        self.broker = BrokerProbe(consumer, kafka.frames_topic, health)
+        self.outbox = Outbox(kafka, consumer, producer, health, stopping, self.broker)
+        self.offsets = self.outbox.offsets
         self.calls = ClassifierCalls(
             classifier,
             outage_policy(settings),
@@ -97,9 +114,10 @@ class Worker:
             set_ready=health.set_ready,
             on_answer=self._note_version,
         )
-        self._sent: list[tuple[Any, TopicPartition, int, str]] = []
-        self._kafka_wait = Backoff(outage_policy(settings))
-        """Waiting for the broker (unbounded: nothing is lost while it is away)."""
+        self.in_flight: InFlight[Batch, Answer] = InFlight(settings.classify_in_flight)
+        self._executor = ThreadPoolExecutor(
+            max(settings.classify_in_flight, 1), thread_name_prefix="classify"
+        )
         self._lag_at = 0.0
         self._rewind: dict[TopicPartition, int] = {}
         """First frame offset discarded per revoked partition (see `on_assigned`)."""
@@ -107,37 +125,52 @@ class Worker:
     # ------------------------------------------------------------------ loop
 
     def run(self) -> None:
-        """Until `stopping` is set; then finish frames in flight, commit and return."""
+        """Until `stopping` is set; then land the calls in flight, classify what is batched,
+        commit and return."""
         self.health.set_ready(True, "")
-        while not self.stopping.is_set():
-            self.health.beat()
-            wait_s = min(self.batcher.wait_left_s(time.perf_counter()), 0.5)
-            for partition, record in self._poll(wait_s):
-                self._take(partition, record)
-                if self.batcher.due(time.perf_counter()):  # the wait bound holds mid-poll
-                    self._classify(self.batcher.take())
-            if self.batcher.due(time.perf_counter()):
-                self._classify(self.batcher.take())
-            self._flush_and_commit()
-            self._report_lag()
-        if len(self.batcher):
-            self._classify(self.batcher.take())
-        self._flush_and_commit()
+        try:
+            while not self.stopping.is_set():
+                self.health.beat()
+                wait_s = min(self.batcher.wait_left_s(time.perf_counter()), 0.5)
+                if len(self.in_flight):
+                    wait_s = min(wait_s, IN_FLIGHT_POLL_S)
+                records = self._poll(wait_s)
+                if records:
+                    self.broker.answered()
+                else:
+                    self.broker.check()
+                for partition, record in records:
+                    self._take(partition, record)
+                    self._land_done()
+                    if self.batcher.due(time.perf_counter()):  # the wait bound holds mid-poll
+                        self._start(self.batcher.take())
+                if self.batcher.due(time.perf_counter()):
+                    self._start(self.batcher.take())
+                self._land_done()
+                self.outbox.flush_and_commit()
+                self._report_lag()
+            for flight in self.in_flight.pop_all():
+                self._land(flight)
+            if len(self.batcher):
+                self._classify(self._batch(self.batcher.take()))
+            self.outbox.flush_and_commit()
+        finally:
+            self._executor.shutdown(wait=True, cancel_futures=True)
         log.info("stopped", in_flight=self.offsets.in_flight())
 
     def on_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         """Commit what is answered, then drop frames of partitions another member now owns."""
         lost = set(revoked)
+        self._land_before_revoke()
         try:
-            self._flush_and_commit()
+            self.outbox.flush_and_commit()
         except DeadLetterLostError:
             raise  # its own infrastructure failed: end the worker, nothing committed
         except (KafkaError, RuntimeError) as error:
             # kafka-python 3 runs this listener on its IO thread, where a blocking commit
             # raises RuntimeError ("Cannot block on net.run() from the IO thread"); uncaught,
-            # it ended the worker at every rebalance (found by the soak). Uncommitted
-            # answered frames are then re-read by the next owner: at-least-once, and the
-            # aggregator's dedupe counts them once.
+            # it ended the worker at rebalances (found by the soak). Uncommitted answered
+            # frames are re-read by the next owner; the aggregator's dedupe counts them once.
             log.warning("commit_on_revoke_failed", error=str(error))
         dropped = self.batcher.discard(
             lambda f: TopicPartition(f.message.topic, f.message.partition) in lost,
@@ -167,19 +200,8 @@ class Worker:
     # ------------------------------------------------------------------ poll
 
     def _poll(self, wait_s: float) -> list[tuple[TopicPartition, Any]]:
-        """The next records; a record the client cannot decode is dead-lettered here. An
-        unreachable broker (e.g. restarting) is waited out, not ready, instead of ending the
-        worker: what is uncommitted is polled again once it is back (found by the soak)."""
-        try:
-            polled = poll_records(self.consumer, int(wait_s * 1000), self.settings.poll_records)
-        except KafkaConnectionError as error:
-            self.health.set_ready(False, f"kafka: {error}")
-            log.warning("kafka_unavailable", error=str(error))
-            self.stopping.wait(self._kafka_wait.next_delay() or self.settings.backoff_max_s)
-            return []
-        if self._kafka_wait.attempts:
-            self._kafka_wait.reset()
-            self.health.set_ready(True, "")
+        """The next records; a record the client cannot decode is dead-lettered here."""
+        polled = poll_records(self.consumer, int(wait_s * 1000), self.settings.poll_records)
         for corrupt in polled.corrupt:
             self._dead_letter_corrupt(corrupt)
         return [(tp, record) for tp, records in polled.records.items() for record in records]
@@ -196,7 +218,7 @@ class Worker:
             message=corrupt.error,
             payload=None,
         )
-        self._send(tp, corrupt.offset, letter)
+        self.outbox.send_letter(tp, corrupt.offset, letter)
 
     # ------------------------------------------------------------------ prepare
 
@@ -211,7 +233,7 @@ class Worker:
         self.offsets.start(partition, record.offset)
         outcome = self._prepare(message)
         if not isinstance(outcome, PendingFrame):
-            self._publish(message, outcome)
+            self.outbox.publish(message, outcome)
             return
         metrics.DECODE_MS.observe(outcome.decode_ms)
         metrics.DETECT_MS.observe(outcome.detect_ms)
@@ -246,23 +268,72 @@ class Worker:
 
     # ------------------------------------------------------------------ classify
 
-    def _classify(self, frames: list[PendingFrame]) -> None:
-        """Classify the frames' crops in one bounded call and publish their results; a batch
+    def _batch(self, frames: list[PendingFrame]) -> Batch:
+        return Batch(
+            frames, concat_crops([f.crops_rgb for f in frames], self.core.config.crop.size_px)
+        )
+
+    def _start(self, frames: list[PendingFrame]) -> None:
+        """Classify a due batch: in the background when calls may be in flight (landing the
+        oldest first while there is no room), else inline."""
+        batch = self._batch(frames)
+        if self.in_flight.limit == 0:
+            self._classify(batch)
+            return
+        while self.in_flight.full():
+            oldest = self.in_flight.pop_oldest()
+            if oldest is not None:
+                self._land(oldest)
+        self.in_flight.add(batch, self._executor.submit(self.calls.attempt, batch.crops))
+
+    def _land_done(self) -> None:
+        for flight in self.in_flight.pop_done():
+            self._land(flight)
+
+    def _land(self, flight: Flight[Batch, Answer]) -> None:
+        """Publish a finished call's results (waiting for it); a failed call goes through
+        the retry rules with its error as their first attempt."""
+        error = flight.future.exception()
+        if error is None:
+            probabilities, ms = flight.future.result()
+            batch = flight.batch
+            self._answer(batch, self.calls.answered(batch.crops, probabilities, ms))
+        else:
+            self._classify(flight.batch, failed=error)
+
+    def _land_before_revoke(self) -> None:
+        """Wait for the calls in flight: answered frames are published (and committed by the
+        revoke); frames of a failed call go back to the batcher like frames not yet sent
+        (the retry rules wait on the consumer, which a rebalance callback cannot)."""
+        for flight in self.in_flight.pop_all():
+            if flight.future.exception() is None:
+                probabilities, ms = flight.future.result()
+                batch = flight.batch
+                self._answer(batch, self.calls.answered(batch.crops, probabilities, ms))
+                continue
+            for frame in flight.batch.frames:
+                self.batcher.add(frame, len(frame.detections), time.perf_counter())
+
+    def _classify(self, batch: Batch, failed: BaseException | None = None) -> None:
+        """Classify the batch's crops in one bounded call and publish their results; a batch
         that fails for a reason other than an outage is retried frame by frame."""
-        crops = concat_crops([f.crops_rgb for f in frames], self.core.config.crop.size_px)
         try:
-            answer = self.calls.classify(crops)
+            answer = self.calls.classify(batch.crops, failed)
         except (ClassifyError, ClassifierBusyError):
-            for frame in frames:
+            for frame in batch.frames:
                 self._classify_alone(frame)
             return
         if answer is None:  # stopping while the model server is down: leave uncommitted
             return
+        self._answer(batch, answer)
+
+    def _answer(self, batch: Batch, answer: Answer) -> None:
+        """Each frame's share of the probabilities and of the call's time; publish."""
         probabilities, classify_ms = answer
         start = 0
-        for frame in frames:
+        for frame in batch.frames:
             count = len(frame.detections)
-            share = classify_ms * count / max(len(crops), 1)
+            share = classify_ms * count / max(len(batch.crops), 1)
             self._finish(frame, (probabilities[start : start + count], share))
             start += count
 
@@ -285,7 +356,7 @@ class Worker:
         letter = self.core.failed(
             frame.message, frame.meta, f"classifier: {error!r}", self.settings.max_attempts, reason
         )
-        self._publish(frame.message, letter)
+        self.outbox.publish(frame.message, letter)
 
     def _finish(self, frame: PendingFrame, answer: Answer) -> None:
         try:
@@ -294,7 +365,7 @@ class Worker:
             )
         except Exception as error:  # one frame's bad answer must not stop the worker
             outcome = self.core.failed(frame.message, frame.meta, repr(error), 1)
-        self._publish(frame.message, outcome)
+        self.outbox.publish(frame.message, outcome)
 
     def wait_for_model_server(self) -> bool:
         """Block (not ready, backing off) until the classifier answers; False if stopped.
@@ -340,53 +411,10 @@ class Worker:
         self.consumer.resume(*self.consumer.paused())
         return not self.stopping.is_set()
 
-    # ------------------------------------------------------------------ publish, commit
-
-    def _publish(self, message: FrameMessage, outcome: FrameResult | DeadLetter) -> None:
-        partition = TopicPartition(message.topic, message.partition)
-        if isinstance(outcome, DeadLetter):
-            self._send(partition, message.offset, outcome)
-            return
-        value = encode(outcome)
-        future = self.producer.send(
-            self.kafka.results_topic, key=outcome.camera_id.encode(), value=value
-        )
-        self._sent.append((future, partition, message.offset, outcome.status))
-        if outcome.status == "processed":
-            metrics.FACES_PER_FRAME.observe(outcome.counts.faces)
-            lag_ms = (outcome.processed_at - outcome.captured_at).total_seconds() * 1000
-            metrics.END_TO_END_MS.observe(max(lag_ms, 0.0))
-
-    def _send(self, partition: TopicPartition, offset: int, letter: DeadLetter) -> None:
-        metrics.DEAD_LETTERS.labels(letter.reason.value).inc()
-        future = self.dead_letters.send(letter)
-        self._sent.append((future, partition, offset, "dead_lettered"))
-
-    def _flush_and_commit(self) -> None:
-        """Wait for every publish to be acknowledged, then commit what is contiguous."""
-        if self._sent:
-            # No shorter timeout than the producer's own delivery timeout: a broker restart
-            # that outlasts a flush timeout must not end the worker (found by the soak);
-            # a write Kafka gives up on fails its future below.
-            self.producer.flush()
-            self.dead_letters.confirm()  # raises if one was lost: crash, nothing committed
-            for future, partition, offset, label in self._sent:
-                future.get(timeout=0)  # raises if the write failed: crash, nothing committed
-                self.offsets.done(partition, offset)
-                metrics.FRAMES.labels(label).inc()
-            self._sent.clear()
-        points = self.offsets.committable()
-        metrics.IN_FLIGHT.set(self.offsets.in_flight())
-        if not points:
-            return
-        try:
-            self.consumer.commit({p: OffsetAndMetadata(o, "", -1) for p, o in points.items()})
-        except KafkaError as error:  # CommitFailedError, or the broker is away: retry next
-            log.warning("commit_failed", error=str(error))
-            return
-        self.offsets.committed(points)
-
     def _report_lag(self) -> None:
+        """Lag per partition from what the client knows; a position it does not know (after
+        a rebalance, with the broker away) is skipped: `position` without a bound waits for
+        the coordinator, which stalled the loop (and its readiness) for a whole outage."""
         now = time.monotonic()
         if now - self._lag_at < LAG_EVERY_S:
             return
@@ -394,5 +422,6 @@ class Worker:
         for partition in self.consumer.assignment():
             end = self.consumer.highwater(partition)
             if end is not None:
-                position = self.consumer.position(partition)
-                metrics.CONSUMER_LAG.labels(str(partition.partition)).set(end - position)
+                position = self.consumer.position(partition, timeout_ms=0)
+                if position is not None:
+                    metrics.CONSUMER_LAG.labels(str(partition.partition)).set(end - position)

@@ -20,6 +20,7 @@ from runtime.backoff import Backoff, BackoffPolicy
 from runtime.logs import get_logger
 from schemas.common import utc_now
 from workers.producer.config import CameraConfig
+from workers.producer.health import SourceHealth
 from workers.producer.metrics import DropReason, ProducerMetrics
 from workers.producer.sampling import Rejected, TimeSampler, encode_frame
 from workers.producer.sender import OutgoingFrame
@@ -50,6 +51,7 @@ class CameraWorker:
         self.sequence = SequenceGenerator()
         self._last_frame = [time.monotonic()]
         self._rejected = 0
+        self.health = SourceHealth("connecting", clock())
         self._log = log.bind(camera_id=camera.id)
         metrics.track_frame_age(camera.id, self._last_frame)
         metrics.connected.labels(camera.id).set(0)
@@ -61,17 +63,26 @@ class CameraWorker:
         while not self._stop.is_set():
             source = self._open_source()
             frames = 0
+            health = self.health
             try:
+                health.enter("connecting", self._clock())
                 source.open()
+                health.enter("connected", self._clock())
                 self._metrics.connected.labels(self.camera.id).set(1)
                 self._log.info("camera_connected", source_kind=self.camera.kind.value)
                 ended, frames = self._pump(source)
                 if ended:
+                    health.enter("finished", self._clock())
                     self._log.info("source_finished")
                     return
+                health.enter("disconnected", self._clock())
             except SourceError as error:
+                health.enter("disconnected", self._clock(), str(error))
                 self._log.warning("camera_source_failed", reason=str(error), attempt=attempt)
-            except Exception:  # a bug in one camera must not take the others down
+            except Exception as error:  # a bug in one camera must not take the others down
+                health.enter(
+                    "disconnected", self._clock(), f"internal error: {type(error).__name__}"
+                )
                 self._log.exception("camera_loop_error", attempt=attempt)
             finally:
                 source.close()
@@ -83,6 +94,7 @@ class CameraWorker:
                 backoff.reset()
             delay = backoff.next_delay() or self._backoff.max_s  # unbounded: never None
             self._metrics.reconnects.labels(self.camera.id).inc()
+            health.reconnects += 1
             self._log.info("camera_reconnect_scheduled", delay_s=round(delay, 2))
             self._stop.wait(delay)
 
@@ -98,6 +110,7 @@ class CameraWorker:
             captured_at = self._clock()
             frames += 1
             self._last_frame[0] = now
+            self.health.last_frame_at = captured_at
             metrics.frames_read.labels(camera.id).inc()
             if not sampler.take(now):
                 continue
@@ -127,6 +140,7 @@ class CameraWorker:
                     labels=camera.labels,
                 )
             )
+            self.health.encoded += 1
         return False, frames
 
     def _reject(self, rejected: Rejected) -> None:

@@ -9,6 +9,8 @@ Sources are strings whose form says their kind:
 - `webcam:N` — a local capture device by index;
 - `folder:PATH` — a directory of images replayed at `source_fps` (glob / slice pick a subset);
 - anything else (optionally `file:PATH`) — a video file.
+A source may reference secrets, `${NAME}` or `${file:/run/secrets/x}` (source_secrets.py),
+resolved by `CameraConfig.resolved` at start-up.
 Relative paths are relative to the producer's working directory (the repository root in demos).
 """
 
@@ -17,14 +19,25 @@ from __future__ import annotations
 import builtins
 import re
 from collections import Counter
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from schemas.common import CameraId, Labels
+from workers.producer.source_secrets import malformed_reference, resolve_references
 
 _SLICE = re.compile(r"^(-?\d*):(-?\d*)(?::(\d*))?$")
 
@@ -88,22 +101,46 @@ class CameraConfig(CameraSettings):
     """One camera: id (the Kafka key), source, and its settings."""
 
     id: CameraId
-    source: str = Field(min_length=1, max_length=2048, description="Where frames come from.")
+    source: str = Field(
+        min_length=1, max_length=2048, description="Where frames come from (may hold ${…})."
+    )
+    _resolved: SecretStr | None = PrivateAttr(None)
+    """The source with its secret references resolved (`resolved`); never in a repr."""
+
+    def resolved(self, environ: Mapping[str, str]) -> CameraConfig:
+        """This camera with its source's secret references resolved from `environ` or their
+        files; raises SecretReferenceError naming an unresolvable one."""
+        text = resolve_references(self.source, f"camera {self.id}", environ)
+        if text is None:
+            return self
+        camera = self.model_copy()
+        camera._resolved = SecretStr(text)
+        return camera
+
+    @property
+    def _effective_source(self) -> str:
+        return self._resolved.get_secret_value() if self._resolved else self.source
 
     @property
     def kind(self) -> SourceKind:
-        return source_kind(self.source)
+        return source_kind(self._effective_source)
 
     @property
     def location(self) -> str:
-        """The source with its `folder:` / `file:` / `webcam:` prefix removed."""
+        """The (resolved) source with its `folder:` / `file:` / `webcam:` prefix removed."""
+        source = self._effective_source
         for prefix in ("folder:", "file:", "webcam:"):
-            if self.source.startswith(prefix):
-                return self.source[len(prefix) :]
-        return self.source
+            if source.startswith(prefix):
+                return source[len(prefix) :]
+        return source
 
     @model_validator(mode="after")
     def _check_source(self) -> CameraConfig:
+        bad = malformed_reference(self.source)
+        if bad is not None:
+            raise ValueError(
+                f"malformed secret reference {bad!r}: use ${{NAME}} or ${{file:/absolute/path}}"
+            )
         if self.kind is SourceKind.WEBCAM and not self.location.isdigit():
             raise ValueError("webcam source must be 'webcam:N' with a device index")
         if self.kind is not SourceKind.FOLDER and (self.slice or self.source_fps):

@@ -8,6 +8,7 @@ the buffer to Kafka and exits 0.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -33,15 +34,20 @@ from runtime.settings import (
 )
 from workers.producer.camera import CameraWorker
 from workers.producer.config import CameraConfig, ConfigError, load_cameras, parse_cameras
+from workers.producer.health import HealthReporter, HealthSettings, HealthSink
 from workers.producer.metrics import ProducerMetrics
 from workers.producer.sender import FrameSender, FrameTransport, kafka_connector
 from workers.producer.sharding import ShardingError, owned, resolve_replica
+from workers.producer.source_secrets import SecretReferenceError
 from workers.producer.sources import configure_ffmpeg, make_source
 
 log = get_logger("producer")
 
 #: Room left in a Kafka message for headers and record-batch overhead.
 MESSAGE_OVERHEAD_BYTES = 2048
+STALL_S = 10.0
+"""A frame in flight this long with no acknowledgement at all: the broker is away (not ready).
+A local broker acknowledges in milliseconds; a loaded one in well under this."""
 
 
 class ProducerSettings(ServiceSettings):
@@ -76,6 +82,10 @@ class ProducerSettings(ServiceSettings):
     shutdown_timeout_s: float = Field(
         20.0, ge=1, le=300, description="Time to flush buffered frames on SIGTERM."
     )
+    health: HealthSettings = Field(
+        default_factory=HealthSettings,
+        description="Camera health to Redis for the API (off by default; Redis URL, prefix).",
+    )
 
 
 class Producer:
@@ -89,6 +99,7 @@ class Producer:
         metrics: ProducerMetrics,
         connect: Callable[[], FrameTransport] | None = None,
         client_id: str = "maskwatch-producer",
+        health_sink: HealthSink | None = None,
     ) -> None:
         self.settings, self.metrics = settings, metrics
         self.stop_event = threading.Event()
@@ -122,16 +133,31 @@ class Producer:
             for camera in cameras
         ]
         metrics.cameras.set(len(cameras))
+        self.health = (
+            HealthReporter(
+                health_sink,
+                [(w.camera, w.health) for w in self.workers],
+                partial(metrics.totals_by_camera, "frames_dropped"),
+                client_id,
+                settings.health.interval_s,
+            )
+            if health_sink is not None
+            else None
+        )
 
     def start(self) -> None:
         self.sender.start()
         for worker in self.workers:
             worker.thread.start()
+        if self.health is not None:
+            self.health.start()
 
     def stop(self) -> dict[str, dict[str, float]]:
         """Stop the cameras and flush the sender; returns per-camera totals for the log."""
         deadline = time.monotonic() + self.settings.shutdown_timeout_s
         self.stop_event.set()
+        if self.health is not None:
+            self.health.stop()
         for worker in self.workers:
             worker.thread.join(max(0.0, deadline - time.monotonic()))
         self.sender.close(max(1.0, deadline - time.monotonic()))
@@ -148,7 +174,8 @@ class Producer:
 
 
 def select_cameras(settings: ProducerSettings) -> tuple[int, list[CameraConfig]]:
-    """This replica's index and the enabled cameras it owns; click errors for bad config."""
+    """This replica's index and the enabled cameras it owns, their secret references
+    resolved; click errors (one readable line) for bad config or an unresolvable secret."""
     try:
         cameras = (
             parse_cameras(settings.cameras_yaml, "MASKWATCH_PRODUCER_CAMERAS_YAML")
@@ -160,6 +187,10 @@ def select_cameras(settings: ProducerSettings) -> tuple[int, list[CameraConfig]]
         raise click.ClickException(str(error)) from None
     enabled = {c.id: c for c in cameras if c.enabled}
     mine = owned(enabled, index, settings.replica_count)
+    try:  # only the cameras this replica reads need their secrets
+        resolved = [enabled[camera_id].resolved(os.environ) for camera_id in mine]
+    except SecretReferenceError as error:
+        raise click.ClickException(str(error)) from None
     log.info(
         "cameras_assigned",
         replica_index=index,
@@ -168,7 +199,7 @@ def select_cameras(settings: ProducerSettings) -> tuple[int, list[CameraConfig]]
         enabled=len(enabled),
         owned=len(mine),
     )
-    return index, [enabled[camera_id] for camera_id in mine]
+    return index, resolved
 
 
 def run(settings: ProducerSettings, kafka: KafkaSettings) -> None:
@@ -179,15 +210,26 @@ def run(settings: ProducerSettings, kafka: KafkaSettings) -> None:
     registry = CollectorRegistry()
     runtime = ServiceRuntime("producer", settings.runtime.health_port, registry)
     runtime.install_signal_handlers()
+    sink: HealthSink | None = None
+    if settings.health.enabled:
+        # imported only when used: a producer without health starts without the Redis client
+        from workers.producer.health_redis import RedisHealthSink
+
+        sink = RedisHealthSink.of(settings.health)
     producer = Producer(
-        cameras, settings, kafka, ProducerMetrics(registry), client_id=f"maskwatch-producer-{index}"
+        cameras,
+        settings,
+        kafka,
+        ProducerMetrics(registry),
+        client_id=f"maskwatch-producer-{index}",
+        health_sink=sink,
     )
     producer.start()
     try:
         while not runtime.stopping.wait(1.0):
             runtime.health.beat()
-            connected = producer.sender.connected.is_set()
-            runtime.health.set_ready(connected, "" if connected else "kafka unavailable")
+            delivering = producer.sender.delivering(STALL_S)
+            runtime.health.set_ready(delivering, "" if delivering else "kafka unavailable")
     finally:
         log.info("producer_stopped", cameras=producer.stop())
         runtime.close()

@@ -100,5 +100,18 @@ class ProducerMetrics:
             if sample.name.endswith("_total") and sample.labels.get("camera") == camera
         )
 
+    def totals_by_camera(self, counter: str) -> dict[str, float]:
+        """A counter's total per camera, summed over its other labels, in one registry pass
+        (the health report needs every camera's; `total` per camera would pass once each)."""
+        out: dict[str, float] = {}
+        for metric in self.registry.collect():
+            if metric.name != f"maskwatch_producer_{counter}":
+                continue
+            for sample in metric.samples:
+                camera = sample.labels.get("camera")
+                if sample.name.endswith("_total") and camera is not None:
+                    out[camera] = out.get(camera, 0.0) + sample.value
+        return out
+
     def dropped(self, camera: str, reason: DropReason, n: int = 1) -> None:
         self.frames_dropped.labels(camera, reason.value).inc(n)

@@ -7,6 +7,10 @@ each new frame pushes out the OLDEST buffered frame, counted as dropped (`buffer
 for live video a fresh frame is worth more than a stale one. Memory is bounded by
 (buffer capacity + in-flight cap) × the largest frame.
 
+Readiness: `delivering` says whether Kafka is taking frames now. The client reconnects by
+itself after a broker restart and reports nothing, so the sender watches its own sends: a
+frame in flight with no acknowledgement for `stall_s` means the broker is not there.
+
 On shutdown (`close`) nothing new is accepted, the buffer is drained to Kafka and the
 producer flushed, all within a deadline; frames still buffered when it runs out are counted
 as dropped (`shutdown`), never silently lost.
@@ -113,6 +117,8 @@ class FrameSender:
         self._retry_s = connect_retry_s
         self._transport: FrameTransport | None = None
         self.connected = threading.Event()
+        self._waiting_since = time.monotonic()
+        """When the sends in flight last made progress (one acknowledged, or the first sent)."""
         self._thread = threading.Thread(target=self._run, name="frame-sender", daemon=True)
 
     def start(self) -> None:
@@ -186,9 +192,17 @@ class FrameSender:
             if self._expired():
                 return False
         with self._cond:
+            if self._in_flight == 0:
+                self._waiting_since = time.monotonic()
             self._in_flight += 1
             self._metrics.in_flight.set(self._in_flight)
         return True
+
+    def delivering(self, stall_s: float) -> bool:
+        """Connected, and no frame in flight has waited `stall_s` without any acknowledgement."""
+        with self._cond:
+            waiting_s = time.monotonic() - self._waiting_since
+            return self.connected.is_set() and (self._in_flight == 0 or waiting_s < stall_s)
 
     def _release_slot(self) -> None:
         with self._cond:
@@ -200,6 +214,8 @@ class FrameSender:
         def done(error: Exception | None) -> None:
             self._release_slot()
             if error is None:
+                with self._cond:
+                    self._waiting_since = time.monotonic()
                 self._metrics.frames_sent.labels(frame.camera_id).inc()
             else:
                 self._metrics.dropped(frame.camera_id, DropReason.DELIVERY_FAILED)

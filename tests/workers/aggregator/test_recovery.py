@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,17 +28,20 @@ from tests.recovery import (
     Place,
     committed_offsets,
     end_offsets,
+    free_port,
     freeze_holding,
     kill_9,
     metric,
     metrics_of,
     stable_assignment,
+    start_stage,
+    stop_stage,
+    wait_for,
 )
-from tests.workers.aggregator.test_service import expected, free_port, totals
+from tests.workers.aggregator.test_service import expected, totals
 from workers.aggregator.synthetic import stream
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[3]  # this checkout's code, not an installed one
 PARTITIONS = 3
 
 
@@ -55,28 +56,14 @@ class Aggregator:
             "MASKWATCH_AGGREGATOR_CLIENT_ID": name,
             "MASKWATCH_AGGREGATOR_RUNTIME__HEALTH_PORT": str(self.port),
         }
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", "from workers.cli import main; main()", "aggregator"],
-                cwd=REPO,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        self.process = start_stage("aggregator", env, self.log)
 
     def counted(self, outcome: str) -> int:
         text = metrics_of(self.port)
         return int(metric(text, "maskwatch_aggregator_results_total", f'outcome="{outcome}"'))
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_stage(self.process, 30)
 
 
 @pytest.fixture
@@ -130,14 +117,6 @@ def applied_flags(client: redis.Redis, prefix: str, results: list[FrameResult]) 
         block, field = dedupe_slot(r.captured_at, r.seq)
         pipe.hexists(keys.seen(r.camera_id, block), str(field))
     return [bool(flag) for flag in pipe.execute()]
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("members", [1, 2])

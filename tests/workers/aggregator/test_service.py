@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import pytest
 import redis
@@ -20,7 +20,7 @@ from schemas.common import decode, encode
 from schemas.dead_letter import SUPPORTED_DEAD_LETTER_VERSIONS, DeadLetter
 from schemas.redis_state import Keys
 from schemas.result import FrameResult
-from tests.recovery import read_to_end
+from tests.recovery import free_port, read_to_end, wait_for
 from workers.aggregator.core import Aggregator
 from workers.aggregator.main import Service
 from workers.aggregator.settings import AggregatorSettings
@@ -35,15 +35,6 @@ def publish(kafka: KafkaSettings, values: list[bytes], keys: Sequence[bytes | No
         producer.send(kafka.results_topic, key=key, value=value)
     producer.flush()
     producer.close()
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
 
 
 def totals(client: redis.Redis, prefix: str, camera: str | None = None) -> dict[str, int]:
@@ -114,15 +105,6 @@ def test_service_applies_results_dead_letters_junk_and_publishes_alerts(
     )
     assert judge.check_silence() == [] and judge.check_compliance(["cam-1", "cam-2"], now) == []
     assert raised == []
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_redis(port: int) -> subprocess.Popen[bytes]:

@@ -6,6 +6,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,12 +16,17 @@ import redis
 import uvicorn
 
 from schemas.alert import AlertEvent
+from schemas.camera_health import ConfiguredCamera
 from schemas.common import encode
+from schemas.redis_state import Keys
 from schemas.result import FrameResult
 from workers.aggregator.core import Aggregator
 from workers.aggregator.settings import AggregatorSettings
 from workers.api.app import create_app
 from workers.api.settings import ApiSettings
+from workers.producer.config import CameraConfig
+from workers.producer.health import SourceHealth, health_record
+from workers.producer.health_redis import RedisHealthSink
 
 
 class Rec:
@@ -68,6 +75,8 @@ class LiveServer:
             time.sleep(0.02)
         port = self.server.servers[0].sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
+        self.health_url = f"http://127.0.0.1:{app.state.health_port}"
+        """The health port: /metrics, /healthz, /readyz (not on the public `url`)."""
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -75,7 +84,9 @@ class LiveServer:
 
 
 def serve(settings: ApiSettings) -> LiveServer:
-    return LiveServer(create_app(settings))
+    """The app on free ports: its public one and its health port (any free one)."""
+    health = settings.runtime.model_copy(update={"health_port": 0})
+    return LiveServer(create_app(settings.model_copy(update={"runtime": health})))
 
 
 def cameras_when(
@@ -105,3 +116,57 @@ def live_api(api_settings: ApiSettings) -> Iterator[LiveServer]:
     server = serve(api_settings)
     yield server
     server.stop()
+
+
+TOKEN = "s3cret-token"
+"""The bearer token of `token_api`."""
+
+
+@pytest.fixture
+def token_api(api_settings: ApiSettings, tmp_path: Path) -> Iterator[LiveServer]:
+    """The API with a bearer token (`TOKEN`, from a file)."""
+    secret = tmp_path / "token"
+    secret.write_text(TOKEN + "\n")
+    server = serve(api_settings.model_copy(update={"token_file": secret}))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sink(redis_prefix: str) -> Iterator[RedisHealthSink]:
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    yield RedisHealthSink(client, Keys(redis_prefix))
+    client.close()
+
+
+def configure(sink: RedisHealthSink, cameras: dict[str, str], now: datetime) -> None:
+    """Register cameras (id → source state) as a producer's Redis sink does, each with a
+    health record (a disconnected one has reconnected 3 times)."""
+    sink.register(
+        [
+            ConfiguredCamera(
+                camera_id=c, labels={"site": "north"}, configured_fps=2, producer="p-0"
+            )
+            for c in cameras
+        ],
+        now,
+    )
+    sink.publish(
+        [
+            health_record(
+                CameraConfig(id=c, source="rtsp://camera/stream", fps=2),
+                SourceHealth(
+                    state,  # type: ignore[arg-type]
+                    now,
+                    last_frame_at=now if state == "connected" else None,
+                    reconnects=3 if state == "disconnected" else 0,
+                ),
+                1.9 if state == "connected" else 0.0,
+                0,
+                "p-0",
+                now,
+                30,
+            )
+            for c, state in cameras.items()
+        ]
+    )

@@ -6,7 +6,6 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -72,21 +71,12 @@ def test_alerts_lists_events_newest_first(live_api: LiveServer, feeder: Feeder) 
     assert only == []
 
 
-@pytest.fixture
-def token_api(api_settings: ApiSettings, tmp_path: Path) -> Iterator[LiveServer]:
-    secret = tmp_path / "token"
-    secret.write_text("s3cret-token\n")
-    server = serve(api_settings.model_copy(update={"token_file": secret}))
-    yield server
-    server.stop()
-
-
 def test_bearer_token_guards_the_api_but_not_probes(token_api: LiveServer) -> None:
     url = f"{token_api.url}/api/v1/cameras"
     assert httpx.get(url).status_code == 401
     assert httpx.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert httpx.get(url, headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
-    for open_path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/"):
+    for open_path in ("/healthz", "/readyz", "/openapi.json", "/"):
         assert httpx.get(f"{token_api.url}{open_path}").status_code == 200, open_path
 
 
@@ -111,11 +101,25 @@ def test_the_dashboard_login_sets_a_strict_http_only_session_cookie(
     assert forged.status_code == 401
 
 
-def test_probes_and_metrics(live_api: LiveServer) -> None:
+def health_ready(server: LiveServer, answer: str, timeout_s: float = 30.0) -> bool:
+    """Whether the health port's /readyz starts with `answer` within `timeout_s` (it reflects
+    the first Redis PING of the app's health task, which runs after start-up)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if httpx.get(f"{server.health_url}/readyz").text.startswith(answer):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_probes_on_both_ports_and_metrics_only_on_the_health_port(live_api: LiveServer) -> None:
     assert httpx.get(f"{live_api.url}/healthz").text == "ok\n"
     assert httpx.get(f"{live_api.url}/readyz").status_code == 200
+    assert httpx.get(f"{live_api.health_url}/healthz").text == "ok\n"
+    assert health_ready(live_api, "ready\n")
     httpx.get(f"{live_api.url}/api/v1/cameras")
-    metrics = httpx.get(f"{live_api.url}/metrics").text
+    assert httpx.get(f"{live_api.url}/metrics").status_code == 404  # not on the public port
+    metrics = httpx.get(f"{live_api.health_url}/metrics").text
     assert 'maskwatch_api_requests_total{route="/api/v1/cameras",status="200"}' in metrics
 
 
@@ -124,6 +128,7 @@ def test_readyz_fails_when_redis_is_unreachable(redis_prefix: str) -> None:
     try:
         reply = httpx.get(f"{server.url}/readyz")
         assert reply.status_code == 503 and "redis" in reply.text
+        assert health_ready(server, "not ready: redis")
     finally:
         server.stop()
 
@@ -210,7 +215,7 @@ def test_cameras_filter_by_label_and_paginate(live_api: LiveServer, feeder: Feed
     assert [(g["value"], g["cameras"]) for g in sites["groups"]] == [("north", 2), ("south", 1)]
     north_1m = next(w for w in sites["groups"][0]["windows"] if w["window"] == "1m")
     assert (north_1m["faces"], north_1m["with_mask"], north_1m["compliance"]) == (2, 2, 1.0)
-    metrics = httpx.get(f"{live_api.url}/metrics").text
+    metrics = httpx.get(f"{live_api.health_url}/metrics").text
     assert 'maskwatch_label_compliance_ratio{label="site",value="north",window="1m"} 1.0' in metrics
     assert 'maskwatch_camera_faces{camera="cam-3",window="15m"} 1.0' in metrics
     assert 'maskwatch_camera_silent_seconds{camera="cam-1"}' in metrics

@@ -2,7 +2,9 @@
 
 A real API over real Redis, fed by a real Aggregator: tiles appear with the API's numbers,
 stale and alerting cameras are marked, and new data shows up without a page reload; a fleet
-of 500 labelled cameras paints within 2 s and search and the label filter narrow it.
+of 500 labelled cameras paints within 2 s and search and the label filter narrow it; a
+camera configured but never sent and a disconnected one show as such; a tile opens the
+camera's page, whose charts have axes and follow the range buttons.
 Screenshots go to pytest's tmp folder; `deploy/local/screenshots.sh` sets
 MASKWATCH_SCREENSHOT_DIR=docs to refresh the ones the README shows (tests never write
 tracked files).
@@ -15,6 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +26,9 @@ import pytest
 
 from schemas.result import FrameResult
 from workers.aggregator.synthetic import result
+from workers.producer.health_redis import RedisHealthSink
 
-from .conftest import Feeder, LiveServer, cameras_when
+from .conftest import TOKEN, Feeder, LiveServer, cameras_when, configure
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -200,3 +204,102 @@ def test_a_fleet_of_500_paints_within_2_s_and_narrows_by_search_and_label(
     first = driver.execute_script("return document.querySelector('#tiles .tile').dataset.camera")
     assert int(first.split("-")[1]) % 4 == 0  # no masked face: the lowest compliance
     assert driver.save_screenshot(str(shots / "dashboard-fleet.png"))
+
+
+def test_configured_and_disconnected_cameras_show_and_a_tile_opens_its_charts(
+    live_api: LiveServer, feeder: Feeder, sink: RedisHealthSink, browser: Any, shots: Path
+) -> None:
+    now = time.time()
+    feeder.feed(hour_of("lobby", now, 0.9), now)
+    feeder.feed([result("dock", s, now - 8 + s, masked=1) for s in range(5)], now)
+    configure(
+        sink,
+        {"lobby": "connected", "dock": "disconnected", "roof": "connecting"},
+        datetime.now(UTC),
+    )
+    cameras_when(live_api.url, lambda b: b["total"] == 3, timeout_s=10)
+    driver = browser
+    driver.get(live_api.url + "/")
+    wait_until(driver, "return document.querySelectorAll('#tiles .tile').length === 3")
+    states = driver.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('.tile')].map(t =>"
+        " [t.dataset.camera, [t.dataset.state, t.className, t.querySelector('.seen').textContent,"
+        " t.querySelector('.health').textContent]]))"
+    )
+    assert states["roof"][0] == "never_seen" and "never-seen" in states["roof"][1]
+    assert states["roof"][2].startswith("never seen") and "0.0 / 2 fps" in states["roof"][3]
+    assert states["dock"][0] == "disconnected" and "disconnected" in states["dock"][1]
+    assert "3 reconnects" in states["dock"][3]
+    assert states["lobby"][0] == "live"
+    assert driver.save_screenshot(str(shots / "dashboard-health.png"))
+
+    driver.execute_script("document.querySelector('.tile[data-camera=\"lobby\"]').click()")
+    wait_until(driver, "return location.pathname === '/cameras/lobby'")
+    wait_until(driver, "return document.body.dataset.range === '24h'")
+    chart = (
+        "return [...document.querySelectorAll('svg.chart')].map(c => ({"
+        " kind: c.getAttribute('class'), x: c.querySelectorAll('.x-tick').length,"
+        " y: c.querySelectorAll('.y-tick').length,"
+        " marks: c.querySelectorAll('polyline.series, circle.dot, rect.bar').length}))"
+    )
+    charts = driver.execute_script(chart)
+    assert [c["kind"] for c in charts] == ["chart chart-line", "chart chart-bars"]
+    assert all(c["x"] >= 3 and c["y"] == 5 and c["marks"] >= 1 for c in charts), charts
+    assert driver.execute_script("return document.getElementById('title').textContent") == "lobby"
+    health = driver.execute_script("return document.getElementById('health').textContent")
+    assert "connected" in health and "configured" in health
+    csv_link = driver.execute_script("return document.getElementById('csv').getAttribute('href')")
+    assert csv_link == "/api/v1/cameras/lobby/history.csv?range=24h"
+    driver.execute_script("document.querySelector('.ranges button[data-range=\"1h\"]').click()")
+    wait_until(driver, "return document.body.dataset.range === '1h'")
+    bars = driver.execute_script(
+        "return document.querySelectorAll('svg.chart-bars rect.bar').length"
+    )
+    assert bars >= 60  # one result every 20 s over the hour: every minute has faces
+    driver.set_window_size(1360, 1000)  # both charts in the picture
+    assert driver.save_screenshot(str(shots / "camera-detail.png"))
+
+    driver.get(live_api.url + "/cameras/roof")  # never seen: empty charts, still with axes
+    wait_until(driver, "return document.body.dataset.range === '24h'")
+    assert driver.execute_script("return document.getElementById('state').textContent") == (
+        "never seen"
+    )
+    assert driver.execute_script("return document.querySelectorAll('svg.chart .y-tick').length")
+
+
+RECORD_EVENT_SOURCES = """
+window.__eventSources = [];
+const NativeEventSource = window.EventSource;
+window.EventSource = class extends NativeEventSource {
+  constructor(url, init) { super(url, init); window.__eventSources.push(String(url)); }
+};
+"""
+"""Runs before the page's scripts: records each native EventSource the page opens."""
+
+
+def test_the_dashboard_logs_in_with_a_cookie_and_streams_through_native_event_source(
+    token_api: LiveServer, feeder: Feeder, browser: Any
+) -> None:
+    now = time.time()
+    feeder.feed(hour_of("lobby", now, 0.9), now)
+    browser.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_EVENT_SOURCES}
+    )
+    browser.get(token_api.url + "/")
+    wait_until(browser, "return !document.getElementById('auth').hidden")  # 401: asks
+    browser.execute_script(
+        "document.getElementById('token').value = arguments[0];"
+        "document.getElementById('auth').requestSubmit()",
+        TOKEN,
+    )
+    wait_until(browser, "return document.querySelectorAll('.tile').length === 1", 30)
+    wait_until(browser, "return document.getElementById('conn').textContent === 'live'")
+    sources = browser.execute_script("return window.__eventSources")
+    assert sources and all("/api/v1/stream?since_ms=" in url for url in sources), sources
+    # the stream (not a reload) brings a new camera
+    feeder.feed([result("entrance", s, time.time(), masked=3) for s in range(6)])
+    wait_until(browser, "return document.querySelector('.tile[data-camera=\"entrance\"]')")
+    # the session is an HttpOnly cookie: no script sees it, no storage holds the token
+    assert browser.execute_script("return document.cookie") == ""
+    assert browser.execute_script("return localStorage.length + sessionStorage.length") == 0
+    assert TOKEN not in str(browser.execute_script("return document.documentElement.outerHTML"))

@@ -10,10 +10,6 @@ and stay cheap on shared cores.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -34,7 +30,15 @@ from schemas.dead_letter import SUPPORTED_DEAD_LETTER_VERSIONS, DeadLetter
 from schemas.frame import HEADER_ENCODING, HEADER_SCHEMA_VERSION, FrameMeta, frame_headers
 from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
 from serving.dataset import read_voc
-from tests.recovery import committed_offsets, metric
+from tests.recovery import (
+    committed_offsets,
+    committed_to_end,
+    free_port,
+    http_status,
+    metric,
+    start_stage,
+    stop_stage,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -43,28 +47,12 @@ UNAVAILABLE_CALLS = "maskwatch_detector_classifier_failures_total"
 STARTUP_S = 240.0  # a worker imports TensorFlow's protos and ONNX Runtime on loaded cores
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_until(condition: Callable[[], bool], what: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
         time.sleep(0.5)
-
-
-def http_status(port: int, path: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-    except OSError:
-        return 0
 
 
 def metrics_text(worker: Worker) -> str:
@@ -89,6 +77,7 @@ class Worker:
         self.group = group
         env = {
             **os.environ,
+            "MASKWATCH_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
             "MASKWATCH_KAFKA_FRAMES_TOPIC": kafka.frames_topic,
             "MASKWATCH_KAFKA_RESULTS_TOPIC": kafka.results_topic,
             "MASKWATCH_KAFKA_DEAD_LETTER_TOPIC": kafka.dead_letter_topic,
@@ -109,14 +98,7 @@ class Worker:
             "TF_CPP_MIN_LOG_LEVEL": "3",
         }
         self.log = log_dir / f"{name}.log"
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", "from workers.cli import main; main()", "detector"],
-                cwd=REPO,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        self.process = start_stage("detector", env, self.log)
 
     def ready(self) -> bool:
         if self.process.poll() is not None:
@@ -127,14 +109,7 @@ class Worker:
         return self.log.read_text(errors="replace")[-3000:]
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_stage(self.process)
 
 
 @pytest.fixture
@@ -235,21 +210,6 @@ def distinct(results: list[FrameResult]) -> set[tuple[str, int]]:
     return {(r.camera_id, r.seq) for r in results}
 
 
-def committed_everything(kafka: KafkaSettings, group: str) -> bool:
-    """Whether the group's committed offsets reached the end of every frames partition."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers.split(","),
-        group_id=group,
-        enable_auto_commit=False,
-    )
-    try:
-        partitions = [TopicPartition(kafka.frames_topic, p) for p in range(3)]
-        ends = consumer.end_offsets(partitions)
-        return all((consumer.committed(p) or 0) == ends[p] for p in partitions)
-    finally:
-        consumer.close()
-
-
 def test_every_frame_answered_and_bad_ones_dead_lettered(
     kafka_settings: KafkaSettings,
     workers: Any,
@@ -310,7 +270,9 @@ def test_every_frame_answered_and_bad_ones_dead_lettered(
     assert "maskwatch_detector_detect_ms_count 4.0" in text
     assert "maskwatch_detector_batch_crops_count" in text
     assert worker.stop() == 0, worker.tail()
-    assert committed_everything(kafka_settings, f"detector-{unique_name}")
+    assert committed_to_end(
+        kafka_settings, f"detector-{unique_name}", kafka_settings.frames_topic, 3
+    )
     frames.close()
     results.close()
     letters.close()

@@ -13,6 +13,7 @@ from devtools.evaluate.scoring import match
 from imaging.detections import Detections
 from serving.dataset import read_voc
 from workers.detector.backends import centerface, detector_config, make_detector, scrfd
+from workers.detector.backends.configs import CenterFaceConfig, ScrfdConfig
 from workers.detector.backends.shared import Candidates, padded_rgb, to_detections
 
 F32 = np.float32
@@ -146,7 +147,7 @@ def test_padded_rgb(hw: tuple[int, int], scale: float, padded_hw: tuple[int, int
 
 
 def test_to_detections_nms_rescales_and_clips() -> None:
-    config = centerface.Config(nms_threshold=0.4, box_scale_wh=(1.0, 1.0), box_shift_y=0)
+    config = CenterFaceConfig(nms_threshold=0.4, box_scale_wh=(1.0, 1.0), box_shift_y=0)
     found = Candidates(
         xyxy=np.array([[0, 0, 20, 20], [1, 1, 21, 21], [100, 100, 260, 260]], F32),
         scores=np.array([0.9, 0.8, 0.7], F32),
@@ -161,7 +162,7 @@ def test_to_detections_nms_rescales_and_clips() -> None:
 
 
 def test_to_detections_of_no_candidates() -> None:
-    config = scrfd.Config()
+    config = ScrfdConfig()
     empty = Candidates(np.zeros((0, 4), F32), np.zeros(0, F32), np.zeros((0, 5, 2), F32), 1.0)
     assert len(to_detections(empty, (10, 10), config)) == 0
 

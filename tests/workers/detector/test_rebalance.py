@@ -33,7 +33,7 @@ class RecordingConsumer:
     def seek(self, partition: TopicPartition, offset: int) -> None:
         self.seeks.append((partition, offset))
 
-    def commit(self, offsets: Any) -> None:
+    def commit(self, offsets: Any, timeout_ms: int | None = None) -> None:
         self.commits.append(offsets)
 
 

@@ -52,11 +52,13 @@ PARTITIONS = 3
 Key = tuple[str, int]
 
 
-def send_placed(kafka: KafkaSettings, photos: list[Path], count: int) -> dict[Key, Place]:
+def send_placed(
+    kafka: KafkaSettings, photos: list[Path], count: int, first_seq: int = 0
+) -> dict[Key, Place]:
     """`count` frames spread evenly over the partitions; where each (camera, seq) landed."""
     producer = make_producer(kafka, "test-frames")
     futures = {}
-    for seq in range(count):
+    for seq in range(first_seq, first_seq + count):
         photo = photos[seq % len(photos)]
         height, width = np.asarray(cv2.imread(str(photo))).shape[:2]
         camera = f"cam-{seq % PARTITIONS}"

@@ -61,13 +61,17 @@ class Running:
 def running(
     kafka_settings: KafkaSettings, unique_name: str, request: pytest.FixtureRequest
 ) -> Iterator[Running]:
-    classifier = FakeClassifier(fail_with=getattr(request, "param", None))
+    """A running worker; an indirect parameter is the classifier's failure (an exception)
+    or the worker's `classify_in_flight` (an int; default 1)."""
+    param = getattr(request, "param", None)
+    classifier = FakeClassifier(fail_with=param if isinstance(param, Exception) else None)
     settings = DetectorSettings(
         group_id=unique_name,
         worker_id="w1",
         max_attempts=3,
         max_batch_wait_ms=0,
         backoff_initial_s=0.1,
+        classify_in_flight=param if isinstance(param, int) else 1,
     )
     core = Core(
         PickyDetector(),
@@ -148,6 +152,29 @@ def test_frame_failing_detection_is_dead_lettered_and_the_partition_moves_on(
     assert sorted(r.seq for r in results) == [0, 2]
     assert [(d.seq, d.reason.value, d.attempts) for d in letters] == [(1, "processing_failed", 3)]
     assert "cannot handle this frame" in letters[0].message
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("running", [0, 2], indirect=True, ids=["inline", "two-in-flight"])
+def test_every_frame_is_answered_once_and_committed_inline_or_pipelined(
+    running: Running,
+) -> None:
+    """Batches of one frame each (no batch wait): with two calls in flight several are
+    classified while the next frames are detected; every frame still gets its own answer
+    and the partition is committed to its end."""
+    send_frames(running.kafka, [NARROW] * 6)
+    results = [
+        decode(FrameResult, v, SUPPORTED_RESULT_VERSIONS)
+        for v in read_all(running.kafka, running.kafka.results_topic, 6)
+    ]
+    assert sorted(r.seq for r in results) == list(range(6))
+    assert all(r.status == "processed" and r.counts.with_mask == 1 for r in results)
+    assert sum(running.classifier.batches) == 6  # every crop classified once
+    kafka, topic = running.kafka, running.kafka.frames_topic
+    deadline = time.monotonic() + 30
+    while committed_offsets(kafka, running.group, topic).get(0, 0) != 6:
+        assert time.monotonic() < deadline, "offsets of answered frames never committed"
+        time.sleep(0.2)
 
 
 @pytest.mark.integration

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from runtime.kafka import KafkaSettings, make_consumer
 from tests.conftest import missing
 from workers.producer.config import CameraConfig
+from workers.producer.health import HealthSink
 from workers.producer.main import Producer, ProducerSettings
 from workers.producer.metrics import ProducerMetrics
 from workers.producer.sources import configure_ffmpeg
@@ -67,17 +68,20 @@ def free_port() -> int:
 class RtspServer:
     """The GStreamer RTSP server of `rtsp_server.py` as a process that tests kill and restart."""
 
-    def __init__(self, video: Path) -> None:
-        self.video, self.port = video, free_port()
+    def __init__(self, video: Path, login: tuple[str, str] | None = None) -> None:
+        """`login`: (user, password) every client must give (RTSP basic auth)."""
+        self.video, self.port, self.login = video, free_port(), login
         self.url = f"rtsp://127.0.0.1:{self.port}/cam"
         self._process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
+        args = [SYSTEM_PYTHON, str(HERE / "rtsp_server.py"), str(self.port), str(self.video)]
+        env = dict(os.environ)
+        if self.login is not None:
+            args.append(self.login[0])
+            env["RTSP_PASSWORD"] = self.login[1]
         self._process = subprocess.Popen(
-            [SYSTEM_PYTHON, str(HERE / "rtsp_server.py"), str(self.port), str(self.video)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
         assert self._process.stdout is not None
         line = self._process.stdout.readline().strip()
@@ -97,8 +101,7 @@ class RtspServer:
         self._process = None
 
 
-@pytest.fixture
-def rtsp_server(test_video: Path) -> Iterator[RtspServer]:
+def _require_gst_rtsp_server() -> None:
     probe = subprocess.run(
         [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
         capture_output=True,
@@ -108,7 +111,26 @@ def rtsp_server(test_video: Path) -> Iterator[RtspServer]:
         missing(
             "GStreamer RTSP server missing: apt-get install gir1.2-gst-rtsp-server-1.0 python3-gi"
         )
+
+
+@pytest.fixture
+def rtsp_server(test_video: Path) -> Iterator[RtspServer]:
+    _require_gst_rtsp_server()
     server = RtspServer(test_video)
+    server.start()
+    yield server
+    server.kill()
+
+
+RTSP_LOGIN = ("viewer", "Cam07-s3cret-pw")
+"""The login of `rtsp_server_with_login` (a test credential, asserted absent from logs)."""
+
+
+@pytest.fixture
+def rtsp_server_with_login(test_video: Path) -> Iterator[RtspServer]:
+    """An RTSP server that only serves `RTSP_LOGIN`."""
+    _require_gst_rtsp_server()
+    server = RtspServer(test_video, RTSP_LOGIN)
     server.start()
     yield server
     server.kill()
@@ -124,14 +146,18 @@ def run_producer() -> Iterator[RunProducer]:
     configure_ffmpeg()
 
     def start(
-        cameras: list[CameraConfig], kafka: KafkaSettings, **overrides: object
+        cameras: list[CameraConfig],
+        kafka: KafkaSettings,
+        health_sink: HealthSink | None = None,
+        **overrides: object,
     ) -> tuple[Producer, ProducerMetrics]:
         values: dict[str, object] = {
             "open_timeout_s": 8.0, "read_timeout_s": 3.0, "backoff_initial_s": 0.5,
             "backoff_max_s": 2.0, "shutdown_timeout_s": 10.0, **overrides,
         }  # fmt: skip
         metrics = ProducerMetrics(CollectorRegistry())
-        producer = Producer(cameras, ProducerSettings(**values), kafka, metrics)  # type: ignore[arg-type]
+        settings = ProducerSettings(**values)  # type: ignore[arg-type]
+        producer = Producer(cameras, settings, kafka, metrics, health_sink=health_sink)
         producer.start()
         started.append(producer)
         return producer, metrics

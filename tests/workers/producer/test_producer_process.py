@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,21 +44,44 @@ def test_bad_settings_fail_at_start(tmp_path: Path) -> None:
     assert "MASKWATCH_PRODUCER_REPLICA_COUNT" in result.output
 
 
-def run_process(config: Path, kafka: KafkaSettings, seconds: float) -> dict[str, Any]:
-    """Run the producer for `seconds`, SIGTERM it, return its producer_stopped log fields."""
+def frames_per_camera(kafka: KafkaSettings) -> dict[bytes, int]:
+    counts: dict[bytes, int] = {}
+    for record in read_frames(kafka, kafka.frames_topic):
+        counts[record.key] = counts.get(record.key, 0) + 1
+    return counts
+
+
+def run_process(config: Path, kafka: KafkaSettings, new_frames: int) -> dict[str, Any]:
+    """Run the producer until every camera has `new_frames` more frames in the topic, then
+    SIGTERM it (mid-stream: frames are still being encoded); its producer_stopped fields."""
+    before = frames_per_camera(kafka)
+    cameras = (b"fast-a", b"fast-b")
     env = {
         **os.environ,
         "MASKWATCH_KAFKA_FRAMES_TOPIC": kafka.frames_topic,
         "MASKWATCH_PRODUCER_RUNTIME__HEALTH_PORT": "0",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from workers.cli import main; main()", "producer",
-         "--config", str(config)],
-        env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    time.sleep(seconds)
+    log = config.with_suffix(".log")
+    with log.open("w") as stderr_file:  # a file, not a pipe: a full pipe would block the logger
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from workers.cli import main; main()", "producer",
+             "--config", str(config)],
+            env=env, stderr=stderr_file, stdout=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+    wait_until(
+        lambda: (
+            process.poll() is not None
+            or all(
+                frames_per_camera(kafka).get(c, 0) >= before.get(c, 0) + new_frames for c in cameras
+            )
+        ),
+        120,
+        f"{new_frames} new frames from each camera",
+    )
+    assert process.poll() is None, log.read_text()[-2000:]
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=30)
+    process.wait(timeout=30)
+    stderr = log.read_text()
     assert process.returncode == 0, stderr[-2000:]
     events = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     closed = next(e for e in events if e["event"] == "sender_closed")
@@ -78,9 +100,9 @@ def test_sigterm_flushes_every_frame_and_restart_continues_sequences(
         f"  - {{id: fast-a, source: 'folder:{crowd_images}', slice: '0:40'}}\n"
         f"  - {{id: fast-b, source: 'folder:{crowd_images}', slice: '40:80'}}\n"
     )
-    first = run_process(config, kafka_settings, seconds=6)
+    first = run_process(config, kafka_settings, new_frames=10)
     first_records = read_frames(kafka_settings, kafka_settings.frames_topic)
-    second = run_process(config, kafka_settings, seconds=4)
+    second = run_process(config, kafka_settings, new_frames=3)
     records = read_frames(kafka_settings, kafka_settings.frames_topic)
 
     for camera in ("fast-a", "fast-b"):

@@ -55,6 +55,22 @@ def test_slow_kafka_drops_the_oldest_and_memory_stays_bounded() -> None:
     assert value(metrics, "frames_sent_total", camera="cam-1") == 7
 
 
+def test_not_delivering_while_a_frame_waits_unacknowledged_past_the_stall_time() -> None:
+    transport, metrics = FakeTransport(auto_ack=False), new_metrics()
+    sender = FrameSender(lambda: transport, metrics, capacity=5, max_in_flight=2)
+    sender.start()
+    wait_for(sender.connected.is_set)
+    assert sender.delivering(stall_s=0.05)  # idle: nothing waits
+    sender.submit(frame(seq=0))
+    wait_for(lambda: len(transport.sent) == 1)
+    assert sender.delivering(stall_s=60)  # it has only just been sent
+    time.sleep(0.1)
+    assert not sender.delivering(stall_s=0.05)  # waited longer than that, no answer
+    transport.ack_all()
+    wait_for(lambda: sender.delivering(stall_s=0.05))  # acknowledged: delivering again
+    sender.close(timeout_s=5)
+
+
 def test_delivery_errors_are_counted_not_raised() -> None:
     transport, metrics = FakeTransport(auto_ack=False), new_metrics()
     sender = FrameSender(lambda: transport, metrics, capacity=10, max_in_flight=10)

@@ -1,7 +1,7 @@
 // maskwatch dashboard: one tile per camera. First paint from GET /api/v1/cameras (fetched
 // together with the alerts), then only changes from /api/v1/stream (since that view's time).
-// Auth is a session cookie (POST /auth/login), which fetch() sends by itself; the stream's
-// parsing is in sse.js (standard rules), so switching to EventSource touches only `stream()`.
+// Auth is a session cookie (POST /auth/login), which fetch() and the browser's own EventSource
+// send by themselves (same origin): the page never holds the token.
 "use strict";
 
 const state = {
@@ -30,7 +30,12 @@ function ago(seconds) {
 }
 function windowOf(cam, name) { return cam.windows.find((w) => w.window === name); }
 function serverNow() { return Date.now() + state.clockOffsetMs; }
-function silentFor(cam) { return Math.max(0, (serverNow() - Date.parse(cam.last_seen)) / 1000); }
+function silentFor(cam) {
+  // a camera never seen is silent for ever (it sorts first under "longest silent")
+  if (!cam.last_seen) return Infinity;
+  return Math.max(0, (serverNow() - Date.parse(cam.last_seen)) / 1000);
+}
+const STATE_TEXT = { live: "live", stale: "stale", disconnected: "disconnected", never_seen: "never seen" };
 
 function sparkline(values) {
   // Compliance per minute over the last hour; minutes without faces leave gaps.
@@ -71,6 +76,9 @@ function sparkline(values) {
 function renderTile(cam) {
   const tile = el("article", "tile");
   tile.dataset.camera = cam.camera_id;
+  tile.tabIndex = 0;  // the tile opens the camera's page (click or Enter)
+  tile.setAttribute("role", "link");
+  tile.title = "Open " + cam.camera_id;
   const w15 = windowOf(cam, "15m"), w1 = windowOf(cam, "1m"), w24 = windowOf(cam, "24h");
   const head = el("div", "tile-head");
   head.append(el("span", "camera", cam.camera_id), el("span", "seen"));
@@ -94,17 +102,39 @@ function renderTile(cam) {
   for (const rule of cam.alerts) {
     if (rule.state === "firing") badges.append(el("span", "badge", rule.rule.replace("_", " ")));
   }
-  tile.append(head, labels, big, counts, windows, sparkline(cam.spark), badges);
+  tile.append(head, labels, big, counts, windows, sparkline(cam.spark), healthLine(cam), badges);
   if (cam.firing) tile.classList.add("firing");
   ageTile(tile, cam);
   return tile;
 }
 
+function healthLine(cam) {
+  // The producer's report: measured vs configured frame rate, reconnects, drops.
+  const line = el("div", "health");
+  const h = cam.health;
+  if (!h) {
+    line.textContent = cam.configured ? "no health report (producer down?)" : "";
+    return line;
+  }
+  line.append(el("span", "fps", `${h.actual_fps.toFixed(1)} / ${h.configured_fps} fps`));
+  if (h.reconnects) line.append(el("span", "reconnects", `${h.reconnects} reconnects`));
+  if (h.dropped) line.append(el("span", "dropped", `${h.dropped} dropped`));
+  return line;
+}
+
+function cameraState(cam) {
+  // The server's state, with staleness re-judged by the clock (it moves between updates).
+  if (cam.state === "disconnected" || cam.state === "never_seen") return cam.state;
+  return silentFor(cam) > state.staleAfter ? "stale" : "live";
+}
+
 function ageTile(tile, cam) {
+  const now = cameraState(cam);
+  tile.dataset.state = now;
+  for (const name of Object.keys(STATE_TEXT)) tile.classList.toggle(name.replace("_", "-"), name === now);
   const silent = silentFor(cam);
-  const stale = silent > state.staleAfter;
-  tile.classList.toggle("stale", stale);
-  tile.querySelector(".seen").textContent = (stale ? "stale · " : "") + "seen " + ago(silent);
+  const seen = cam.last_seen ? "seen " + ago(silent) : "no frame yet";
+  tile.querySelector(".seen").textContent = now === "live" ? seen : STATE_TEXT[now] + " · " + seen;
 }
 
 function refreshAges() {
@@ -267,18 +297,19 @@ async function getJson(path) {
   return res.json();
 }
 
-async function stream(sinceMs) {
+// The browser's native EventSource (it parses the stream and sends the session cookie). Its
+// own reconnect would resume from the first `since_ms`, so on an error it is closed and
+// `run` starts over: a fresh view, then a stream from that view's time. A 401 shows up there
+// too: EventSource cannot tell it apart, but the next GET /api/v1/cameras can.
+const STREAM_EVENTS = ["cameras", "removed", "totals", "alert"];
+
+function stream(sinceMs) {
   const url = "/api/v1/stream?since_ms=" + Math.max(0, Math.floor(sinceMs));
-  const res = await fetch(url, { cache: "no-store" });
-  if (res.status === 401) { $("auth").hidden = false; throw new Error("unauthorized"); }
-  if (!res.ok || !res.body) throw new Error("stream: HTTP " + res.status);
-  const parser = createEventStreamParser(onEvent);
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) { parser.end(); return; }
-    parser.push(value);
-  }
+  return new Promise((_, reject) => {  // never resolves: an event stream has no end
+    const source = new EventSource(url);
+    for (const type of STREAM_EVENTS) source.addEventListener(type, onEvent);
+    source.onerror = () => { source.close(); reject(new Error("stream interrupted")); };
+  });
 }
 
 async function start() {
@@ -322,6 +353,13 @@ $("auth").addEventListener("submit", async (event) => {
   $("auth").hidden = res.ok;
   if (!res.ok) setConn(false, "wrong token");
 });
+function openTile(event) {
+  const tile = event.target.closest(".tile");
+  if (!tile || (event.type === "keydown" && event.key !== "Enter")) return;
+  window.location.href = "/cameras/" + encodeURIComponent(tile.dataset.camera);
+}
+$("tiles").addEventListener("click", openTile);
+$("tiles").addEventListener("keydown", openTile);
 for (const id of ["search", "label", "sort", "group"]) {
   $(id).addEventListener("input", () => { state.view[id] = $(id).value.trim(); layout(); });
 }

@@ -1,21 +1,20 @@
-"""What every face-detector backend shares: the interface, the common config, the scaling.
+"""What every face-detector backend shares: the interface and the scaling.
 
-A backend is one module in this package holding its own config model (a subclass of
-`BackendConfig` whose `backend` field is a `Literal` naming it) and a class implementing
-`FaceDetector`. The registry (`workers.detector.backends`) picks it by that name.
+A backend is one module in this package holding a class implementing `FaceDetector`; its
+config model (a subclass of `BackendConfig` whose `backend` field is a `Literal` naming it)
+is in `configs`. The registry (`workers.detector.backends`) picks it by that name.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from imaging.crop import ImageBGR
 from imaging.detections import Detections
+from workers.detector.backends.configs import BackendConfig
 
 
 class FaceDetector(Protocol):
@@ -29,44 +28,6 @@ class FaceDetector(Protocol):
     def detect(self, image: ImageBGR) -> Detections:
         """Faces in `image` (H×W×3 uint8 BGR), boxes in its pixels."""
         ...
-
-
-class BackendConfig(BaseModel):
-    """The fields every backend has; each backend sets its own calibrated defaults.
-
-    Faces in city cameras are tiny (a median crowd face is ~21 px), so small frames are
-    upscaled before detection; huge frames are capped so one 4K frame cannot stall a worker.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    backend: str = Field(description="Face detector backend (each backend narrows it).")
-    model_path: Path | None = Field(None, description="Detector weights file (default: resolved).")
-    score_threshold: float = Field(0.78, ge=0.0, le=1.0, description="Minimum face confidence.")
-    nms_threshold: float = Field(0.4, gt=0.0, le=1.0, description="IoU above which NMS drops.")
-    upscale_to_px: int = Field(
-        1200, ge=64, le=8192, description="Frames whose longer side is shorter are upscaled to it."
-    )
-    max_upscale: float = Field(3.0, ge=1.0, le=8.0, description="Largest upscaling factor.")
-    max_side_px: int = Field(
-        2048, ge=64, le=8192, description="Frames whose longer side is longer are downscaled."
-    )
-    box_scale_wh: tuple[float, float] = Field(
-        (1.1, 1.0), description="Box width/height factors (calibration to annotated faces)."
-    )
-    box_shift_y: float = Field(
-        0.14, ge=-1.0, le=1.0, description="Box centre shift down, as a fraction of its height."
-    )
-    max_faces: int = Field(512, ge=1, le=10000, description="Most faces kept per frame.")
-    threads: int = Field(0, ge=0, le=64, description="Inference threads (0 = the CPU share).")
-
-    @model_validator(mode="after")
-    def _bounds(self) -> BackendConfig:
-        if self.upscale_to_px > self.max_side_px:
-            raise ValueError("upscale_to_px must not exceed max_side_px")
-        if not all(0.25 <= f <= 4.0 for f in self.box_scale_wh):
-            raise ValueError(f"box_scale_wh factors must be in [0.25, 4], got {self.box_scale_wh}")
-        return self
 
 
 def detection_scale(resolution_wh: tuple[int, int], config: BackendConfig) -> float:

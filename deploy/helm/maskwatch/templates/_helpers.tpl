@@ -52,6 +52,10 @@ builds) overrides the shared `image`; an empty repository or tag falls back to i
 {{- printf "%s:%s" $m.repository (default .Chart.AppVersion $m.tag) -}}
 {{- end -}}
 
+{{- define "maskwatch.camerasSecret" -}}
+{{- default (printf "%s-cameras" (include "maskwatch.fullname" .)) .Values.producer.camerasSecret.name -}}
+{{- end -}}
+
 {{- define "maskwatch.secretName" -}}
 {{- default (printf "%s-secrets" (include "maskwatch.fullname" .)) .Values.secrets.existingSecret -}}
 {{- end -}}
@@ -122,10 +126,68 @@ builds) overrides the shared `image`; an empty repository or tag falls back to i
 
 {{- define "maskwatch.redisUrl" -}}
 {{- if .Values.redis.enabled -}}
-{{- printf "redis://%s-redis.%s.svc:6379/0" (include "maskwatch.fullname" .) .Release.Namespace -}}
+{{- $scheme := ternary "rediss" "redis" (.Values.redis.tls.enabled | default false) -}}
+{{- printf "%s://%s-redis.%s.svc:6379/0" $scheme (include "maskwatch.fullname" .) .Release.Namespace -}}
 {{- else -}}
 {{- required "redis.url is required when redis.enabled=false" .Values.redis.url -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Redis AUTH: the in-chart Redis always has a password, in the chart's generated Secret
+unless redis.passwordSecret.name names one; an external Redis uses passwordSecret if set. */}}
+{{- define "maskwatch.redisPasswordSecret" -}}
+{{- $name := .Values.redis.passwordSecret.name -}}
+{{- if and (not $name) .Values.redis.enabled -}}
+{{- $name = printf "%s-redis-auth" (include "maskwatch.fullname" .) -}}
+{{- end -}}
+{{- $name -}}
+{{- end -}}
+
+{{- define "maskwatch.redisPasswordKey" -}}
+{{- if .Values.redis.passwordSecret.name -}}{{ .Values.redis.passwordSecret.key }}{{- else -}}password{{- end -}}
+{{- end -}}
+
+{{/* The CA the Redis clients trust: redis.tls.caSecret, else (in-chart Redis) the
+server's certSecret, whose ca.crt signed it. */}}
+{{- define "maskwatch.redisCaSecret" -}}
+{{- $t := .Values.redis.tls -}}
+{{- if $t.enabled -}}{{ default $t.certSecret $t.caSecret.name }}{{- end -}}
+{{- end -}}
+
+{{/* Secret volumes and mounts of every Redis client (aggregator, API). */}}
+{{- define "maskwatch.redisVolumes" -}}
+{{- with include "maskwatch.redisPasswordSecret" . }}
+- name: redis-auth
+  secret:
+    secretName: {{ . }}
+    items: [{key: {{ include "maskwatch.redisPasswordKey" $ }}, path: password}]
+{{- end }}
+{{- with include "maskwatch.redisCaSecret" . }}
+- name: redis-ca
+  secret:
+    secretName: {{ . }}
+    items: [{key: {{ $.Values.redis.tls.caSecret.key }}, path: ca.crt}]
+{{- end }}
+{{- end -}}
+
+{{- define "maskwatch.redisMounts" -}}
+{{- range (include "maskwatch.redisVolumes" . | fromYamlArray) }}
+- name: {{ .name }}
+  mountPath: /etc/maskwatch/{{ .name }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* A Redis client's settings as env (a dict as YAML): call with (dict "root" $ "prefix"
+"MASKWATCH_API"). The password is a file (a mounted Secret), never a value. */}}
+{{- define "maskwatch.redisEnv" -}}
+{{ .prefix }}_REDIS_URL: {{ include "maskwatch.redisUrl" .root | quote }}
+{{- if include "maskwatch.redisPasswordSecret" .root }}
+{{ .prefix }}_REDIS_SECURITY__PASSWORD_FILE: /etc/maskwatch/redis-auth/password
+{{- end }}
+{{- if include "maskwatch.redisCaSecret" .root }}
+{{ .prefix }}_REDIS_SECURITY__CA_FILE: /etc/maskwatch/redis-ca/ca.crt
+{{- end }}
 {{- end -}}
 
 {{/* TF Serving models.config: call with (dict "m" .Values.modelServer "versions" [...] "labels" {...}). */}}
@@ -291,8 +353,11 @@ affinity:
 {{- if and (not .Values.keda.enabled) (gt $detectors $partitions) -}}
 {{- fail (printf "detector replicas (%d, canary included) must not exceed kafka.framesPartitions (%d)" $detectors $partitions) -}}
 {{- end -}}
-{{- if and .Values.producer.enabled (not .Values.producer.config.cameras) -}}
-{{- fail "producer.config.cameras is empty: list the cameras (see deploy/README.md) or set producer.enabled=false" -}}
+{{- if not (has .Values.producer.camerasFrom (list "configMap" "secret")) -}}
+{{- fail "producer.camerasFrom must be configMap or secret" -}}
+{{- end -}}
+{{- if and .Values.producer.enabled (not .Values.producer.camerasSecret.name) (not .Values.producer.config.cameras) -}}
+{{- fail "producer.config.cameras is empty: list the cameras (see deploy/README.md), name producer.camerasSecret, or set producer.enabled=false" -}}
 {{- end -}}
 {{- if not (has .Values.producer.kind (list "Deployment" "StatefulSet")) -}}
 {{- fail "producer.kind must be Deployment or StatefulSet" -}}
@@ -305,6 +370,12 @@ affinity:
 {{- end -}}
 {{- if and .Values.kafka.strimzi.enabled (not (has .Values.kafka.security.protocol (list "PLAINTEXT" "SASL_SSL"))) -}}
 {{- fail "with Strimzi, kafka.security.protocol is PLAINTEXT or SASL_SSL (its TLS + SCRAM listener)" -}}
+{{- end -}}
+{{- if and .Values.redis.tls.enabled .Values.redis.enabled (not .Values.redis.tls.certSecret) -}}
+{{- fail "redis.tls.enabled with the in-chart Redis needs redis.tls.certSecret (a Secret with tls.crt, tls.key, ca.crt)" -}}
+{{- end -}}
+{{- if and .Values.redis.tls.enabled (not .Values.redis.enabled) (not (hasPrefix "rediss://" .Values.redis.url)) -}}
+{{- fail "redis.tls.enabled with an external Redis needs a rediss:// redis.url" -}}
 {{- end -}}
 {{- if not (has .Values.modelServer.engine (list "tensorflow-serving" "maskwatch" "openvino-model-server")) -}}
 {{- fail "modelServer.engine must be tensorflow-serving, maskwatch or openvino-model-server" -}}
@@ -332,8 +403,9 @@ affinity:
 {{/*
 The pod template of a Python service (producer, detector, aggregator, api, maskwatch model
 server). Call with (dict "root" $ "component" "detector" "values" .Values.detector
-"port" 9102 "portName" "metrics" "kafka" true "mapped" (dict ...) "fieldRefs" (dict ...)
-"volumes" (list ...) "mounts" (list ...) "extraPorts" (list ...) "initContainers" (list ...)).
+"port" 9102 "portName" "metrics" "kafka" true "redis" false "mapped" (dict ...) "fieldRefs" (dict ...)
+"volumes" (list ...) "mounts" (list ...) "extraPorts" (list ...) "initContainers" (list ...)
+"checksum" "<hash of Secret content the pod reads as files>").
 */}}
 {{- define "maskwatch.servicePod" -}}
 {{- $root := .root -}}
@@ -343,6 +415,9 @@ metadata:
     {{- include "maskwatch.labels" (dict "root" $root "component" .component) | nindent 4 }}
   annotations:
     checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
+    {{- with .checksum }}
+    checksum/secrets: {{ . }}
+    {{- end }}
     {{- with $root.Values.podAnnotations }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -388,6 +463,9 @@ spec:
         {{- if .kafka }}
         {{- include "maskwatch.kafkaMounts" $root | nindent 8 }}
         {{- end }}
+        {{- if .redis }}
+        {{- include "maskwatch.redisMounts" $root | nindent 8 }}
+        {{- end }}
   volumes:
     - name: tmp
       emptyDir:
@@ -397,6 +475,9 @@ spec:
     {{- end }}
     {{- if .kafka }}
     {{- include "maskwatch.kafkaVolumes" $root | nindent 4 }}
+    {{- end }}
+    {{- if .redis }}
+    {{- include "maskwatch.redisVolumes" $root | nindent 4 }}
     {{- end }}
   {{- include "maskwatch.scheduling" .values | nindent 2 }}
 {{- end -}}
