@@ -1,470 +1,302 @@
-"""Soak / fault run: stream a fixed number of frames through the whole pipeline while breaking it.
+"""Soak / fault run: stream frames through the whole pipeline for long, breaking it again and again.
 
-    .venv/bin/python -m tests.benchmarks.soak [--frames 300] [--rate 2] [--cameras 6]
+    .venv/bin/python -m tests.benchmarks.soak [--duration 3600] [--rate 1] [--cameras 6]
+    .venv/bin/python -m tests.benchmarks.soak --frames 300 --rate 2     # one pass of faults
 
 Runs on a PRIVATE stack (its own Kafka, Redis and model server on free ports, state under
 var/soak/), because restarting the broker or stopping Redis would break everyone else using
-the shared one. Two detector workers and one aggregator run as real processes; a supervisor
-restarts any that exits (as Kubernetes would) and counts the exits it did not cause. While
-the load generator streams, in order:
+the shared one. Two detectors and two aggregators run as real processes; a supervisor
+restarts any that exits (as Kubernetes would) and counts the exits it did not cause. Faults
+are only ever aimed at `detector-0` and `aggregator-0`, so `detector-1` and `aggregator-1`
+live the whole run: they are the witnesses of bounded memory. While the load generator
+streams, this cycle of faults repeats (one pass with --frames, until --duration is over
+otherwise), `--gap` seconds apart:
 
-  kill -9 a detector · restart the Kafka broker · stop the model server for 30 s ·
-  stop Redis for 10 s (SHUTDOWN SAVE, then start it again from its snapshot) ·
-  kill -9 the aggregator · inject corrupt JPEGs, wrong schema versions (a frame and a
-  result), oversized frames and frames of an unknown camera (twice, at the start and end).
+  hostile burst · kill -9 detector-0 · hostile burst · restart the Kafka broker · hostile
+  burst · stop the model server for 30 s · hostile burst · stop Redis for 10 s (SHUTDOWN
+  SAVE, then start it from its snapshot) · hostile burst · kill -9 aggregator-0
 
-Then, once Kafka is drained, it verifies and prints: every acknowledged valid frame counted
-exactly once in Redis (per-camera frame counters equal the frames sent, and every (camera,
-seq) has exactly one dedupe entry); every bad message in the dead-letter topic with the
-reason it must have, and no other dead letters; RSS of every process over time. Exit 0 only
-if every check holds.
+A hostile burst is every kind of tests/workers/hostile_inputs.py (58 kinds: headers,
+payloads, decompression bombs, undecodable records, results) `--copies` times, plus the
+load generator's bad frames (corrupt JPEG, schema version 9, oversized, unknown camera, a
+result of schema version 9), interleaved with the valid stream.
+
+Once Kafka is drained it verifies and prints: every acknowledged valid frame counted exactly
+once in Redis (per-camera counters equal the frames sent, one dedupe entry per (camera,
+seq)); every hostile record in the dead-letter topic with the reason it must have, and no
+other dead letters; RSS of every process over time; exits it did not cause. A progress line
+per minute and a checkpoint (rss.json) keep a partial run as evidence; the report, the RSS
+trace and its plot go to --out. Exit 0 only if every check holds.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
+import random
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
-import psutil
 import redis
-from kafka import KafkaConsumer, TopicPartition
 
 from devtools.probes import group_lag, kafka_probe
-from devtools.processes import maskwatch_argv
-from devtools.run import Child, Children, child_env
-from runtime.kafka import KafkaSettings, create_topics
-from schemas.common import SchemaError, decode
-from schemas.dead_letter import DeadLetter
-from schemas.redis_state import Keys, counters_of, dedupe_slot
-from schemas.result import SUPPORTED_RESULT_VERSIONS, FrameResult
-from tests.benchmarks.system.loadgen import SHARED, LoadGen, Sent, inject_bad, load_photos
-from tests.benchmarks.system.probes import stack_pids
+from runtime.kafka import create_topics
+from schemas.redis_state import Keys
+from tests.benchmarks.system.loadgen import LoadGen, Sent, inject_bad, load_photos
+from tests.benchmarks.system.soak_checks import (
+    Origin,
+    log_events,
+    plot_rss,
+    verify_counts,
+    verify_dead_letters,
+    verify_memory,
+)
+from tests.benchmarks.system.soak_stack import (
+    AGGREGATOR_GROUP,
+    DETECTOR_GROUP,
+    MAX_FRAME_BYTES,
+    PREFIX,
+    STAGES,
+    STATE,
+    Soak,
+)
+from tests.workers.hostile_inputs import (
+    HOSTILE_CAMERA,
+    Hostile,
+    frame_kinds,
+    result_kinds,
+)
+from tests.workers.test_hostile import Sender
 
-REPO = Path(__file__).resolve().parents[2]
-STATE = REPO / "var" / "soak"
-MAX_FRAME_BYTES = 256 * 1024
-DETECTOR_GROUP, AGGREGATOR_GROUP = "soak-detectors", "soak-aggregator"
-PREFIX = "soak:"
 
+class Attack:
+    """The fault cycle: each step breaks something and brings it back, or sends a burst."""
 
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [int(s.getsockname()[1]) for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+    def __init__(self, soak: Soak, gen: LoadGen, cameras: list[str], copies: int) -> None:
+        self.soak, self.gen, self.cameras, self.copies = soak, gen, cameras, copies
+        self.sender = Sender(soak.kafka)
+        self.bad: list[Sent] = []
+        self.bursts = 0
+        self._random = random.Random(12)
 
-
-class Soak:
-    """The private stack, the stage processes, their supervisor and the event log."""
-
-    def __init__(self, cameras: list[str]) -> None:
-        kafka_port, controller, redis_port, grpc, health = free_ports(5)
-        self.stack_env = {
-            **os.environ,
-            "MASKWATCH_STACK_STATE_DIR": str(STATE / "stack"),
-            "MASKWATCH_STACK_KAFKA_PORT": str(kafka_port),
-            "MASKWATCH_STACK_CONTROLLER_PORT": str(controller),
-            "MASKWATCH_STACK_REDIS_PORT": str(redis_port),
-            "MASKWATCH_STACK_GRPC_PORT": str(grpc),
-            "MASKWATCH_STACK_SERVE_HEALTH_PORT": str(health),
-            "MASKWATCH_STACK_KAFKA_HEAP_MB": "512",
-            "MASKWATCH_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}",
-            "MASKWATCH_KAFKA_MAX_FRAME_BYTES": str(MAX_FRAME_BYTES),
-        }
-        self.kafka = KafkaSettings(
-            bootstrap_servers=f"127.0.0.1:{kafka_port}", max_frame_bytes=MAX_FRAME_BYTES
+    def hostile(self) -> None:
+        now = datetime.now(UTC)
+        kinds: list[Hostile] = frame_kinds(now) + result_kinds(now)
+        items = [(kind, copy) for kind in kinds for copy in range(self.copies)]
+        self._random.shuffle(items)
+        for kind, copy in items:
+            self.sender.hostile(kind, copy)
+        self.bad += inject_bad(
+            self.gen,
+            self.gen.photos[0],
+            self.cameras[0],
+            self.soak.kafka.results_topic,
+            MAX_FRAME_BYTES,
         )
-        self.redis_port = redis_port
-        env = child_env(PREFIX, 0) | {
-            "MASKWATCH_KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
-            "MASKWATCH_KAFKA_MAX_FRAME_BYTES": str(MAX_FRAME_BYTES),
-            "MASKWATCH_DETECTOR_GROUP_ID": DETECTOR_GROUP,
-            "MASKWATCH_DETECTOR_MODEL_SERVER": f"127.0.0.1:{grpc}",
-            "MASKWATCH_DETECTOR_KNOWN_CAMERAS": json.dumps(cameras),
-            # as the README's soak ran
-            "MASKWATCH_DETECTOR_DETECTOR__BACKEND": "retinaface-mobilenet",
-            "MASKWATCH_DETECTOR_DETECTOR__MODEL_PATH": str(
-                SHARED / "models" / "retinaface_mnet025.onnx"
-            ),
-            # Frames wait longer in the crop batcher, so rebalances catch some in it.
-            "MASKWATCH_DETECTOR_MAX_BATCH_WAIT_MS": "500",
-            "MASKWATCH_AGGREGATOR_GROUP_ID": AGGREGATOR_GROUP,
-            "MASKWATCH_AGGREGATOR_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        }
-        shutil.rmtree(STATE / "logs", ignore_errors=True)
-        (STATE / "logs").mkdir(parents=True)
-        self.children = Children(STATE / "logs", env)
-        self.started = time.monotonic()
-        self.events: list[str] = []
-        self.unexpected_exits: list[str] = []
-        self.killed: set[int] = set()
-        self.rss: dict[str, list[tuple[float, float]]] = {}
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self.sender.flush()
+        self.bursts += 1
+        self.soak.log(f"fault: hostile burst {self.bursts} ({len(items) + 5} records)")
 
-    def log(self, text: str) -> None:
-        line = f"[{time.monotonic() - self.started:6.1f} s] {text}"
-        self.events.append(line)
-        click.echo(line)
+    def kill_detector(self) -> None:
+        self.soak.kill9("detector-0")
 
-    # ---------------------------------------------------------------- stack
+    def kill_aggregator(self) -> None:
+        self.soak.kill9("aggregator-0")
 
-    def stack(self, action: str, *extra: str) -> None:
-        done = subprocess.run(
-            [*maskwatch_argv(), "stack", action, *extra],
-            env=self.stack_env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise click.ClickException(f"stack {action} failed:\n{done.stdout}\n{done.stderr}")
+    def broker(self) -> None:
+        self.soak.log("fault: restarting the Kafka broker")
+        self.soak.stop_service("kafka")
+        self.soak.stack("up", "--no-model-server")
+        self.soak.log("fault: Kafka back (healthy)")
 
-    def stack_pid(self, name: str) -> int:
-        pid = stack_pids(STATE / "stack").get(name)
-        if pid is None:
-            raise click.ClickException(f"no pid file for {name}")
-        return pid
+    def model_server(self) -> None:
+        self.soak.stop_service("model-server")
+        self.soak.log("fault: model server stopped for 30 s")
+        time.sleep(30)
+        self.soak.serve_up()
+        self.soak.log("fault: model server back (healthy)")
 
-    def stop_service(self, name: str, group: bool) -> None:
-        pid = self.stack_pid(name)
-        with contextlib.suppress(ProcessLookupError):
-            (os.killpg if group else os.kill)(pid, signal.SIGTERM)
-        with contextlib.suppress(psutil.Error):
-            psutil.Process(pid).wait(90)
+    def redis(self) -> None:
+        with contextlib.suppress(redis.ConnectionError):
+            redis.Redis(port=self.soak.redis_port).shutdown(save=True)
+        self.soak.log("fault: Redis stopped (SHUTDOWN SAVE) for 10 s")
+        time.sleep(10)
+        self.soak.stack("up", "--no-model-server")
+        self.soak.log("fault: Redis back from its snapshot")
 
-    # ---------------------------------------------------------------- stages
+    def cycle(self) -> list[Callable[[], None]]:
+        h = self.hostile
+        return [
+            *(h, self.kill_detector, h, self.broker, h, self.model_server),
+            *(h, self.redis, h, self.kill_aggregator),
+        ]
 
-    def start(self, name: str, role: str) -> Child:
-        return self.children.start(
-            name, role, [role], {"MASKWATCH_DETECTOR_WORKER_ID": f"soak-{name}-{int(time.time())}"}
-        )
+    def run(self, until: Callable[[], bool], gap_s: float, once: bool) -> None:
+        """Run the cycle (once, or again and again) until `until()`; a step that fails is
+        logged and counted as a failed check, and the cycle goes on."""
+        while not until():
+            for step in self.cycle():
+                if until() and not once:
+                    return
+                try:
+                    step()
+                    self.soak.faults[step.__name__] += 1
+                except Exception as error:  # the soak reports it; the run goes on
+                    self.soak.fault_errors.append(f"{step.__name__}: {error!r}")
+                    self.soak.log(f"fault step {step.__name__} FAILED: {error!r}")
+                time.sleep(gap_s)
+            if once:
+                return
 
-    def supervise(self) -> None:
-        """Restart any stage that exited (1 s later), like a Deployment would."""
-        while not self._stop.wait(1.0):
-            with self._lock:
-                for child in self.children.dead():
-                    self.children.started.remove(child)
-                    if child.process.pid not in self.killed:
-                        self.unexpected_exits.append(
-                            f"{child.name} exited {child.process.returncode}; "
-                            f"log {child.log}:\n{child.tail(8)}"
-                        )
-                        self.log(
-                            f"supervisor: {child.name} exited by itself "
-                            f"({child.process.returncode})"
-                        )
-                    self.start(child.name, child.role)
-                    self.log(f"supervisor: restarted {child.name}")
-
-    def kill9(self, role: str) -> None:
-        with self._lock:
-            child = self.children.of(role)[0]
-            self.killed.add(child.process.pid)
-            child.process.send_signal(signal.SIGKILL)
-        self.log(f"fault: kill -9 {child.name} (pid {child.process.pid})")
-
-    def sample_rss(self) -> None:
-        while not self._stop.wait(5.0):
-            now = time.monotonic() - self.started
-            with self._lock:
-                pids = {c.name: c.process.pid for c in self.children.started}
-            pids |= stack_pids(STATE / "stack")
-            for name, pid in pids.items():
-                with contextlib.suppress(psutil.Error):
-                    rss = psutil.Process(pid).memory_info().rss / 2**20
-                    self.rss.setdefault(f"{name}:{pid}", []).append((now, rss))
-
-    def background(self, work: Callable[[], None]) -> threading.Thread:
-        thread = threading.Thread(target=work, daemon=True)
-        thread.start()
-        return thread
-
-    def stop(self) -> None:
-        self._stop.set()
-        with self._lock:
-            self.children.stop_all(30)
+    def expected(self) -> dict[Origin, str]:
+        """Where every hostile record landed and the reason it must be dead-lettered with."""
+        self.sender.flush()
+        out = dict(self.sender.expected)
+        for sent in self.bad:
+            meta = sent.future.get(timeout=0)
+            out[(meta.topic, meta.partition, meta.offset)] = sent.kind
+        return out
 
 
-# ---------------------------------------------------------------- the fault schedule
-
-
-def faults(soak: Soak, inject: Callable[[], list[Sent]], bad: list[Sent]) -> None:
-    time.sleep(10)
-    bad += inject()
-    soak.log(
-        "fault: injected corrupt JPEG, schema version 9 (frame and result), oversized "
-        "frame, unknown camera"
-    )
-    time.sleep(5)
-    soak.kill9("detector")
-    time.sleep(10)
-    soak.log("fault: restarting the Kafka broker")
-    soak.stop_service("kafka", group=True)
-    soak.log("fault: Kafka stopped")
-    soak.stack("up", "--no-model-server")
-    soak.log("fault: Kafka back (healthy)")
-    time.sleep(10)
-    soak.stop_service("model-server", group=True)
-    soak.log("fault: model server stopped for 30 s")
-    time.sleep(30)
-    soak.stack("up")
-    soak.log("fault: model server back (healthy)")
-    time.sleep(5)
-    client = redis.Redis(port=soak.redis_port)
-    with contextlib.suppress(redis.ConnectionError):
-        client.shutdown(save=True)
-    soak.log("fault: Redis stopped (SHUTDOWN SAVE) for 10 s")
-    time.sleep(10)
-    soak.stack("up", "--no-model-server")
-    soak.log("fault: Redis back from its snapshot")
-    time.sleep(5)
-    soak.kill9("aggregator")
-    time.sleep(5)
-    bad += inject()
-    soak.log("fault: injected the bad messages again")
-
-
-# ---------------------------------------------------------------- verification
-
-
-def read_topic(kafka: KafkaSettings, topic: str) -> list[Any]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers.split(","), enable_auto_commit=False
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning()
-        ends = consumer.end_offsets(partitions)
-        records: list[Any] = []
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            for batch in consumer.poll(timeout_ms=1000).values():
-                records += batch
-        return records
-    finally:
-        consumer.close()
-
-
-def verify_counts(client: redis.Redis, valid: list[Sent]) -> tuple[bool, list[str]]:
+def progress(soak: Soak, gen: LoadGen, attack: Attack, cameras: list[str]) -> None:
+    """A line a minute (and the RSS checkpoint): a run cut short is still evidence."""
     keys = Keys(PREFIX)
-    lines = [
-        f"{'camera':<12} {'sent':>5} {'counted':>7} {'skipped':>7} {'dedupe':>6} "
-        f"{'missing':>7} {'faces':>6} {'masked':>6} {'unmasked':>8}"
-    ]
-    ok = True
-    by_camera: dict[str, list[Sent]] = {}
-    for sent in valid:
-        by_camera.setdefault(sent.camera, []).append(sent)
-    for camera, frames in sorted(by_camera.items()):
-        totals = counters_of(
-            {str(k): str(v) for k, v in client.hgetall(keys.camera_totals(camera)).items()}
+    client = redis.Redis(port=soak.redis_port, socket_timeout=5)
+    while not soak._stop.wait(60.0):
+        counted: int | str = "redis down"
+        with contextlib.suppress(redis.RedisError):
+            counted = sum(int(client.hget(keys.camera_totals(c), "frames") or 0) for c in cameras)
+        rss = " ".join(
+            f"{name}={trace[-1][1]:.0f}"
+            for name, trace in sorted(soak.rss.items())
+            if trace[-1][0] > soak.elapsed_s() - 10
         )
-        pipe = client.pipeline(transaction=False)
-        for sent in frames:
-            block, field = dedupe_slot(sent.captured_at, sent.seq)
-            pipe.hexists(keys.seen(camera, block), str(field))
-        missing = sum(1 for present in pipe.execute() if not present)
-        entries = sum(
-            int(client.hlen(k))
-            for k in client.scan_iter(match=keys.seen(camera, 0)[:-1] + "*", count=1000)
+        valid = sum(1 for s in gen.sent if s.kind == "valid")
+        soak.log(
+            f"progress: valid sent {valid}, counted {counted}, hostile sent "
+            f"{len(attack.sender.expected) + len(attack.bad)}, faults {sum(soak.faults.values())}, "
+            f"failed steps {len(soak.fault_errors)}, unexpected exits "
+            f"{len(soak.unexpected_exits)}; RSS MiB {rss}"
         )
-        good = (
-            totals.frames == len(frames)
-            and missing == 0
-            and entries == len(frames)
-            and totals.faces == totals.with_mask + totals.without_mask
-        )
-        ok &= good
-        lines.append(
-            f"{camera:<12} {len(frames):>5} {totals.frames:>7} {totals.skipped:>7} "
-            f"{entries:>6} {missing:>7} {totals.faces:>6} {totals.with_mask:>6} "
-            f"{totals.without_mask:>8}  {'ok' if good else 'MISMATCH'}"
-        )
-    return ok, lines
+        (STATE / "rss.json").write_text(json.dumps(soak.rss))
 
 
-def verify_dead_letters(kafka: KafkaSettings, bad: list[Sent]) -> tuple[bool, list[str]]:
-    letters = [
-        decode(DeadLetter, r.value, frozenset({1}))
-        for r in read_topic(kafka, kafka.dead_letter_topic)
-    ]
-    by_origin = {(d.source_topic, d.partition, d.offset): d for d in letters}
-    lines, ok, matched = [], True, set()
-    for sent in bad:
-        meta = sent.future.get(timeout=0)
-        origin = (meta.topic, meta.partition, meta.offset)
-        letter = by_origin.get(origin)
-        good = letter is not None and letter.reason.value == sent.kind
-        ok &= good
-        matched.add(origin)
-        got = "none" if letter is None else f"{letter.reason.value} by {letter.stage}"
-        lines.append(
-            f"{meta.topic.split('.')[-1]:<8} {sent.kind:<27} → {got:<36} "
-            f"{'ok' if good else 'MISSING/WRONG'}"
-        )
-    extra = [d for key, d in by_origin.items() if key not in matched]
-    for letter in extra:
-        lines.append(f"UNEXPECTED dead letter: {letter.reason.value} {letter.message[:80]}")
-    return ok and not extra, lines
-
-
-def log_events(logs: Path) -> list[str]:
-    """What the stages logged about recovering: batched frames discarded at a revoke, partitions
-    rewound to re-read them, Kafka / Redis / model server outages waited out."""
-    counts: Counter[str] = Counter()
-    for path in logs.glob("*.log"):
-        for line in path.read_text(errors="replace").splitlines():
-            if not line.startswith("{"):
-                continue
-            with contextlib.suppress(ValueError):
-                event = json.loads(line)
-                name = f"{path.stem.split('-')[0]}: {event.get('event')}"
-                if event.get("event") == "partitions_revoked":
-                    counts["detector: frames discarded at a revoke"] += event["dropped_frames"]
-                elif event.get("event") in {
-                    "partition_rewound",
-                    "kafka_unavailable",
-                    "redis_unavailable",
-                    "model_server_unavailable",
-                    "commit_failed",
-                    "dead_letter",
-                }:
-                    counts[name] += 1
-    return [f"{n:>5}  {name}" for name, n in sorted(counts.items())]
-
-
-def verify_memory(rss: dict[str, list[tuple[float, float]]]) -> tuple[bool, list[str]]:
-    """Per process (name:pid): RSS first, max, last. 'Grew without bound' is judged on
-    processes that lived ≥ 60 s: flagged if RSS over the last third still exceeds the first
-    third's by more than 25 % + 50 MiB (a steady climb, not a warm-up step)."""
-    lines = [f"{'process':<28} {'lived s':>7} {'first MB':>8} {'max MB':>7} {'last MB':>7}"]
-    ok = True
-    for name, trace in sorted(rss.items()):
-        lived = trace[-1][0] - trace[0][0]
-        values = [v for _, v in trace]
-        flag = ""
-        if lived >= 60 and len(values) >= 6:
-            third = len(values) // 3
-            early, late = max(values[:third]), min(values[-third:])
-            if late > early * 1.25 + 50:
-                flag, ok = "  GROWING", False
-        lines.append(
-            f"{name:<28} {lived:>7.0f} {values[0]:>8.0f} {max(values):>7.0f} "
-            f"{values[-1]:>7.0f}{flag}"
-        )
-    return ok, lines
-
-
-# ---------------------------------------------------------------- main
+def drain(soak: Soak, timeout_s: float) -> tuple[int, int]:
+    deadline = time.monotonic() + timeout_s
+    with kafka_probe(soak.kafka) as (admin, consumer):
+        while True:
+            lags = (
+                group_lag(admin, consumer, DETECTOR_GROUP, soak.kafka.frames_topic),
+                group_lag(admin, consumer, AGGREGATOR_GROUP, soak.kafka.results_topic),
+            )
+            if lags == (0, 0) or time.monotonic() > deadline:
+                return lags
+            time.sleep(2)
 
 
 @click.command()
-@click.option("--frames", default=300, show_default=True, help="Valid frames to stream.")
+@click.option("--duration", default=0.0, help="Seconds to stream, faults cycling (0: --frames).")
+@click.option(
+    "--frames", default=300, show_default=True, help="Without --duration: frames to send."
+)
 @click.option("--rate", default=2.0, show_default=True, help="Frames per second, all cameras.")
 @click.option("--cameras", "camera_count", default=6, show_default=True)
+@click.option("--gap", "gap_s", default=20.0, show_default=True, help="Seconds between steps.")
+@click.option("--copies", default=2, show_default=True, help="Copies of each kind per burst.")
 @click.option("--drain-timeout", default=300.0, show_default=True)
-def main(frames: int, rate: float, camera_count: int, drain_timeout: float) -> None:
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Report folder.")
+def main(
+    duration: float,
+    frames: int,
+    rate: float,
+    camera_count: int,
+    gap_s: float,
+    copies: int,
+    drain_timeout: float,
+    out: Path | None,
+) -> None:
     cameras = [f"soak-cam-{i}" for i in range(camera_count)]
     soak = Soak(cameras)
+    amount = f"{duration:.0f} s" if duration else f"{frames} frames"
     click.echo(
-        f"soak: private stack under {STATE} (Kafka {soak.kafka.bootstrap_servers}, "
-        f"Redis :{soak.redis_port}); {frames} frames at {rate}/s over {camera_count} "
-        "cameras"
+        f"soak: private stack under {STATE} (Kafka {soak.kafka.bootstrap_servers}, Redis "
+        f":{soak.redis_port}); {amount} at {rate}/s over {camera_count} cameras, steps "
+        f"{gap_s:g} s apart, {copies} copies of each hostile kind per burst"
     )
     soak.stack("down", "--wipe")
-    soak.stack("up")
+    soak.stack("up", "--no-model-server")
+    soak.serve_up()
     create_topics(soak.kafka)
     soak.log("private stack up")
-    photos = load_photos(16)
-    gen = LoadGen(soak.kafka, cameras, photos)
-    bad: list[Sent] = []
-    passed = False
+    gen = LoadGen(soak.kafka, cameras, load_photos(16))
+    attack = Attack(soak, gen, cameras, copies)
     try:
-        soak.start("aggregator", "aggregator")
-        soak.start("detector-0", "detector")
-        soak.start("detector-1", "detector")
+        for name in STAGES:
+            soak.start(name)
         soak.background(soak.supervise)
         soak.background(soak.sample_rss)
-        streamer = soak.background(
-            lambda: soak.log(
-                f"load generator: done, {gen.stream(rate_fps=rate, frames=frames)} frames sent"
+        soak.background(lambda: progress(soak, gen, attack, cameras))
+        done = threading.Event()
+
+        def stream() -> None:
+            sent = gen.stream(
+                rate_fps=rate, frames=None if duration else frames, seconds=duration or None
             )
-        )
+            soak.log(f"load generator: done, {sent} frames sent")
+            done.set()
+
+        soak.background(stream)
         soak.log("streaming")
-
-        def inject() -> list[Sent]:
-            return inject_bad(gen, photos[0], cameras[0], soak.kafka.results_topic, MAX_FRAME_BYTES)
-
-        faults(soak, inject, bad)
-        streamer.join()
+        attack.run(done.is_set, gap_s, once=not duration)
+        done.wait()
         valid, failed = gen.acknowledged("valid")
+        expected = attack.expected()
         soak.log(f"{len(valid)} valid frames acknowledged by Kafka, {len(failed)} not")
-        client = redis.Redis(port=soak.redis_port, decode_responses=True)
-        deadline = time.monotonic() + drain_timeout
-        with kafka_probe(soak.kafka) as (admin, consumer):
-            while time.monotonic() < deadline:
-                lags = (
-                    group_lag(admin, consumer, DETECTOR_GROUP, soak.kafka.frames_topic),
-                    group_lag(admin, consumer, AGGREGATOR_GROUP, soak.kafka.results_topic),
-                )
-                if lags == (0, 0):
-                    break
-                time.sleep(2)
+        lags = drain(soak, drain_timeout)
         soak.log(f"drained: detector lag {lags[0]}, aggregator lag {lags[1]}")
         time.sleep(3)
-        results = []
-        for record in read_topic(soak.kafka, soak.kafka.results_topic):
-            with contextlib.suppress(SchemaError):  # the injected bad result
-                results.append(decode(FrameResult, record.value, SUPPORTED_RESULT_VERSIONS))
-        unique = Counter((r.camera_id, r.seq) for r in results)
-        counts_ok, count_lines = verify_counts(client, valid)
-        dl_ok, dl_lines = verify_dead_letters(soak.kafka, bad)
+        client = redis.Redis(port=soak.redis_port, decode_responses=True)
+        counts_ok, count_lines = verify_counts(client, PREFIX, valid, [HOSTILE_CAMERA, "intruder"])
+        dl_ok, dl_lines = verify_dead_letters(soak.kafka, expected)
     finally:
         soak.stop()
     mem_ok, mem_lines = verify_memory(soak.rss)
     soak.stack("down")
-    click.echo("\n== events\n" + "\n".join(soak.events))
-    click.echo(
-        f"\n== exactly once: {len(valid)} valid frames sent and acknowledged; results "
-        f"topic holds {len(results)} results for {len(unique)} distinct frames "
-        f"({len(results) - len(unique)} redelivered duplicates, absorbed by the dedupe)"
-    )
-    click.echo("\n".join(count_lines))
-    click.echo(f"\n== dead letters ({len(bad)} bad messages injected)\n" + "\n".join(dl_lines))
-    click.echo("\n== recovery events in the stage logs\n" + "\n".join(log_events(STATE / "logs")))
-    click.echo(
-        "\n== memory (RSS sampled every 5 s; name:pid, a restart is a new pid)\n"
-        + "\n".join(mem_lines)
-    )
-    click.echo(
-        f"\nunexpected stage exits (restarted by the supervisor): {len(soak.unexpected_exits)}"
-    )
-    for text in soak.unexpected_exits:
-        click.echo(text)
-    passed = counts_ok and dl_ok and mem_ok and not failed
-    click.echo(
+    report = [
+        "== events",
+        *soak.events,
+        f"\n== faults ({sum(soak.faults.values())} steps; failed steps: {len(soak.fault_errors)})",
+        *[f"{n:>5}  {name}" for name, n in sorted(soak.faults.items())],
+        *soak.fault_errors,
+        f"\n== exactly once: {len(valid)} valid frames sent and acknowledged, {len(failed)} not",
+        *count_lines,
+        f"\n== dead letters ({len(expected)} hostile records sent)",
+        *dl_lines,
+        "\n== recovery events in the stage logs",
+        *log_events(STATE / "logs"),
+        "\n== memory (RSS sampled every 5 s; name:pid, a restart is a new pid)",
+        *mem_lines,
+        f"\nunexpected stage exits (restarted by the supervisor): {len(soak.unexpected_exits)}",
+        *soak.unexpected_exits,
+    ]
+    passed = counts_ok and dl_ok and mem_ok and not failed and not soak.fault_errors
+    passed &= not soak.unexpected_exits
+    report.append(
         f"\nsoak: counts {'PASS' if counts_ok else 'FAIL'}, dead letters "
-        f"{'PASS' if dl_ok else 'FAIL'}, memory {'PASS' if mem_ok else 'FAIL'}"
+        f"{'PASS' if dl_ok else 'FAIL'}, memory {'PASS' if mem_ok else 'FAIL'}, exits "
+        f"{'PASS' if not soak.unexpected_exits else 'FAIL'}, fault steps "
+        f"{'PASS' if not soak.fault_errors else 'FAIL'}"
     )
+    click.echo("\n".join(report))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.txt").write_text("\n".join(report) + "\n")
+        (out / "rss.json").write_text(json.dumps(soak.rss))
+        plot_rss(soak.rss, out / "rss.png")
     raise SystemExit(0 if passed else 1)
 
 

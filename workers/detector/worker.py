@@ -37,6 +37,7 @@ from kafka.errors import KafkaError
 
 from runtime.backoff import Backoff, BackoffPolicy
 from runtime.broker import BrokerProbe
+from runtime.dead_letters import DeadLetterLostError
 from runtime.kafka import KafkaSettings
 from runtime.logs import get_logger
 from runtime.poll import CorruptRecord, poll_records
@@ -163,7 +164,13 @@ class Worker:
         self._land_before_revoke()
         try:
             self.outbox.flush_and_commit()
-        except KafkaError as error:
+        except DeadLetterLostError:
+            raise  # its own infrastructure failed: end the worker, nothing committed
+        except (KafkaError, RuntimeError) as error:
+            # kafka-python 3 runs this listener on its IO thread, where a blocking commit
+            # raises RuntimeError ("Cannot block on net.run() from the IO thread"); uncaught,
+            # it ended the worker at rebalances (found by the soak). Uncommitted answered
+            # frames are re-read by the next owner; the aggregator's dedupe counts them once.
             log.warning("commit_on_revoke_failed", error=str(error))
         dropped = self.batcher.discard(
             lambda f: TopicPartition(f.message.topic, f.message.partition) in lost,

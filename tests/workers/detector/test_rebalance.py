@@ -78,3 +78,25 @@ def test_partition_owned_elsewhere_is_not_sought_and_the_rewind_is_forgotten() -
     worker.on_assigned([TopicPartition("frames", 1)])
     worker.on_assigned([TopicPartition("frames", 0)])  # a later, unrelated rebalance
     assert consumer.seeks == []
+
+
+class IoThreadConsumer(RecordingConsumer):
+    """kafka-python 3 calls the rebalance listener on its IO thread, where a blocking
+    commit raises instead of committing."""
+
+    def commit(self, offsets: Any) -> None:
+        raise RuntimeError("Cannot block on net.run() from the IO thread itself.")
+
+
+def test_a_commit_refused_in_the_listener_does_not_end_the_worker() -> None:
+    worker, _ = worker_with_batched_frames([7, 8])
+    consumer = IoThreadConsumer()
+    worker.consumer = consumer
+    tp, answered = TopicPartition("frames", 0), TopicPartition("frames", 1)
+    worker.offsets.start(answered, 3)
+    worker.offsets.done(answered, 3)  # an answered frame: the revoke tries to commit it
+    assert worker.offsets.committable() == {answered: 4}
+    worker.on_revoked([tp, answered])  # must not raise (it ended the worker at rebalances)
+    assert len(worker.batcher) == 0
+    worker.on_assigned([tp])
+    assert consumer.seeks == [(tp, 7)]
