@@ -84,7 +84,7 @@ class IoThreadConsumer(RecordingConsumer):
     """kafka-python 3 calls the rebalance listener on its IO thread, where a blocking
     commit raises instead of committing."""
 
-    def commit(self, offsets: Any) -> None:
+    def commit(self, offsets: Any, timeout_ms: int | None = None) -> None:
         raise RuntimeError("Cannot block on net.run() from the IO thread itself.")
 
 
