@@ -26,6 +26,7 @@ from runtime.backoff import Backoff, BackoffPolicy
 from runtime.logs import get_logger
 from workers.detector import metrics
 from workers.detector.classifier import Classifier, ClassifierError
+from workers.detector.settings import DetectorSettings
 
 log = get_logger("detector")
 
@@ -129,3 +130,17 @@ class ClassifierCalls:
         self.set_ready(True, "")
         self.on_answer()
         return probabilities, ms
+
+
+def outage_policy(settings: DetectorSettings) -> BackoffPolicy:
+    """Waiting out a model-server outage: unbounded (frames are never given up for it)."""
+    return BackoffPolicy(initial_s=settings.backoff_initial_s, max_s=settings.backoff_max_s)
+
+
+def busy_policy(settings: DetectorSettings) -> BackoffPolicy:
+    """Retrying a timed-out or refused call: `max_attempts` calls, then the frame is judged."""
+    return BackoffPolicy(
+        initial_s=settings.backoff_initial_s,
+        max_s=settings.backoff_max_s,
+        max_attempts=settings.max_attempts,
+    )

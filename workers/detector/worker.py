@@ -1,10 +1,9 @@
 """The detector worker's loop: poll → prepare → classify batch → publish → commit.
 
-Pipelined: a due batch's classify call is started in the background (`classify_in_flight`
-calls at most, `workers.detector.pipeline`) and the loop goes on detecting the next frames;
-finished calls are landed oldest first on the loop's thread. A call that failed is handled
-there by the retry rules (`calls`) as their first attempt, exactly as if it had been made
-inline, so the rules below hold for pipelined and inline calls alike.
+Pipelined: a due batch's classify call runs in the background (at most `classify_in_flight`,
+`workers.detector.pipeline`) while the loop detects the next frames; finished calls land
+oldest first on the loop's thread, a failed one entering the retry rules (`calls`) as their
+first attempt, so the rules below hold for pipelined and inline calls alike.
 
 Delivery is at-least-once: a frame's offset is committed only after its result (or dead
 letter) is acknowledged by Kafka, and only up to the first frame that is not (see
@@ -16,9 +15,8 @@ commits nothing it has not answered. While the broker is unreachable it reports 
 too (`runtime.broker`) and waits for it (`Outbox.flush_and_commit`).
 
 One boundary per record: every record taken is answered by a result or a dead letter with a
-reason; a record the Kafka client cannot decode is skipped and dead-lettered by its place
-(`runtime.poll`); an exception on one frame is retried `max_attempts` times and then
-dead-letters that frame. The worker exits only on shutdown or when its own infrastructure
+reason (an undecodable record by its place, `runtime.poll`; a frame that fails
+`max_attempts` times). The worker exits only on shutdown or when its own infrastructure
 fails (a write Kafka does not acknowledge), never because of data.
 """
 
@@ -35,7 +33,7 @@ import numpy.typing as npt
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from runtime.backoff import Backoff, BackoffPolicy
+from runtime.backoff import Backoff
 from runtime.broker import BrokerProbe
 from runtime.dead_letters import DeadLetterLostError
 from runtime.kafka import KafkaSettings
@@ -48,7 +46,14 @@ from schemas.frame import FrameMeta
 from schemas.result import FrameResult
 from workers.detector import metrics
 from workers.detector.batching import CropBatcher, concat_crops
-from workers.detector.calls import Answer, ClassifierBusyError, ClassifierCalls, ClassifyError
+from workers.detector.calls import (
+    Answer,
+    ClassifierBusyError,
+    ClassifierCalls,
+    ClassifyError,
+    busy_policy,
+    outage_policy,
+)
 from workers.detector.classifier import Classifier
 from workers.detector.core import Core, FrameMessage, Outcome, PendingFrame
 from workers.detector.outbox import Outbox
@@ -67,20 +72,6 @@ class Batch(NamedTuple):
 
     frames: list[PendingFrame]
     crops: npt.NDArray[np.uint8]
-
-
-def outage_policy(settings: DetectorSettings) -> BackoffPolicy:
-    """Waiting out a model-server outage: unbounded (frames are never given up for it)."""
-    return BackoffPolicy(initial_s=settings.backoff_initial_s, max_s=settings.backoff_max_s)
-
-
-def busy_policy(settings: DetectorSettings) -> BackoffPolicy:
-    """Retrying a timed-out or refused call: `max_attempts` calls, then the frame is judged."""
-    return BackoffPolicy(
-        initial_s=settings.backoff_initial_s,
-        max_s=settings.backoff_max_s,
-        max_attempts=settings.max_attempts,
-    )
 
 
 class Worker:
@@ -167,10 +158,8 @@ class Worker:
         except DeadLetterLostError:
             raise  # its own infrastructure failed: end the worker, nothing committed
         except (KafkaError, RuntimeError) as error:
-            # kafka-python 3 runs this listener on its IO thread, where a blocking commit
-            # raises RuntimeError ("Cannot block on net.run() from the IO thread"); uncaught,
-            # it ended the worker at rebalances (found by the soak). Uncommitted answered
-            # frames are re-read by the next owner; the aggregator's dedupe counts them once.
+            # kafka-python 3 may run this on its IO thread, where a blocking commit raises
+            # RuntimeError; the next owner re-reads, the aggregator's dedupe counts once.
             log.warning("commit_on_revoke_failed", error=str(error))
         dropped = self.batcher.discard(
             lambda f: TopicPartition(f.message.topic, f.message.partition) in lost,
