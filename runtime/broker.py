@@ -61,6 +61,15 @@ class BrokerProbe:
         self._heard_at = self.clock()
         self.health.block(BLOCK, None)
 
+    def lost(self, error: KafkaError, pause_s: float = 0.0) -> None:
+        """A call raised because the broker is gone (kafka-python's `poll` does, at times,
+        during a broker restart): not ready until it answers again; `pause_s` keeps a loop
+        that retries at once from spinning."""
+        self.health.block(BLOCK, "broker unreachable")
+        log.warning("broker_unreachable", error=type(error).__name__)
+        self._heard_at = self.clock()
+        time.sleep(pause_s)
+
     def check(self) -> bool:
         """Probe if the broker has been quiet for `every_s`; whether it answers."""
         if self.clock() - self._heard_at < self.every_s:
@@ -69,9 +78,7 @@ class BrokerProbe:
         try:
             self.consumer.end_offsets([partition], timeout_ms=self.timeout_ms)
         except KafkaError as error:
-            self.health.block(BLOCK, "broker unreachable")
-            log.warning("broker_unreachable", error=type(error).__name__)
-            self._heard_at = self.clock()  # the next probe after another quiet period
+            self.lost(error)  # the next probe after another quiet period
             return False
         self.answered()
         return True

@@ -115,3 +115,13 @@ def test_a_stop_ends_the_wait_and_other_errors_pass_through() -> None:
     assert until_kafka_answers(timing_out, health, stopping, "step") is None
     with pytest.raises(CommitFailedError):
         until_kafka_answers(failing, health, stopping, "step")
+
+
+def test_a_poll_that_raised_holds_readiness_down_until_the_broker_answers() -> None:
+    consumer, health, clock = Consumer(), Health(), Clock()
+    health.set_ready(True)
+    probe = probe_of(consumer, health, clock)
+    probe.lost(KafkaTimeoutError("connection refused"))
+    assert health.ready == (False, "kafka: broker unreachable")
+    probe.answered()
+    assert health.ready == (True, "")

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import KafkaConnectionError, KafkaError
 
 from runtime.backoff import Backoff
 from runtime.broker import BrokerProbe
@@ -190,7 +190,11 @@ class Worker:
 
     def _poll(self, wait_s: float) -> list[tuple[TopicPartition, Any]]:
         """The next records; a record the client cannot decode is dead-lettered here."""
-        polled = poll_records(self.consumer, int(wait_s * 1000), self.settings.poll_records)
+        try:
+            polled = poll_records(self.consumer, int(wait_s * 1000), self.settings.poll_records)
+        except KafkaConnectionError as error:  # a broker restart: wait for it, never exit
+            self.broker.lost(error, pause_s=min(wait_s, 0.5))
+            return []
         for corrupt in polled.corrupt:
             self._dead_letter_corrupt(corrupt)
         return [(tp, record) for tp, records in polled.records.items() for record in records]
