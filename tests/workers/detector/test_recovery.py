@@ -86,7 +86,10 @@ def all_results(kafka: KafkaSettings) -> list[FrameResult]:
     return [decode(FrameResult, v, SUPPORTED_RESULT_VERSIONS) for v in values]
 
 
-@pytest.mark.parametrize("members", [1, pytest.param(2, marks=pytest.mark.heavy)])
+# Both heavy: in CI rehearsals the freeze loop at times never caught the victim holding work
+# within 240 s (one worker: once in three rehearsals), though each passes alone; see README.
+@pytest.mark.heavy
+@pytest.mark.parametrize("members", [1, 2])
 def test_kill_9_replays_exactly_from_the_committed_offsets(
     members: int,
     kafka_settings: KafkaSettings,
