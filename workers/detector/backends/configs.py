@@ -9,9 +9,43 @@ reads its config from here; `DetectorConfig` is the discriminated union (`backen
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+
+def score_field(default: float) -> Any:
+    """The score threshold field: one declaration, each backend its own calibrated default."""
+    return Field(default, ge=0.0, le=1.0, description="Minimum face confidence.")
+
+
+def nms_field(default: float) -> Any:
+    return Field(default, gt=0.0, le=1.0, description="IoU above which NMS drops.")
+
+
+def upscale_field(default: int) -> Any:
+    return Field(
+        default,
+        ge=64,
+        le=8192,
+        description="Frames whose longer side is shorter are upscaled to it.",
+    )
+
+
+def max_side_field(default: int) -> Any:
+    return Field(
+        default, ge=64, le=8192, description="Frames whose longer side is longer are downscaled."
+    )
+
+
+def box_scale_field(default: tuple[float, float]) -> Any:
+    return Field(default, description="Box width/height factors (calibration to annotated faces).")
+
+
+def box_shift_field(default: float) -> Any:
+    return Field(
+        default, ge=-1.0, le=1.0, description="Box centre shift down, as a fraction of its height."
+    )
 
 
 class BackendConfig(BaseModel):
@@ -25,21 +59,13 @@ class BackendConfig(BaseModel):
 
     backend: str = Field(description="Face detector backend (each backend narrows it).")
     model_path: Path | None = Field(None, description="Detector weights file (default: resolved).")
-    score_threshold: float = Field(0.78, ge=0.0, le=1.0, description="Minimum face confidence.")
-    nms_threshold: float = Field(0.4, gt=0.0, le=1.0, description="IoU above which NMS drops.")
-    upscale_to_px: int = Field(
-        1200, ge=64, le=8192, description="Frames whose longer side is shorter are upscaled to it."
-    )
+    score_threshold: float = score_field(0.78)
+    nms_threshold: float = nms_field(0.4)
+    upscale_to_px: int = upscale_field(1200)
     max_upscale: float = Field(3.0, ge=1.0, le=8.0, description="Largest upscaling factor.")
-    max_side_px: int = Field(
-        2048, ge=64, le=8192, description="Frames whose longer side is longer are downscaled."
-    )
-    box_scale_wh: tuple[float, float] = Field(
-        (1.1, 1.0), description="Box width/height factors (calibration to annotated faces)."
-    )
-    box_shift_y: float = Field(
-        0.14, ge=-1.0, le=1.0, description="Box centre shift down, as a fraction of its height."
-    )
+    max_side_px: int = max_side_field(2048)
+    box_scale_wh: tuple[float, float] = box_scale_field((1.1, 1.0))
+    box_shift_y: float = box_shift_field(0.14)
     max_faces: int = Field(512, ge=1, le=10000, description="Most faces kept per frame.")
     threads: int = Field(0, ge=0, le=64, description="Inference threads (0 = the CPU share).")
 
@@ -86,20 +112,12 @@ class CenterFaceConfig(OnnxBackendConfig):
     (tests/benchmarks/calibrate_detectors.py)."""
 
     backend: Literal["centerface"] = Field("centerface", description="Face detector backend.")
-    score_threshold: float = Field(0.46, ge=0.0, le=1.0, description="Minimum face confidence.")
-    nms_threshold: float = Field(0.6, gt=0.0, le=1.0, description="IoU above which NMS drops.")
-    upscale_to_px: int = Field(
-        800, ge=64, le=8192, description="Frames whose longer side is shorter are upscaled to it."
-    )
-    max_side_px: int = Field(
-        1280, ge=64, le=8192, description="Frames whose longer side is longer are downscaled."
-    )
-    box_scale_wh: tuple[float, float] = Field(
-        (1.05, 1.0), description="Box width/height factors (calibration to annotated faces)."
-    )
-    box_shift_y: float = Field(
-        0.12, ge=-1.0, le=1.0, description="Box centre shift down, as a fraction of its height."
-    )
+    score_threshold: float = score_field(0.46)
+    nms_threshold: float = nms_field(0.6)
+    upscale_to_px: int = upscale_field(800)
+    max_side_px: int = max_side_field(1280)
+    box_scale_wh: tuple[float, float] = box_scale_field((1.05, 1.0))
+    box_shift_y: float = box_shift_field(0.12)
 
 
 class ScrfdConfig(OnnxBackendConfig):
@@ -108,20 +126,12 @@ class ScrfdConfig(OnnxBackendConfig):
     boxes 5 % wider, 10 % shorter and moved down 0.12 × height (the annotators' boxes)."""
 
     backend: Literal["scrfd-2.5g"] = Field("scrfd-2.5g", description="Face detector backend.")
-    score_threshold: float = Field(0.47, ge=0.0, le=1.0, description="Minimum face confidence.")
-    nms_threshold: float = Field(0.6, gt=0.0, le=1.0, description="IoU above which NMS drops.")
-    upscale_to_px: int = Field(
-        1000, ge=64, le=8192, description="Frames whose longer side is shorter are upscaled to it."
-    )
-    max_side_px: int = Field(
-        1280, ge=64, le=8192, description="Frames whose longer side is longer are downscaled."
-    )
-    box_scale_wh: tuple[float, float] = Field(
-        (1.05, 0.9), description="Box width/height factors (calibration to annotated faces)."
-    )
-    box_shift_y: float = Field(
-        0.12, ge=-1.0, le=1.0, description="Box centre shift down, as a fraction of its height."
-    )
+    score_threshold: float = score_field(0.47)
+    nms_threshold: float = nms_field(0.6)
+    upscale_to_px: int = upscale_field(1000)
+    max_side_px: int = max_side_field(1280)
+    box_scale_wh: tuple[float, float] = box_scale_field((1.05, 0.9))
+    box_shift_y: float = box_shift_field(0.12)
 
 
 class RetinaFaceMobileNetConfig(BackendConfig):
